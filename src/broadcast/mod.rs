@@ -1,0 +1,358 @@
+//! The one shared encode: access units published once and handed to every
+//! client by reference, per-client lag handling, key-frame requests, and the
+//! supervisor that keeps the source and encoder running.
+//!
+//! The queue is tokio's broadcast ring: the publisher never waits for a
+//! client, and memory is bounded by the ring's capacity whatever clients do.
+//! A client that falls more than the ring behind skips to the next IDR; one
+//! that keeps falling behind is told to go.
+
+pub mod supervisor;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::sync::{broadcast, watch};
+
+use crate::h264::{AccessUnit, ParameterSets};
+use crate::rtp::MediaClock;
+
+/// Access units held for clients: about one second at 30 fps.
+const RING_CAPACITY: usize = 32;
+/// Least time between two key frames forced for new or lagging clients.
+const KEYFRAME_MIN_INTERVAL: Duration = Duration::from_millis(250);
+/// A client that falls behind this many times within [`LAG_WINDOW`] is dropped.
+const MAX_LAGS: usize = 4;
+/// The window over which lag events are counted.
+const LAG_WINDOW: Duration = Duration::from_secs(10);
+
+/// What the stream is, for status lines.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StreamInfo {
+    /// e.g. "1280x720@30 h264 from testpattern (software encoder)"
+    pub description: String,
+    /// Why the pipeline is not running, while it is not.
+    pub error: Option<String>,
+}
+
+/// Why a subscriber stops receiving.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SubscribeError {
+    /// The client kept falling behind the stream.
+    #[error("client is too slow: fell behind the stream {0} times in {LAG_WINDOW:?}")]
+    TooSlow(usize),
+    /// The stream ended (the daemon is stopping).
+    #[error("stream closed")]
+    Closed,
+}
+
+#[derive(Debug, Default)]
+struct KeyframeState {
+    pending: bool,
+    last_forced: Option<Instant>,
+}
+
+/// The shared stream. Clone the `Arc` to share it.
+#[derive(Debug)]
+pub struct Broadcast {
+    tx: broadcast::Sender<Arc<AccessUnit>>,
+    params: watch::Sender<Option<ParameterSets>>,
+    keyframe: Mutex<KeyframeState>,
+    info: watch::Sender<StreamInfo>,
+    clock: MediaClock,
+    ssrc: u32,
+    last_frame: Mutex<Option<Instant>>,
+    clients: AtomicUsize,
+}
+
+impl Broadcast {
+    /// A new stream with a fresh media clock and a random SSRC.
+    pub fn new() -> Arc<Self> {
+        let (tx, _) = broadcast::channel(RING_CAPACITY);
+        Arc::new(Self {
+            tx,
+            params: watch::Sender::new(None),
+            keyframe: Mutex::default(),
+            info: watch::Sender::new(StreamInfo::default()),
+            clock: MediaClock::new(),
+            ssrc: rand::random(),
+            last_frame: Mutex::new(None),
+            clients: AtomicUsize::new(0),
+        })
+    }
+
+    /// Publishes one access unit to every subscriber. Never waits.
+    pub fn publish(&self, au: AccessUnit) {
+        if au.is_idr
+            && let Some(ps) = au.parameter_sets()
+        {
+            self.params.send_if_modified(|cur| {
+                let changed = cur.as_ref() != Some(&ps);
+                if changed {
+                    *cur = Some(ps);
+                }
+                changed
+            });
+        }
+        let (timestamp, is_idr) = (au.timestamp, au.is_idr);
+        let _ = self.tx.send(Arc::new(au)); // no subscribers is fine
+        if is_idr {
+            self.keyframe.lock().unwrap().pending = false;
+        }
+        *self.last_frame.lock().unwrap() = Some(timestamp);
+    }
+
+    /// Sets the parameter sets out of band (a source whose IDRs lack them).
+    pub fn set_parameter_sets(&self, ps: ParameterSets) {
+        self.params.send_replace(Some(ps));
+    }
+
+    /// Called by the pipeline before each frame: true if a key frame should
+    /// be forced now (a client asked, and the rate limit allows it).
+    pub fn take_keyframe_request(&self, now: Instant) -> bool {
+        let mut k = self.keyframe.lock().unwrap();
+        let allowed = k
+            .last_forced
+            .is_none_or(|t| now.duration_since(t) >= KEYFRAME_MIN_INTERVAL);
+        if k.pending && allowed {
+            k.pending = false;
+            k.last_forced = Some(now);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Asks the encoder for a key frame soon (rate-limited, coalesced).
+    pub fn request_keyframe(&self) {
+        self.keyframe.lock().unwrap().pending = true;
+    }
+
+    /// A new subscriber; it starts at the next IDR picture.
+    pub fn subscribe(self: &Arc<Self>) -> Subscriber {
+        Subscriber {
+            rx: self.tx.subscribe(),
+            stream: Arc::clone(self),
+            waiting_for_idr: true,
+            lags: Vec::new(),
+        }
+    }
+
+    /// The current SPS/PPS, waiting up to `timeout` for the first ones.
+    pub async fn parameter_sets(&self, timeout: Duration) -> Option<ParameterSets> {
+        let mut rx = self.params.subscribe();
+        let found = tokio::time::timeout(timeout, rx.wait_for(Option::is_some)).await;
+        found.ok()?.ok()?.clone()
+    }
+
+    /// Waits until the first access unit has been published.
+    pub async fn first_frame(&self) {
+        let mut rx = self.params.subscribe();
+        let _ = rx.wait_for(Option::is_some).await;
+    }
+
+    /// The stream's media clock (capture time to RTP and NTP time).
+    pub fn clock(&self) -> &MediaClock {
+        &self.clock
+    }
+
+    /// The stream's SSRC.
+    pub fn ssrc(&self) -> u32 {
+        self.ssrc
+    }
+
+    /// RTP time of the newest access unit (or of now, before the first one):
+    /// never later than the next packet any client will get.
+    pub fn current_rtp_timestamp(&self) -> u32 {
+        let t = self.last_frame.lock().unwrap().unwrap_or_else(Instant::now);
+        self.clock.rtp_timestamp(t)
+    }
+
+    /// When the newest access unit was captured.
+    pub fn last_frame_at(&self) -> Option<Instant> {
+        *self.last_frame.lock().unwrap()
+    }
+
+    /// Describes the stream for status lines.
+    pub fn set_info(&self, info: StreamInfo) {
+        self.info.send_replace(info);
+    }
+
+    /// What the stream is.
+    pub fn info(&self) -> StreamInfo {
+        self.info.borrow().clone()
+    }
+
+    /// Counts a client in (for status); the guard counts it out when dropped.
+    pub fn client_guard(self: &Arc<Self>) -> ClientGuard {
+        self.clients.fetch_add(1, Ordering::Relaxed);
+        ClientGuard(Arc::clone(self))
+    }
+
+    /// Clients currently playing.
+    pub fn clients(&self) -> usize {
+        self.clients.load(Ordering::Relaxed)
+    }
+}
+
+/// Counts one playing client; see [`Broadcast::client_guard`].
+#[derive(Debug)]
+pub struct ClientGuard(Arc<Broadcast>);
+
+impl Drop for ClientGuard {
+    fn drop(&mut self) {
+        self.0.clients.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// One client's view of the stream.
+#[derive(Debug)]
+pub struct Subscriber {
+    rx: broadcast::Receiver<Arc<AccessUnit>>,
+    stream: Arc<Broadcast>,
+    waiting_for_idr: bool,
+    lags: Vec<Instant>,
+}
+
+impl Subscriber {
+    /// The next access unit for this client. After a start or a lag, that is
+    /// the next IDR, with SPS/PPS put in front if it lacks them.
+    pub async fn next(&mut self) -> Result<Arc<AccessUnit>, SubscribeError> {
+        loop {
+            match self.rx.recv().await {
+                Ok(au) if self.waiting_for_idr && !au.is_idr => continue,
+                Ok(au) if self.waiting_for_idr => {
+                    self.waiting_for_idr = false;
+                    return Ok(self.with_parameter_sets(au));
+                }
+                Ok(au) => return Ok(au),
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    let now = Instant::now();
+                    self.lags.retain(|t| now.duration_since(*t) < LAG_WINDOW);
+                    self.lags.push(now);
+                    if self.lags.len() >= MAX_LAGS {
+                        return Err(SubscribeError::TooSlow(self.lags.len()));
+                    }
+                    tracing::debug!(missed, "client fell behind; skipping to the next key frame");
+                    self.waiting_for_idr = true;
+                    self.stream.request_keyframe();
+                }
+                Err(broadcast::error::RecvError::Closed) => return Err(SubscribeError::Closed),
+            }
+        }
+    }
+
+    fn with_parameter_sets(&self, au: Arc<AccessUnit>) -> Arc<AccessUnit> {
+        if au.has_parameter_sets() {
+            return au;
+        }
+        let Some(ps) = self.stream.params.borrow().clone() else {
+            return au;
+        };
+        let mut nals: Vec<Bytes> = Vec::with_capacity(au.nals.len() + 2);
+        nals.push(ps.sps);
+        nals.push(ps.pps);
+        nals.extend(au.nals.iter().cloned());
+        Arc::new(AccessUnit::new(nals, au.timestamp))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SPS: &[u8] = &[
+        0x67, 0x42, 0xc0, 0x1f, 0xda, 0x01, 0x40, 0x16, 0xec, 0x04, 0x40, 0x00, 0x00, 0x03, 0x00,
+        0x40, 0x00, 0x00, 0x0f, 0x03, 0xc6, 0x0c, 0xa8,
+    ];
+    const PPS: &[u8] = &[0x68, 0xce, 0x3c, 0x80];
+
+    fn idr(with_ps: bool) -> AccessUnit {
+        let mut nals = Vec::new();
+        if with_ps {
+            nals.push(Bytes::from_static(SPS));
+            nals.push(Bytes::from_static(PPS));
+        }
+        nals.push(Bytes::from_static(&[0x65, 0x88, 0x80]));
+        AccessUnit::new(nals, Instant::now())
+    }
+
+    fn p_frame() -> AccessUnit {
+        AccessUnit::new(vec![Bytes::from_static(&[0x41, 0x9a])], Instant::now())
+    }
+
+    #[tokio::test]
+    async fn subscriber_starts_at_idr_with_parameter_sets() {
+        let b = Broadcast::new();
+        b.publish(idr(true)); // gives the stream its parameter sets
+        let mut s = b.subscribe();
+        b.publish(p_frame());
+        b.publish(idr(false));
+        b.publish(p_frame());
+        let first = s.next().await.unwrap();
+        assert!(first.is_idr);
+        assert!(first.has_parameter_sets(), "SPS/PPS put in front");
+        assert_eq!(first.nals.len(), 3);
+        assert!(!s.next().await.unwrap().is_idr);
+        assert!(b.parameter_sets(Duration::ZERO).await.is_some());
+    }
+
+    #[tokio::test]
+    async fn lagging_subscriber_skips_to_idr_then_is_dropped() {
+        let b = Broadcast::new();
+        let mut s = b.subscribe();
+        for round in 0..MAX_LAGS {
+            for _ in 0..RING_CAPACITY + 5 {
+                b.publish(p_frame());
+            }
+            b.publish(idr(true));
+            b.publish(p_frame());
+            let got = s.next().await;
+            if round + 1 < MAX_LAGS {
+                assert!(got.unwrap().is_idr, "skipped to the IDR after lagging");
+                assert!(!s.next().await.unwrap().is_idr);
+            } else {
+                assert_eq!(got.unwrap_err(), SubscribeError::TooSlow(MAX_LAGS));
+            }
+        }
+    }
+
+    #[test]
+    fn keyframe_requests_are_coalesced_and_rate_limited() {
+        let b = Broadcast::new();
+        let t0 = Instant::now();
+        assert!(!b.take_keyframe_request(t0), "nothing asked");
+        b.request_keyframe();
+        b.request_keyframe();
+        assert!(b.take_keyframe_request(t0));
+        assert!(!b.take_keyframe_request(t0), "coalesced");
+        b.request_keyframe();
+        assert!(!b.take_keyframe_request(t0 + Duration::from_millis(100)));
+        assert!(b.take_keyframe_request(t0 + KEYFRAME_MIN_INTERVAL), "deferred, not lost");
+        b.request_keyframe();
+        b.publish(idr(true));
+        assert!(
+            !b.take_keyframe_request(t0 + Duration::from_secs(5)),
+            "a published IDR answers the request"
+        );
+    }
+
+    #[tokio::test]
+    async fn client_count_and_timestamps() {
+        let b = Broadcast::new();
+        let g1 = b.client_guard();
+        let g2 = b.client_guard();
+        assert_eq!(b.clients(), 2);
+        drop(g1);
+        assert_eq!(b.clients(), 1);
+        drop(g2);
+        assert_eq!(b.clients(), 0);
+        let au = idr(true);
+        let expected = b.clock().rtp_timestamp(au.timestamp);
+        b.publish(au);
+        assert_eq!(b.current_rtp_timestamp(), expected);
+        assert!(b.parameter_sets(Duration::from_millis(1)).await.is_some());
+    }
+}

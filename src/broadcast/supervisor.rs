@@ -1,0 +1,123 @@
+//! Keeps the pipeline (source -> encoder -> broadcast) running on its own
+//! thread: a source or encoder that fails is reopened with back-off while
+//! clients stay connected; the media clock and sequence numbers live in the
+//! broadcast and in the sessions, so RTP time stays continuous.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::{Broadcast, StreamInfo};
+use crate::config::Config;
+use crate::encode::{self, Encoder};
+use crate::source::{self, Frame, Source};
+
+/// First wait before reopening a failed pipeline; doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+/// Longest wait between attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// A pipeline that ran this long resets the back-off.
+const HEALTHY_RUN: Duration = Duration::from_secs(30);
+
+/// An open source, with the encoder it needs (if it delivers raw frames).
+struct Pipeline {
+    source: Box<dyn Source>,
+    encoder: Option<Box<dyn Encoder>>,
+}
+
+/// Opens the pipeline once (so a source that cannot work is reported before
+/// anything starts), then keeps it running on its own thread until `stop`.
+pub fn start(
+    config: &Config,
+    stream: Arc<Broadcast>,
+    stop: Arc<AtomicBool>,
+) -> Result<JoinHandle<()>, String> {
+    let first = open(config, &stream)?;
+    let config = config.clone();
+    Ok(std::thread::Builder::new()
+        .name("pipeline".into())
+        .spawn(move || supervise(first, &config, &stream, &stop))
+        .expect("spawning the pipeline thread"))
+}
+
+fn supervise(first: Pipeline, config: &Config, stream: &Broadcast, stop: &AtomicBool) {
+    let mut pipeline = Some(first);
+    let mut backoff = FIRST_BACKOFF;
+    while !stop.load(Ordering::Relaxed) {
+        let started = Instant::now();
+        let result = match pipeline.take() {
+            Some(p) => run(p, stream, stop),
+            None => open(config, stream).and_then(|p| run(p, stream, stop)),
+        };
+        let Err(error) = result else { return };
+        if started.elapsed() >= HEALTHY_RUN {
+            backoff = FIRST_BACKOFF;
+        }
+        tracing::error!("video pipeline failed: {error}; retrying in {backoff:?}");
+        stream.set_info(StreamInfo {
+            description: format!("pipeline failed ({error}); retrying"),
+            error: Some(error),
+        });
+        let until = Instant::now() + backoff;
+        while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// Opens the source, and the encoder if it needs one.
+fn open(config: &Config, stream: &Broadcast) -> Result<Pipeline, String> {
+    let source = source::open(config).map_err(|e| e.to_string())?;
+    let (w, h) = source.dimensions();
+    let mut encoder = None;
+    if let Some(ps) = source.parameter_sets() {
+        stream.set_parameter_sets(ps);
+    } else {
+        encoder = Some(encode::open(&config.video).map_err(|e| e.to_string())?);
+    }
+    let description = format!(
+        "{w}x{h}@{} h264 from {}{}",
+        source.framerate().round(),
+        source.name(),
+        encoder
+            .as_ref()
+            .map(|e| format!(" ({} encoder)", e.name()))
+            .unwrap_or_default()
+    );
+    tracing::info!("streaming {description}");
+    stream.set_info(StreamInfo {
+        description,
+        error: None,
+    });
+    Ok(Pipeline { source, encoder })
+}
+
+/// Publishes until stopped (`Ok`) or something fails (`Err`, for the user).
+fn run(mut p: Pipeline, stream: &Broadcast, stop: &AtomicBool) -> Result<(), String> {
+    while !stop.load(Ordering::Relaxed) {
+        pump(&mut p, stream)?;
+    }
+    Ok(())
+}
+
+/// Moves one frame from the source through the encoder to the broadcast.
+fn pump(p: &mut Pipeline, stream: &Broadcast) -> Result<(), String> {
+    let frame = p.source.next_frame().map_err(|e| e.to_string())?;
+    let wants_keyframe = stream.take_keyframe_request(Instant::now());
+    let au = match (frame, p.encoder.as_mut()) {
+        (Frame::Encoded(au), _) => Some(au),
+        (Frame::Raw(raw), Some(enc)) => {
+            if wants_keyframe {
+                enc.request_keyframe();
+            }
+            enc.encode(&raw).map_err(|e| e.to_string())?
+        }
+        (Frame::Raw(_), None) => return Err("raw frame but no encoder".into()),
+    };
+    if let Some(au) = au {
+        stream.publish(au);
+    }
+    Ok(())
+}

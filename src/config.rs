@@ -1,0 +1,465 @@
+//! The TOML configuration: every key optional, unknown keys rejected, every
+//! value checked before anything starts.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Exit code for a bad configuration (sysexits.h `EX_CONFIG`).
+pub const EX_CONFIG: i32 = 78;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// `[server]`: where clients connect.
+    pub server: ServerConfig,
+    /// `[source]`: where pictures come from.
+    pub source: SourceConfig,
+    /// `[video]`: the encoded stream.
+    pub video: VideoConfig,
+    /// `[log]`: logging.
+    pub log: LogConfig,
+}
+
+/// `[server]` section.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address and port the RTSP server listens on.
+    pub listen: String,
+    /// Path of the stream in the RTSP URL.
+    pub path: String,
+    /// Most sessions (clients) served at once.
+    pub max_clients: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: "0.0.0.0:8554".into(),
+            path: "/stream".into(),
+            max_clients: 32,
+        }
+    }
+}
+
+/// Kinds of picture source.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    /// A camera when one exists, else the test pattern.
+    #[default]
+    Auto,
+    /// A Raspberry Pi camera through libcamera.
+    Libcamera,
+    /// A V4L2 capture device.
+    V4l2,
+    /// A generated test pattern.
+    Testpattern,
+    /// An Annex-B H.264 file, looped.
+    File,
+}
+
+impl fmt::Display for SourceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Auto => "auto",
+            Self::Libcamera => "libcamera",
+            Self::V4l2 => "v4l2",
+            Self::Testpattern => "testpattern",
+            Self::File => "file",
+        })
+    }
+}
+
+/// `[source]` section.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SourceConfig {
+    /// Which source to use.
+    pub kind: SourceKind,
+    /// A V4L2 node or libcamera camera id; empty means detect.
+    pub device: String,
+    /// The H.264 file for `kind = "file"`.
+    pub file: PathBuf,
+}
+
+/// Encoder choice.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum EncoderKind {
+    /// The hardware encoder where there is one, else software.
+    #[default]
+    Auto,
+    /// A V4L2 memory-to-memory encoder (the Pi's bcm2835-codec).
+    V4l2M2m,
+    /// The software encoder.
+    Software,
+}
+
+/// `[video]` section.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct VideoConfig {
+    /// Picture width in pixels.
+    pub width: u32,
+    /// Picture height in pixels.
+    pub height: u32,
+    /// Frames per second (an upper bound for cameras).
+    pub framerate: u32,
+    /// Target bit rate in bit/s.
+    pub bitrate: u32,
+    /// Frames between key frames.
+    pub keyframe_interval: u32,
+    /// Which encoder to use.
+    pub encoder: EncoderKind,
+}
+
+impl Default for VideoConfig {
+    fn default() -> Self {
+        Self {
+            width: 1280,
+            height: 720,
+            framerate: 30,
+            bitrate: 1_000_000,
+            keyframe_interval: 30,
+            encoder: EncoderKind::Auto,
+        }
+    }
+}
+
+/// Log levels.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    /// Errors only.
+    Error,
+    /// Errors and warnings.
+    Warn,
+    /// The default: start-up, clients, problems.
+    #[default]
+    Info,
+    /// Per-request detail.
+    Debug,
+    /// Everything.
+    Trace,
+}
+
+impl LogLevel {
+    /// The level as a `tracing` filter directive.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Error => "error",
+            Self::Warn => "warn",
+            Self::Info => "info",
+            Self::Debug => "debug",
+            Self::Trace => "trace",
+        }
+    }
+}
+
+/// `[log]` section.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// Least severe level that is logged.
+    pub level: LogLevel,
+}
+
+/// A configuration error: what is wrong, where, and what to do.
+#[derive(Debug, thiserror::Error)]
+#[error("{origin}{}: {message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
+pub struct ConfigError {
+    /// The file (or "defaults").
+    pub origin: String,
+    /// 1-based line of the offending key, when known.
+    pub line: Option<usize>,
+    /// What is wrong, naming the key.
+    pub message: String,
+}
+
+impl Config {
+    /// Reads, parses and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            origin: origin.clone(),
+            line: None,
+            message: format!("cannot read the configuration file: {e}"),
+        })?;
+        Self::parse(&text, &origin, path.parent())
+    }
+
+    /// Parses and validates configuration text. `origin` names it in errors;
+    /// relative `source.file` paths are resolved against `base_dir`.
+    pub fn parse(text: &str, origin: &str, base_dir: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError {
+            origin: origin.to_string(),
+            line: e.span().map(|s| line_of(text, s.start)),
+            message: e.message().trim().to_string(),
+        })?;
+        if let Some(dir) = base_dir
+            && config.source.file.is_relative()
+            && !config.source.file.as_os_str().is_empty()
+        {
+            config.source.file = dir.join(&config.source.file);
+        }
+        config.validate().map_err(|(table, key, message)| ConfigError {
+            origin: origin.to_string(),
+            line: find_key_line(text, table, key),
+            message: format!("{table}.{key}: {message}"),
+        })?;
+        Ok(config)
+    }
+
+    /// The listen address, parsed (validated by `parse`).
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.server
+            .listen
+            .parse()
+            .expect("server.listen is validated when the config is parsed")
+    }
+
+    /// Checks every value; on error returns (table, key, message).
+    fn validate(&self) -> Result<(), (&'static str, &'static str, String)> {
+        let s = &self.server;
+        if s.listen.parse::<SocketAddr>().is_err() {
+            return Err((
+                "server",
+                "listen",
+                format!(
+                    "{:?} is not an address and port, e.g. \"0.0.0.0:8554\" or \"[::]:8554\"",
+                    s.listen
+                ),
+            ));
+        }
+        let path_ok = s.path.starts_with('/')
+            && s.path.len() > 1
+            && !s.path.ends_with('/')
+            && s.path.bytes().all(|b| b.is_ascii_graphic() && b != b'?' && b != b'#');
+        if !path_ok {
+            return Err((
+                "server",
+                "path",
+                format!(
+                    "{:?} must start with '/', not end with '/', and hold no spaces, '?' or '#', e.g. \"/stream\"",
+                    s.path
+                ),
+            ));
+        }
+        if !(1..=1024).contains(&s.max_clients) {
+            return Err((
+                "server",
+                "max_clients",
+                format!("{} is out of range: 1 to 1024", s.max_clients),
+            ));
+        }
+        let v = &self.video;
+        for (key, value) in [("width", v.width), ("height", v.height)] {
+            if !(16..=4096).contains(&value) || value % 2 != 0 {
+                return Err((
+                    "video",
+                    key,
+                    format!("{value} must be an even number from 16 to 4096"),
+                ));
+            }
+        }
+        if !(1..=120).contains(&v.framerate) {
+            return Err((
+                "video",
+                "framerate",
+                format!("{} is out of range: 1 to 120 frames per second", v.framerate),
+            ));
+        }
+        if !(50_000..=50_000_000).contains(&v.bitrate) {
+            return Err((
+                "video",
+                "bitrate",
+                format!(
+                    "{} is out of range: 50000 to 50000000 bit/s (1 Mbit/s is 1000000)",
+                    v.bitrate
+                ),
+            ));
+        }
+        if !(1..=1000).contains(&v.keyframe_interval) {
+            return Err((
+                "video",
+                "keyframe_interval",
+                format!("{} is out of range: 1 to 1000 frames", v.keyframe_interval),
+            ));
+        }
+        let src = &self.source;
+        if src.kind == SourceKind::File {
+            if src.file.as_os_str().is_empty() {
+                return Err((
+                    "source",
+                    "file",
+                    "is required when source.kind = \"file\": the path of an Annex-B H.264 file"
+                        .into(),
+                ));
+            }
+            if let Err(e) = std::fs::File::open(&src.file) {
+                return Err((
+                    "source",
+                    "file",
+                    format!("cannot open {}: {e}", src.file.display()),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// 1-based line number of byte offset `pos` in `text`.
+fn line_of(text: &str, pos: usize) -> usize {
+    text[..pos.min(text.len())].matches('\n').count() + 1
+}
+
+/// The line where `key` is set inside `[table]` (or as `table.key`), if any.
+fn find_key_line(text: &str, table: &str, key: &str) -> Option<usize> {
+    let mut current = String::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.split(']').next()) {
+            current = name.trim().to_string();
+            continue;
+        }
+        let Some((lhs, _)) = line.split_once('=') else {
+            continue;
+        };
+        let lhs = lhs.trim();
+        let dotted = format!("{table}.{key}");
+        if (current == table && lhs == key) || (current.is_empty() && lhs == dotted) {
+            return Some(i + 1);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, "test.toml", None)
+    }
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let c = parse("").unwrap();
+        assert_eq!(c, Config::default());
+        assert_eq!(c.server.listen, "0.0.0.0:8554");
+        assert_eq!(c.server.path, "/stream");
+        assert_eq!(c.server.max_clients, 32);
+        assert_eq!((c.video.width, c.video.height), (1280, 720));
+        assert_eq!((c.video.framerate, c.video.bitrate), (30, 1_000_000));
+        assert_eq!(c.video.keyframe_interval, 30);
+        assert_eq!(c.source.kind, SourceKind::Auto);
+        assert_eq!(c.video.encoder, EncoderKind::Auto);
+        assert_eq!(c.log.level, LogLevel::Info);
+    }
+
+    #[test]
+    fn shipped_config_parses_to_defaults() {
+        let text = include_str!("../dist/streamcam.toml");
+        assert_eq!(parse(text).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn full_config() {
+        let c = parse(
+            r#"
+[server]
+listen = "[::]:554"
+path = "/cam"
+max_clients = 4
+[source]
+kind = "testpattern"
+[video]
+width = 640
+height = 480
+framerate = 15
+bitrate = 500000
+keyframe_interval = 15
+encoder = "software"
+[log]
+level = "debug"
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.listen_addr(), "[::]:554".parse().unwrap());
+        assert_eq!(c.server.path, "/cam");
+        assert_eq!(c.source.kind, SourceKind::Testpattern);
+        assert_eq!(c.video.encoder, EncoderKind::Software);
+        assert_eq!(c.log.level, LogLevel::Debug);
+        let c = parse("[video]\nencoder = \"v4l2-m2m\"\n").unwrap();
+        assert_eq!(c.video.encoder, EncoderKind::V4l2M2m);
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let e = parse("[video]\nwidth = 640\nwidht = 480\n").unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.starts_with("test.toml:3: "), "{msg}");
+        assert!(msg.contains("widht"), "{msg}");
+        let e = parse("[vidoe]\n").unwrap_err();
+        assert!(e.to_string().contains("vidoe"), "{e}");
+        assert_eq!(e.line, Some(1));
+    }
+
+    #[test]
+    fn wrong_type_names_line() {
+        let e = parse("[video]\n\nbitrate = \"1M\"\n").unwrap_err();
+        assert_eq!(e.line, Some(3), "{e}");
+        let e = parse("[source]\nkind = \"webcam\"\n").unwrap_err();
+        assert_eq!(e.line, Some(2));
+        assert!(e.to_string().contains("webcam"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_name_key_and_line() {
+        let cases = [
+            ("[server]\nlisten = \"8554\"\n", "server.listen", 2),
+            ("[server]\npath = \"stream\"\n", "server.path", 2),
+            ("[server]\npath = \"/a b\"\n", "server.path", 2),
+            ("[server]\nmax_clients = 0\n", "server.max_clients", 2),
+            ("[video]\nwidth = 1281\n", "video.width", 2),
+            ("[video]\n\nheight = 0\n", "video.height", 3),
+            ("[video]\nframerate = 0\n", "video.framerate", 2),
+            ("[video]\nbitrate = 10\n", "video.bitrate", 2),
+            ("video.keyframe_interval = 0\n", "video.keyframe_interval", 1),
+            ("[source]\nkind = \"file\"\n", "source.file", 0),
+            (
+                "[source]\nkind = \"file\"\nfile = \"/nonexistent/x.h264\"\n",
+                "source.file",
+                3,
+            ),
+        ];
+        for (text, key, line) in cases {
+            let e = parse(text).unwrap_err();
+            assert!(e.message.starts_with(key), "{text:?}: {e}");
+            assert_eq!(e.line, (line > 0).then_some(line), "{text:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn missing_file_is_an_error() {
+        let e = Config::load(Path::new("/nonexistent/streamcam.toml")).unwrap_err();
+        assert!(e.to_string().contains("cannot read"), "{e}");
+    }
+
+    #[test]
+    fn relative_source_file_is_resolved_against_config_dir() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+        let c = Config::parse(
+            "[source]\nkind = \"file\"\nfile = \"data/testsrc2-720p30.h264\"\n",
+            "x",
+            Some(&dir),
+        )
+        .unwrap();
+        assert_eq!(c.source.file, dir.join("data/testsrc2-720p30.h264"));
+    }
+}

@@ -1,0 +1,14 @@
+//! RTP and RTCP (RFC 3550) for H.264 (RFC 6184): the media clock, the
+//! packetizer and RTCP reports. Knows packets, not sessions.
+
+pub mod clock;
+pub mod packetizer;
+pub mod rtcp;
+
+pub use clock::MediaClock;
+pub use packetizer::Packetizer;
+
+/// The RTP payload type announced for H.264 in the SDP.
+pub const PAYLOAD_TYPE: u8 = 96;
+/// The RTP clock rate of video (RFC 6184).
+pub const CLOCK_RATE: u32 = 90_000;

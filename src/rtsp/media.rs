@@ -1,0 +1,105 @@
+//! One client's media: its packetizer (sequence numbers survive PAUSE/PLAY),
+//! its place in the shared stream while playing, and its RTCP reports.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::broadcast::{Broadcast, ClientGuard, SubscribeError, Subscriber};
+use crate::h264::AccessUnit;
+use crate::rtp::packetizer::Packets;
+use crate::rtp::rtcp::{self, MAX_RTCP, SenderInfo};
+use crate::rtp::Packetizer;
+
+/// Time between RTCP sender reports.
+pub const REPORT_INTERVAL: Duration = Duration::from_secs(5);
+
+/// RTP state of one session.
+#[derive(Debug)]
+pub struct ClientMedia {
+    stream: Arc<Broadcast>,
+    packetizer: Packetizer,
+    playing: Option<(Subscriber, ClientGuard)>,
+    cname: String,
+}
+
+/// What PLAY tells the client about the first packet it will get.
+#[derive(Debug, Clone, Copy)]
+pub struct PlayStart {
+    /// Sequence number of the first packet.
+    pub seq: u16,
+    /// RTP time at (or before) the first packet.
+    pub rtptime: u32,
+}
+
+impl ClientMedia {
+    /// Media for a new session, starting at a random sequence number.
+    pub fn new(stream: &Arc<Broadcast>) -> Self {
+        Self {
+            packetizer: Packetizer::new(stream.ssrc(), rand::random()),
+            stream: Arc::clone(stream),
+            playing: None,
+            cname: format!("streamcam-{:08x}", stream.ssrc()),
+        }
+    }
+
+    /// Starts (or resumes) playing at the next IDR; asks for a key frame.
+    pub fn play(&mut self) -> PlayStart {
+        if self.playing.is_none() {
+            self.playing = Some((self.stream.subscribe(), self.stream.client_guard()));
+            self.stream.request_keyframe();
+        }
+        PlayStart {
+            seq: self.packetizer.next_seq(),
+            rtptime: self.stream.current_rtp_timestamp(),
+        }
+    }
+
+    /// Stops sending until the next `play`.
+    pub fn pause(&mut self) {
+        self.playing = None;
+    }
+
+    /// True while playing.
+    pub fn is_playing(&self) -> bool {
+        self.playing.is_some()
+    }
+
+    /// Waits for the next access unit to send; pending forever when paused.
+    pub async fn next(&mut self) -> Result<Arc<AccessUnit>, SubscribeError> {
+        match &mut self.playing {
+            Some((sub, _)) => sub.next().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// The RTP packets of `au`.
+    pub fn packets<'a>(&'a mut self, au: &'a AccessUnit) -> Packets<'a> {
+        let ts = self.stream.clock().rtp_timestamp(au.timestamp);
+        self.packetizer.packets(au, ts)
+    }
+
+    /// Asks the encoder for a key frame (the client reported picture loss).
+    pub fn request_keyframe(&self) {
+        self.stream.request_keyframe();
+    }
+
+    /// Writes a sender report (and BYE if `bye`) for now into `buf`.
+    pub fn report(&self, buf: &mut [u8; MAX_RTCP], bye: bool) -> usize {
+        let now = Instant::now();
+        let clock = self.stream.clock();
+        let (packet_count, octet_count) = self.packetizer.counts();
+        let info = SenderInfo {
+            ssrc: self.packetizer.ssrc(),
+            ntp_timestamp: clock.ntp_timestamp(now),
+            rtp_timestamp: clock.rtp_timestamp(now),
+            packet_count,
+            octet_count,
+        };
+        rtcp::write_report(buf, &info, &self.cname, bye)
+    }
+
+    /// The stream's SSRC.
+    pub fn ssrc(&self) -> u32 {
+        self.packetizer.ssrc()
+    }
+}

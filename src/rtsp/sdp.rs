@@ -1,0 +1,127 @@
+//! The session description (RFC 4566) answered to DESCRIBE: one H.264 video
+//! track (RFC 6184) with its parameter sets.
+
+use std::net::IpAddr;
+
+use sdp_types::{AddrType, Attribute, Connection, Media, NetType, Origin, Session, Time};
+
+use crate::h264::ParameterSets;
+use crate::rtp::{CLOCK_RATE, PAYLOAD_TYPE};
+
+/// Control URL of the video track, relative to the Content-Base.
+pub const TRACK_CONTROL: &str = "trackID=0";
+
+fn attr(name: &str, value: impl Into<String>) -> Attribute {
+    Attribute {
+        attribute: name.into(),
+        value: Some(value.into()),
+    }
+}
+
+/// Builds the SDP for a stream served from `server_ip`.
+pub fn describe(params: &ParameterSets, server_ip: IpAddr, session_id: u64, framerate: f64) -> String {
+    let (addrtype, any) = match server_ip {
+        IpAddr::V4(_) => (AddrType::Ip4, "0.0.0.0"),
+        IpAddr::V6(_) => (AddrType::Ip6, "::"),
+    };
+    let session = Session {
+        origin: Origin::new(session_id, 1, NetType::In, addrtype.clone(), server_ip),
+        session_name: "streamcam".into(),
+        session_description: None,
+        uri: None,
+        emails: vec![],
+        phones: vec![],
+        connection: Some(Connection {
+            nettype: NetType::In,
+            addrtype,
+            connection_address: any.into(),
+        }),
+        bandwidths: vec![],
+        times: vec![Time {
+            start_time: 0,
+            stop_time: 0,
+            repeats: vec![],
+        }],
+        time_zones: vec![],
+        key: None,
+        attributes: vec![
+            attr("tool", concat!("streamcam ", env!("CARGO_PKG_VERSION"))),
+            attr("type", "broadcast"),
+            attr("control", "*"),
+            attr("range", "npt=now-"),
+        ],
+        medias: vec![Media {
+            media: "video".into(),
+            port: 0,
+            num_ports: None,
+            proto: "RTP/AVP".into(),
+            fmt: PAYLOAD_TYPE.to_string(),
+            media_title: None,
+            connections: vec![],
+            bandwidths: vec![],
+            key: None,
+            attributes: vec![
+                attr("rtpmap", format!("{PAYLOAD_TYPE} H264/{CLOCK_RATE}")),
+                attr(
+                    "fmtp",
+                    format!(
+                        "{PAYLOAD_TYPE} packetization-mode=1;profile-level-id={};sprop-parameter-sets={}",
+                        params.profile_level_id(),
+                        params.sprop_parameter_sets()
+                    ),
+                ),
+                attr("framerate", format!("{framerate}")),
+                attr("control", TRACK_CONTROL),
+            ],
+        }],
+    };
+    let mut out = Vec::new();
+    session
+        .write(&mut out)
+        .expect("writing to a Vec cannot fail");
+    String::from_utf8(out).expect("SDP is ASCII")
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+
+    fn params() -> ParameterSets {
+        ParameterSets::new(
+            Bytes::from_static(&[
+                0x67, 0x42, 0xc0, 0x1f, 0xda, 0x01, 0x40, 0x16, 0xec, 0x04, 0x40, 0x00, 0x00,
+                0x03, 0x00, 0x40, 0x00, 0x00, 0x0f, 0x03, 0xc6, 0x0c, 0xa8,
+            ]),
+            Bytes::from_static(&[0x68, 0xce, 0x3c, 0x80]),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn describes_h264_track() {
+        let sdp = describe(&params(), "192.168.1.20".parse().unwrap(), 42, 30.0);
+        let lines: Vec<&str> = sdp.lines().collect();
+        assert_eq!(lines[0], "v=0");
+        assert!(lines.contains(&"o=- 42 1 IN IP4 192.168.1.20"));
+        assert!(lines.contains(&"c=IN IP4 0.0.0.0"));
+        assert!(lines.contains(&"m=video 0 RTP/AVP 96"));
+        assert!(lines.contains(&"a=rtpmap:96 H264/90000"));
+        assert!(lines.contains(
+            &"a=fmtp:96 packetization-mode=1;profile-level-id=42c01f;sprop-parameter-sets=Z0LAH9oBQBbsBEAAAAMAQAAADwPGDKg=,aM48gA=="
+        ));
+        assert!(lines.contains(&"a=control:trackID=0"));
+        assert!(sdp.ends_with("\r\n"));
+        // It parses back (the same crate clients such as retina's dependency use).
+        let parsed = Session::parse(sdp.as_bytes()).unwrap();
+        assert_eq!(parsed.medias.len(), 1);
+    }
+
+    #[test]
+    fn ipv6_server() {
+        let sdp = describe(&params(), "::1".parse().unwrap(), 1, 30.0);
+        assert!(sdp.contains("o=- 1 1 IN IP6 ::1\r\n"));
+        assert!(sdp.contains("c=IN IP6 ::\r\n"));
+    }
+}

@@ -1,0 +1,266 @@
+//! The test pattern: scrolling colour bars, a bouncing box, and a burnt-in
+//! frame counter and wall-clock time (UTC, milliseconds), so a person can
+//! judge smoothness and read latency off the picture.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::pacer::Pacer;
+use super::{Frame, RawFrame, Source, SourceError};
+use crate::config::VideoConfig;
+
+/// 75% colour bars as (Y, Cb, Cr), BT.601 limited range.
+const BARS: [(u8, u8, u8); 8] = [
+    (180, 128, 128), // white
+    (162, 44, 142),  // yellow
+    (131, 156, 44),  // cyan
+    (112, 72, 58),   // green
+    (84, 184, 198),  // magenta
+    (65, 100, 212),  // red
+    (35, 212, 114),  // blue
+    (16, 128, 128),  // black
+];
+/// Pixels the bars move per frame.
+const SCROLL: usize = 4;
+/// Glyph scale: 8x8 font cells drawn as SCALE x SCALE blocks.
+const SCALE: usize = 4;
+
+/// The generated test pattern source.
+pub struct TestPattern {
+    width: usize,
+    height: usize,
+    fps: u32,
+    frame: u64,
+    pacer: Pacer,
+    y: Vec<u8>,
+    u: Vec<u8>,
+    v: Vec<u8>,
+    /// One row of bars, twice over, so a scrolled row is one slice copy.
+    bar_rows: [Vec<u8>; 3],
+}
+
+impl TestPattern {
+    /// A pattern of the configured size and frame rate.
+    pub fn new(video: &VideoConfig) -> Self {
+        let (w, h) = (video.width as usize, video.height as usize);
+        let row = |plane: usize, width: usize| -> Vec<u8> {
+            (0..width * 2)
+                .map(|x| {
+                    let (y, u, v) = BARS[(x % width) * BARS.len() / width];
+                    [y, u, v][plane]
+                })
+                .collect()
+        };
+        Self {
+            width: w,
+            height: h,
+            fps: video.framerate,
+            frame: 0,
+            pacer: Pacer::new(f64::from(video.framerate)),
+            y: vec![16; w * h],
+            u: vec![128; w * h / 4],
+            v: vec![128; w * h / 4],
+            bar_rows: [row(0, w), row(1, w / 2), row(2, w / 2)],
+        }
+    }
+
+    /// Draws frame number `n` at wall-clock time `now`.
+    fn render(&mut self, n: u64, now: SystemTime) {
+        let (w, h) = (self.width, self.height);
+        let cw = w / 2;
+        let bars_h = h * 2 / 3;
+        let shift = (n as usize * SCROLL) % w;
+        for r in 0..bars_h {
+            self.y[r * w..(r + 1) * w].copy_from_slice(&self.bar_rows[0][shift..shift + w]);
+        }
+        for r in 0..bars_h / 2 {
+            let s = shift / 2;
+            self.u[r * cw..(r + 1) * cw].copy_from_slice(&self.bar_rows[1][s..s + cw]);
+            self.v[r * cw..(r + 1) * cw].copy_from_slice(&self.bar_rows[2][s..s + cw]);
+        }
+        // Lower third: a grey ramp with a white box bouncing across it.
+        for r in bars_h..h {
+            for (x, px) in self.y[r * w..(r + 1) * w].iter_mut().enumerate() {
+                *px = (16 + x * 219 / w) as u8;
+            }
+        }
+        self.u[bars_h / 2 * cw..].fill(128);
+        self.v[bars_h / 2 * cw..].fill(128);
+        let side = (h / 8).max(2) & !1;
+        let travel = w.saturating_sub(side).max(1);
+        let pos = (n as usize * SCROLL * 2) % (2 * travel);
+        let bx = if pos < travel { pos } else { 2 * travel - pos } & !1;
+        let by = (bars_h + (h - bars_h).saturating_sub(side) / 2) & !1;
+        self.fill_rect(bx, by, side, side.min(h - by), 235);
+
+        // Text band across the middle of the bars.
+        let line_h = 8 * SCALE;
+        let band_h = 2 * line_h + 3 * SCALE * 2;
+        let band_y = (bars_h.saturating_sub(band_h) / 2) & !1;
+        let band_h = band_h.min(h - band_y) & !1;
+        self.fill_rect(0, band_y, w, band_h, 16);
+        let secs = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let line1 = format!("streamcam {}x{}@{} frame {n:07}", w, h, self.fps);
+        let line2 = format_utc(secs.as_secs(), secs.subsec_millis());
+        self.draw_text(&line1, SCALE * 2, band_y + SCALE * 2);
+        self.draw_text(&line2, SCALE * 2, band_y + SCALE * 4 + line_h);
+    }
+
+    /// Fills a rectangle with grey level `luma` (chroma neutral).
+    fn fill_rect(&mut self, x: usize, y: usize, w: usize, h: usize, luma: u8) {
+        let (x1, y1) = ((x + w).min(self.width), (y + h).min(self.height));
+        for r in y..y1 {
+            self.y[r * self.width + x..r * self.width + x1].fill(luma);
+        }
+        let cw = self.width / 2;
+        for r in y / 2..y1 / 2 {
+            self.u[r * cw + x / 2..r * cw + x1 / 2].fill(128);
+            self.v[r * cw + x / 2..r * cw + x1 / 2].fill(128);
+        }
+    }
+
+    /// Draws `text` in white, top-left corner at (x, y), clipped to the frame.
+    fn draw_text(&mut self, text: &str, x: usize, y: usize) {
+        use font8x8::UnicodeFonts;
+        for (i, c) in text.chars().enumerate() {
+            let glyph = font8x8::BASIC_FONTS.get(c).unwrap_or([0; 8]);
+            let gx = x + i * 8 * SCALE;
+            for (gy, bits) in glyph.iter().enumerate() {
+                for bit in 0..8 {
+                    if bits & (1 << bit) != 0 {
+                        let px = gx + bit * SCALE;
+                        self.fill_luma(px, y + gy * SCALE, SCALE, 235);
+                    }
+                }
+            }
+        }
+    }
+
+    fn fill_luma(&mut self, x: usize, y: usize, size: usize, luma: u8) {
+        if x >= self.width || y >= self.height {
+            return;
+        }
+        let x1 = (x + size).min(self.width);
+        for r in y..(y + size).min(self.height) {
+            self.y[r * self.width + x..r * self.width + x1].fill(luma);
+        }
+    }
+}
+
+impl Source for TestPattern {
+    fn name(&self) -> String {
+        "testpattern".into()
+    }
+
+    fn dimensions(&self) -> (u32, u32) {
+        (self.width as u32, self.height as u32)
+    }
+
+    fn framerate(&self) -> f64 {
+        f64::from(self.fps)
+    }
+
+    fn next_frame(&mut self) -> Result<Frame<'_>, SourceError> {
+        let timestamp = self.pacer.wait();
+        let n = self.frame;
+        self.frame += 1;
+        self.render(n, SystemTime::now());
+        Ok(Frame::Raw(RawFrame {
+            y: &self.y,
+            u: &self.u,
+            v: &self.v,
+            width: self.width as u32,
+            height: self.height as u32,
+            timestamp,
+        }))
+    }
+}
+
+/// "YYYY-MM-DD HH:MM:SS.mmm UTC" for Unix time `secs` + `millis`.
+fn format_utc(secs: u64, millis: u32) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.{millis:03} UTC",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+/// Gregorian date of a day count since 1970-01-01 (proleptic calendar,
+/// the standard era-based conversion).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_utc_dates() {
+        assert_eq!(format_utc(0, 0), "1970-01-01 00:00:00.000 UTC");
+        assert_eq!(
+            format_utc(951_782_400 + 3661, 7),
+            "2000-02-29 01:01:01.007 UTC"
+        );
+        assert_eq!(
+            format_utc(1_795_564_800 - 1, 999),
+            "2026-11-24 23:59:59.999 UTC"
+        );
+    }
+
+    #[test]
+    fn frames_differ_and_text_is_drawn() {
+        let video = VideoConfig {
+            width: 320,
+            height: 240,
+            framerate: 1000,
+            ..VideoConfig::default()
+        };
+        let mut tp = TestPattern::new(&video);
+        let first = match tp.next_frame().unwrap() {
+            Frame::Raw(f) => {
+                assert_eq!((f.width, f.height), (320, 240));
+                assert_eq!(f.y.len(), 320 * 240);
+                assert_eq!((f.u.len(), f.v.len()), (320 * 60, 320 * 60));
+                f.y.to_vec()
+            }
+            Frame::Encoded(_) => panic!("test pattern is raw"),
+        };
+        let Frame::Raw(second) = tp.next_frame().unwrap() else {
+            panic!("raw")
+        };
+        assert_ne!(first, second.y, "pattern moves");
+        // The text band holds white glyph pixels on black.
+        let band = &second.y[30 * 320..70 * 320];
+        assert!(band.iter().filter(|&&p| p == 235).count() > 500);
+        assert!(band.iter().filter(|&&p| p == 16).count() > 1000);
+    }
+
+    #[test]
+    fn odd_sizes_do_not_panic() {
+        for (w, h) in [(16, 16), (18, 2000), (4096, 18), (642, 362)] {
+            let video = VideoConfig {
+                width: w,
+                height: h,
+                framerate: 1000,
+                ..VideoConfig::default()
+            };
+            let mut tp = TestPattern::new(&video);
+            for n in [0, 1, 1_000_000] {
+                tp.render(n, SystemTime::now());
+            }
+        }
+    }
+}

@@ -207,11 +207,13 @@ impl Config {
         {
             config.source.file = dir.join(&config.source.file);
         }
-        config.validate().map_err(|(table, key, message)| ConfigError {
-            origin: origin.to_string(),
-            line: find_key_line(text, table, key),
-            message: format!("{table}.{key}: {message}"),
-        })?;
+        config
+            .validate()
+            .map_err(|(table, key, message)| ConfigError {
+                origin: origin.to_string(),
+                line: find_key_line(text, table, key),
+                message: format!("{table}.{key}: {message}"),
+            })?;
         Ok(config)
     }
 
@@ -239,7 +241,9 @@ impl Config {
         let path_ok = s.path.starts_with('/')
             && s.path.len() > 1
             && !s.path.ends_with('/')
-            && s.path.bytes().all(|b| b.is_ascii_graphic() && b != b'?' && b != b'#');
+            && s.path
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && b != b'?' && b != b'#');
         if !path_ok {
             return Err((
                 "server",
@@ -271,7 +275,10 @@ impl Config {
             return Err((
                 "video",
                 "framerate",
-                format!("{} is out of range: 1 to 120 frames per second", v.framerate),
+                format!(
+                    "{} is out of range: 1 to 120 frames per second",
+                    v.framerate
+                ),
             ));
         }
         if !(50_000..=50_000_000).contains(&v.bitrate) {
@@ -430,7 +437,11 @@ level = "debug"
             ("[video]\n\nheight = 0\n", "video.height", 3),
             ("[video]\nframerate = 0\n", "video.framerate", 2),
             ("[video]\nbitrate = 10\n", "video.bitrate", 2),
-            ("video.keyframe_interval = 0\n", "video.keyframe_interval", 1),
+            (
+                "video.keyframe_interval = 0\n",
+                "video.keyframe_interval",
+                1,
+            ),
             ("[source]\nkind = \"file\"\n", "source.file", 0),
             (
                 "[source]\nkind = \"file\"\nfile = \"/nonexistent/x.h264\"\n",

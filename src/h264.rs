@@ -174,7 +174,8 @@ impl ParameterSets {
         if sps.len() < 4 || nal_type(&sps) != NAL_SPS {
             return Err(H264Error::BadSps("too short or not an SPS".into()));
         }
-        let rbsp = decode_nal(&sps[1..]).map_err(|e| H264Error::BadSps(e.to_string()))?;
+        // decode_nal skips the one-byte NAL header itself.
+        let rbsp = decode_nal(&sps[..]).map_err(|e| H264Error::BadSps(e.to_string()))?;
         let parsed = SeqParameterSet::from_bits(BitReader::new(&rbsp[..]))
             .map_err(|e| H264Error::BadSps(format!("{e:?}")))?;
         let (width, height) = parsed
@@ -241,7 +242,9 @@ mod tests {
         assert!(s.push(nal(&[0x68, 0xce])).is_none());
         assert!(s.push(nal(&[0x65, 0x88])).is_none()); // IDR, first_mb = 0
         assert!(s.push(nal(&[0x65, 0x40])).is_none()); // second slice, first_mb != 0
-        let au = s.push(nal(&[0x41, 0x9a])).expect("new picture ends the IDR");
+        let au = s
+            .push(nal(&[0x41, 0x9a]))
+            .expect("new picture ends the IDR");
         assert_eq!(au.len(), 4);
         let au = s.push(nal(&[0x09, 0xf0])).expect("AUD ends the P picture");
         assert_eq!(au.len(), 1);
@@ -252,11 +255,7 @@ mod tests {
 
     #[test]
     fn parses_parameter_sets() {
-        let ps = ParameterSets::new(
-            Bytes::from_static(SPS_720P),
-            Bytes::from_static(PPS),
-        )
-        .unwrap();
+        let ps = ParameterSets::new(Bytes::from_static(SPS_720P), Bytes::from_static(PPS)).unwrap();
         assert_eq!((ps.width, ps.height), (1280, 720));
         assert_eq!(ps.profile_level_id(), "42c01f");
         assert_eq!(

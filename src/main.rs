@@ -27,7 +27,10 @@ use crate::config::{Config, EX_CONFIG};
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(700);
 
 #[derive(Parser)]
-#[command(version, about = "RTSP camera daemon: streams a camera (or a test pattern) as H.264 over RTSP")]
+#[command(
+    version,
+    about = "RTSP camera daemon: streams a camera (or a test pattern) as H.264 over RTSP"
+)]
 struct Cli {
     /// Configuration file (TOML); without one, every setting takes its default.
     #[arg(short, long, value_name = "FILE")]
@@ -114,13 +117,14 @@ async fn run(config: Config) -> ExitCode {
 
     let stream = broadcast::Broadcast::new();
     let stop = Arc::new(AtomicBool::new(false));
-    let pipeline = match broadcast::supervisor::start(&config, Arc::clone(&stream), Arc::clone(&stop)) {
-        Ok(p) => p,
-        Err(e) => {
-            tracing::error!("cannot start the video source: {e}");
-            return ExitCode::from(EX_CONFIG as u8);
-        }
-    };
+    let pipeline =
+        match broadcast::supervisor::start(&config, Arc::clone(&stream), Arc::clone(&stop)) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!("cannot start the video source: {e}");
+                return ExitCode::from(EX_CONFIG as u8);
+            }
+        };
     let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
     let ctx = rtsp::ServerContext::new(
         Arc::clone(&stream),
@@ -129,7 +133,9 @@ async fn run(config: Config) -> ExitCode {
         config.server.max_clients,
         shutdown.clone(),
     );
-    let local = listener.local_addr().map_or(listen.to_string(), |a| a.to_string());
+    let local = listener
+        .local_addr()
+        .map_or(listen.to_string(), |a| a.to_string());
     tracing::info!(
         "listening on {local}; watch rtsp://{}{}",
         display_host(&local),
@@ -138,7 +144,10 @@ async fn run(config: Config) -> ExitCode {
     let server = tokio::spawn(rtsp::serve(listener, Arc::clone(&ctx)));
     let notifier = tokio::spawn(service::run(Arc::clone(&stream), shutdown.clone()));
 
-    let (mut term, mut int) = match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+    let (mut term, mut int) = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
         (Ok(t), Ok(i)) => (t, i),
         _ => {
             tracing::error!("cannot install signal handlers");

@@ -77,7 +77,9 @@ pub async fn run(stream: Arc<Broadcast>, mut shutdown: watch::Receiver<bool>) {
     tracing::info!("ready: {status}");
     let watchdog = sd_notify::watchdog_enabled();
     let period = watchdog.map_or(STATUS_INTERVAL, |w| (w / 2).min(STATUS_INTERVAL));
-    let stall_limit = watchdog.unwrap_or(Duration::MAX).max(Duration::from_secs(2));
+    let stall_limit = watchdog
+        .unwrap_or(Duration::MAX)
+        .max(Duration::from_secs(2));
     let mut tick = tokio::time::interval(period);
     loop {
         tokio::select! {

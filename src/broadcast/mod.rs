@@ -330,7 +330,10 @@ mod tests {
         assert!(!b.take_keyframe_request(t0), "coalesced");
         b.request_keyframe();
         assert!(!b.take_keyframe_request(t0 + Duration::from_millis(100)));
-        assert!(b.take_keyframe_request(t0 + KEYFRAME_MIN_INTERVAL), "deferred, not lost");
+        assert!(
+            b.take_keyframe_request(t0 + KEYFRAME_MIN_INTERVAL),
+            "deferred, not lost"
+        );
         b.request_keyframe();
         b.publish(idr(true));
         assert!(

@@ -108,7 +108,11 @@ mod tests {
     use crate::source::testpattern::TestPattern;
     use crate::source::{Frame, Source};
 
-    fn encode_frames(enc: &mut SoftwareEncoder, n: usize, keyframe_at: Option<usize>) -> Vec<AccessUnit> {
+    fn encode_frames(
+        enc: &mut SoftwareEncoder,
+        n: usize,
+        keyframe_at: Option<usize>,
+    ) -> Vec<AccessUnit> {
         let video = VideoConfig {
             width: 320,
             height: 240,

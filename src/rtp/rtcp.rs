@@ -2,8 +2,8 @@
 //! read from clients (receiver reports, BYE, key-frame requests).
 
 use rtcp_types::{
-    Bye, Compound, CompoundBuilder, Packet, RtcpPacketParser, RtcpPacketWriterExt, Sdes,
-    SdesChunk, SdesItem, SenderReport,
+    Bye, Compound, CompoundBuilder, Packet, RtcpPacketParser, RtcpPacketWriterExt, Sdes, SdesChunk,
+    SdesItem, SenderReport,
 };
 
 /// SDES item type of a canonical name (RFC 3550 6.5.1).

@@ -12,13 +12,13 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, oneshot};
 
+use super::ServerContext;
 use super::media::{ClientMedia, REPORT_INTERVAL};
 use super::sdp::{self, TRACK_CONTROL};
 use super::session::{
     self, SESSION_TIMEOUT, SessionHandle, SessionKind, UdpCommand, UdpSession, format_id,
 };
 use super::transport::{self, Transport, TransportError};
-use super::ServerContext;
 use crate::rtp::packetizer::MAX_PACKET;
 use crate::rtp::rtcp::{self, MAX_RTCP};
 
@@ -34,7 +34,8 @@ const DESCRIBE_WAIT: Duration = Duration::from_secs(5);
 /// reading can hold up (about 4 s at 1 Mbit/s) before it is noticed.
 const SEND_BUFFER: usize = 512 * 1024;
 /// Methods we implement, for OPTIONS.
-const PUBLIC: &str = "OPTIONS, DESCRIBE, SETUP, PLAY, PAUSE, TEARDOWN, GET_PARAMETER, SET_PARAMETER";
+const PUBLIC: &str =
+    "OPTIONS, DESCRIBE, SETUP, PLAY, PAUSE, TEARDOWN, GET_PARAMETER, SET_PARAMETER";
 /// Value of the Server header.
 const SERVER: &str = concat!("streamcam/", env!("CARGO_PKG_VERSION"));
 
@@ -92,7 +93,9 @@ pub async fn serve(ctx: Arc<ServerContext>, stream: TcpStream, peer: SocketAddr)
             let n = il.media.report(&mut buf, true);
             conn.out.clear();
             interleave(&mut conn.out, il.rtcp_channel, &buf[..n]);
-            let _ = tokio::time::timeout(Duration::from_millis(200), conn.writer.write_all(&conn.out)).await;
+            let _ =
+                tokio::time::timeout(Duration::from_millis(200), conn.writer.write_all(&conn.out))
+                    .await;
         }
         conn.ctx.sessions.remove(il.handle.id);
         tracing::info!(%peer, session = %format_id(il.handle.id), "TCP session ended: {reason}");
@@ -140,7 +143,10 @@ impl Connection {
             if !inbuf.is_empty() {
                 partial_since.get_or_insert_with(tokio::time::Instant::now);
             }
-            let playing = self.interleaved.as_ref().is_some_and(|i| i.media.is_playing());
+            let playing = self
+                .interleaved
+                .as_ref()
+                .is_some_and(|i| i.media.is_playing());
             tokio::select! {
                 _ = super::stopped(&mut shutdown) => return Err(Close::Shutdown),
                 n = reader.read_buf(&mut inbuf) => {
@@ -215,7 +221,10 @@ impl Connection {
     }
 
     async fn send_au(&mut self, au: &crate::h264::AccessUnit) -> Result<(), Close> {
-        let il = self.interleaved.as_mut().expect("playing implies a session");
+        let il = self
+            .interleaved
+            .as_mut()
+            .expect("playing implies a session");
         let mut pkt = [0u8; MAX_PACKET];
         self.out.clear();
         let mut packets = il.media.packets(au);
@@ -226,7 +235,10 @@ impl Connection {
     }
 
     async fn send_report(&mut self) -> Result<(), Close> {
-        let il = self.interleaved.as_ref().expect("playing implies a session");
+        let il = self
+            .interleaved
+            .as_ref()
+            .expect("playing implies a session");
         let mut buf = [0u8; MAX_RTCP];
         let n = il.media.report(&mut buf, false);
         self.out.clear();
@@ -249,7 +261,10 @@ impl Connection {
 
     /// Answers one request.
     async fn handle(&mut self, req: Request<Vec<u8>>) -> Result<(), Close> {
-        let Some(cseq) = req.header(&headers::CSEQ).map(|v| v.as_str().trim().to_string()) else {
+        let Some(cseq) = req
+            .header(&headers::CSEQ)
+            .map(|v| v.as_str().trim().to_string())
+        else {
             self.respond_error(StatusCode::BadRequest, None).await?;
             return Err(Close::BadRequest("request without CSeq".into()));
         };
@@ -285,9 +300,16 @@ impl Connection {
         after_reply: &mut Option<oneshot::Sender<()>>,
     ) -> Result<Response<Vec<u8>>, StatusCode> {
         let ok = || ok_response(cseq);
-        let session = req.header(&headers::SESSION).map(|v| v.as_str().to_string());
+        let session = req
+            .header(&headers::SESSION)
+            .map(|v| v.as_str().to_string());
         let handle = match &session {
-            Some(s) => Some(self.ctx.sessions.get(s).ok_or(StatusCode::SessionNotFound)?),
+            Some(s) => Some(
+                self.ctx
+                    .sessions
+                    .get(s)
+                    .ok_or(StatusCode::SessionNotFound)?,
+            ),
             None => None,
         };
         if let Some(h) = &handle {
@@ -307,7 +329,11 @@ impl Connection {
                     .parameter_sets(DESCRIBE_WAIT)
                     .await
                     .ok_or(StatusCode::ServiceUnavailable)?;
-                let base = if url.ends_with('/') { url } else { format!("{url}/") };
+                let base = if url.ends_with('/') {
+                    url
+                } else {
+                    format!("{url}/")
+                };
                 let body = sdp::describe(
                     &params,
                     self.local.ip().to_canonical(),
@@ -384,7 +410,9 @@ impl Connection {
                             let n = il.media.report(&mut buf, true);
                             self.out.clear();
                             interleave(&mut self.out, il.rtcp_channel, &buf[..n]);
-                            self.write_out().await.map_err(|_| StatusCode::InternalServerError)?;
+                            self.write_out()
+                                .await
+                                .map_err(|_| StatusCode::InternalServerError)?;
                         }
                         self.ctx.sessions.remove(handle.id);
                         tracing::info!(peer = %self.peer, session = %format_id(handle.id), "TCP session ended: TEARDOWN");
@@ -454,7 +482,10 @@ impl Connection {
         let media = ClientMedia::new(&self.ctx.stream);
         let ssrc = media.ssrc();
         let (handle, reply_transport) = match chosen {
-            Transport::Interleaved { rtp_channel, rtcp_channel } => {
+            Transport::Interleaved {
+                rtp_channel,
+                rtcp_channel,
+            } => {
                 if self.interleaved.is_some() {
                     // One interleaved session per connection keeps channels unambiguous.
                     return Err(StatusCode::NotEnoughBandwidth);
@@ -475,7 +506,10 @@ impl Connection {
                 );
                 (handle, t)
             }
-            Transport::Udp { rtp_port, rtcp_port } => {
+            Transport::Udp {
+                rtp_port,
+                rtcp_port,
+            } => {
                 let (rtp, rtcp) = session::bind_pair(self.local.ip().to_canonical())
                     .await
                     .map_err(|e| {
@@ -483,8 +517,12 @@ impl Connection {
                         StatusCode::InternalServerError
                     })?;
                 let (server_rtp, server_rtcp) = (
-                    rtp.local_addr().map_err(|_| StatusCode::InternalServerError)?.port(),
-                    rtcp.local_addr().map_err(|_| StatusCode::InternalServerError)?.port(),
+                    rtp.local_addr()
+                        .map_err(|_| StatusCode::InternalServerError)?
+                        .port(),
+                    rtcp.local_addr()
+                        .map_err(|_| StatusCode::InternalServerError)?
+                        .port(),
                 );
                 let (tx, commands) = mpsc::channel(4);
                 let handle = self

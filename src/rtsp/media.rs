@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 
 use crate::broadcast::{Broadcast, ClientGuard, SubscribeError, Subscriber};
 use crate::h264::AccessUnit;
+use crate::rtp::Packetizer;
 use crate::rtp::packetizer::Packets;
 use crate::rtp::rtcp::{self, MAX_RTCP, SenderInfo};
-use crate::rtp::Packetizer;
 
 /// Time between RTCP sender reports.
 pub const REPORT_INTERVAL: Duration = Duration::from_secs(5);

@@ -19,7 +19,12 @@ fn attr(name: &str, value: impl Into<String>) -> Attribute {
 }
 
 /// Builds the SDP for a stream served from `server_ip`.
-pub fn describe(params: &ParameterSets, server_ip: IpAddr, session_id: u64, framerate: f64) -> String {
+pub fn describe(
+    params: &ParameterSets,
+    server_ip: IpAddr,
+    session_id: u64,
+    framerate: f64,
+) -> String {
     let (addrtype, any) = match server_ip {
         IpAddr::V4(_) => (AddrType::Ip4, "0.0.0.0"),
         IpAddr::V6(_) => (AddrType::Ip6, "::"),
@@ -91,8 +96,8 @@ mod tests {
     fn params() -> ParameterSets {
         ParameterSets::new(
             Bytes::from_static(&[
-                0x67, 0x42, 0xc0, 0x1f, 0xda, 0x01, 0x40, 0x16, 0xec, 0x04, 0x40, 0x00, 0x00,
-                0x03, 0x00, 0x40, 0x00, 0x00, 0x0f, 0x03, 0xc6, 0x0c, 0xa8,
+                0x67, 0x42, 0xc0, 0x1f, 0xda, 0x01, 0x40, 0x16, 0xec, 0x04, 0x40, 0x00, 0x00, 0x03,
+                0x00, 0x40, 0x00, 0x00, 0x0f, 0x03, 0xc6, 0x0c, 0xa8,
             ]),
             Bytes::from_static(&[0x68, 0xce, 0x3c, 0x80]),
         )

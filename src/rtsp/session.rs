@@ -329,7 +329,10 @@ mod tests {
     #[tokio::test]
     async fn binds_even_odd_pairs() {
         let (rtp, rtcp) = bind_pair("127.0.0.1".parse().unwrap()).await.unwrap();
-        let (p, q) = (rtp.local_addr().unwrap().port(), rtcp.local_addr().unwrap().port());
+        let (p, q) = (
+            rtp.local_addr().unwrap().port(),
+            rtcp.local_addr().unwrap().port(),
+        );
         assert_eq!(p % 2, 0);
         assert_eq!(q, p + 1);
     }

@@ -30,7 +30,9 @@ pub enum Transport {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TransportError {
     /// Nothing offered that we support (answer 461).
-    #[error("no supported transport offered (supported: RTP/AVP unicast UDP with client_port, RTP/AVP/TCP interleaved)")]
+    #[error(
+        "no supported transport offered (supported: RTP/AVP unicast UDP with client_port, RTP/AVP/TCP interleaved)"
+    )]
     Unsupported,
     /// A unicast destination other than the client itself (answer 403).
     #[error("destination {0} is not the client's own address; refusing to send elsewhere")]
@@ -96,9 +98,10 @@ fn parse_spec(spec: &str, peer: IpAddr) -> Result<Option<Transport>, TransportEr
         }
     }
     Ok(match (tcp, client_port, interleaved) {
-        (false, Some((rtp_port, rtcp_port)), _) if rtp_port != 0 => {
-            Some(Transport::Udp { rtp_port, rtcp_port })
-        }
+        (false, Some((rtp_port, rtcp_port)), _) if rtp_port != 0 => Some(Transport::Udp {
+            rtp_port,
+            rtcp_port,
+        }),
         (true, _, Some((rtp_channel, rtcp_channel))) => Some(Transport::Interleaved {
             rtp_channel,
             rtcp_channel,
@@ -153,11 +156,17 @@ mod tests {
         // ffmpeg/ffprobe, UDP and TCP
         assert_eq!(
             choose("RTP/AVP/UDP;unicast;client_port=35230-35231", peer()),
-            Ok(Transport::Udp { rtp_port: 35230, rtcp_port: 35231 })
+            Ok(Transport::Udp {
+                rtp_port: 35230,
+                rtcp_port: 35231
+            })
         );
         assert_eq!(
             choose("RTP/AVP/TCP;unicast;interleaved=0-1", peer()),
-            Ok(Transport::Interleaved { rtp_channel: 0, rtcp_channel: 1 })
+            Ok(Transport::Interleaved {
+                rtp_channel: 0,
+                rtcp_channel: 1
+            })
         );
         // GStreamer rtspsrc offers several at once; the first supported wins.
         assert_eq!(
@@ -165,17 +174,26 @@ mod tests {
                 "RTP/AVP;unicast;client_port=46446-46447;mode=\"PLAY\",RTP/AVP/TCP;unicast;interleaved=0-1",
                 peer()
             ),
-            Ok(Transport::Udp { rtp_port: 46446, rtcp_port: 46447 })
+            Ok(Transport::Udp {
+                rtp_port: 46446,
+                rtcp_port: 46447
+            })
         );
         // VLC / live555
         assert_eq!(
             choose("RTP/AVP;unicast;client_port=50000-50001", peer()),
-            Ok(Transport::Udp { rtp_port: 50000, rtcp_port: 50001 })
+            Ok(Transport::Udp {
+                rtp_port: 50000,
+                rtcp_port: 50001
+            })
         );
         // retina
         assert_eq!(
             choose("RTP/AVP/TCP;unicast;interleaved=2-3", peer()),
-            Ok(Transport::Interleaved { rtp_channel: 2, rtcp_channel: 3 })
+            Ok(Transport::Interleaved {
+                rtp_channel: 2,
+                rtcp_channel: 3
+            })
         );
     }
 
@@ -186,10 +204,16 @@ mod tests {
                 "RTP/AVP;multicast;port=5000-5001, RTP/AVP/TCP;interleaved=4-5",
                 peer()
             ),
-            Ok(Transport::Interleaved { rtp_channel: 4, rtcp_channel: 5 })
+            Ok(Transport::Interleaved {
+                rtp_channel: 4,
+                rtcp_channel: 5
+            })
         );
         assert_eq!(
-            choose("RTP/AVP;multicast;destination=239.1.1.1;port=5000-5001", peer()),
+            choose(
+                "RTP/AVP;multicast;destination=239.1.1.1;port=5000-5001",
+                peer()
+            ),
             Err(TransportError::Unsupported)
         );
     }
@@ -208,14 +232,23 @@ mod tests {
         let mapped = "RTP/AVP;unicast;destination=127.0.0.1;client_port=5000-5001";
         assert!(choose(mapped, "::ffff:127.0.0.1".parse().unwrap()).is_ok());
         let name = "RTP/AVP;unicast;destination=evil.example;client_port=5000-5001";
-        assert!(matches!(choose(name, peer()), Err(TransportError::ForeignDestination(_))));
+        assert!(matches!(
+            choose(name, peer()),
+            Err(TransportError::ForeignDestination(_))
+        ));
     }
 
     #[test]
     fn unsupported_and_malformed() {
         assert_eq!(choose("", peer()), Err(TransportError::Unsupported));
-        assert_eq!(choose("RAW/RAW/UDP;unicast", peer()), Err(TransportError::Unsupported));
-        assert_eq!(choose("RTP/AVP;unicast", peer()), Err(TransportError::Unsupported));
+        assert_eq!(
+            choose("RAW/RAW/UDP;unicast", peer()),
+            Err(TransportError::Unsupported)
+        );
+        assert_eq!(
+            choose("RTP/AVP;unicast", peer()),
+            Err(TransportError::Unsupported)
+        );
         assert_eq!(
             choose("RTP/AVP;unicast;client_port=99999-100000", peer()),
             Err(TransportError::Malformed)
@@ -229,16 +262,27 @@ mod tests {
             Err(TransportError::Malformed)
         );
         // Hostile: escapes and separators in odd places never panic.
-        for junk in ["RTP/AVP;dest_addr=\"\\\"", ";;;,,,", "RTP/AVP;=;=x;client_port=-", "\u{0}"] {
+        for junk in [
+            "RTP/AVP;dest_addr=\"\\\"",
+            ";;;,,,",
+            "RTP/AVP;=;=x;client_port=-",
+            "\u{0}",
+        ] {
             let _ = choose(junk, peer());
         }
         assert_eq!(
             choose("RTP/AVP;unicast;client_port=6000", peer()),
-            Ok(Transport::Udp { rtp_port: 6000, rtcp_port: 6001 })
+            Ok(Transport::Udp {
+                rtp_port: 6000,
+                rtcp_port: 6001
+            })
         );
         assert_eq!(
             choose("rtp/avp/tcp;unicast", peer()),
-            Ok(Transport::Interleaved { rtp_channel: 0, rtcp_channel: 1 })
+            Ok(Transport::Interleaved {
+                rtp_channel: 0,
+                rtcp_channel: 1
+            })
         );
     }
 }

@@ -64,7 +64,10 @@ impl FileSource {
             .map_err(|e| SourceError::Invalid(format!("{name}: {e}")))?;
         let loop_start = units
             .iter()
-            .position(|u| u.iter().any(|n| crate::h264::nal_type(n) == crate::h264::NAL_IDR))
+            .position(|u| {
+                u.iter()
+                    .any(|n| crate::h264::nal_type(n) == crate::h264::NAL_IDR)
+            })
             .ok_or_else(|| {
                 SourceError::Invalid(format!("{name}: no IDR (key) frame found; {hint}"))
             })?;
@@ -158,12 +161,14 @@ mod tests {
         assert!(err(b"not video at all").contains("no SPS/PPS"));
         assert!(err(b"\0\0\0\x01\x41\x9a\x00").contains("no SPS/PPS"));
         let no_idr: &[u8] = &[
-            0, 0, 1, 0x67, 0x42, 0xc0, 0x1f, 0xda, 0x01, 0x40, 0x16, 0xec, 0x04, 0x40, 0x00,
-            0x00, 0x03, 0x00, 0x40, 0x00, 0x00, 0x0f, 0x03, 0xc6, 0x0c, 0xa8, 0, 0, 1, 0x68,
-            0xce, 0x3c, 0x80, 0, 0, 1, 0x41, 0x9a,
+            0, 0, 1, 0x67, 0x42, 0xc0, 0x1f, 0xda, 0x01, 0x40, 0x16, 0xec, 0x04, 0x40, 0x00, 0x00,
+            0x03, 0x00, 0x40, 0x00, 0x00, 0x0f, 0x03, 0xc6, 0x0c, 0xa8, 0, 0, 1, 0x68, 0xce, 0x3c,
+            0x80, 0, 0, 1, 0x41, 0x9a,
         ];
         assert!(err(no_idr).contains("no IDR"));
-        let e = FileSource::open(Path::new("/nonexistent.h264"), 30).err().unwrap();
+        let e = FileSource::open(Path::new("/nonexistent.h264"), 30)
+            .err()
+            .unwrap();
         assert!(e.to_string().contains("/nonexistent.h264"));
     }
 }

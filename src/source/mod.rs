@@ -86,10 +86,10 @@ pub fn open(config: &Config) -> Result<Box<dyn Source>, SourceError> {
             &config.source.file,
             config.video.framerate,
         )?)),
-        kind @ (SourceKind::Libcamera | SourceKind::V4l2) => Err(SourceError::Unavailable(
-            format!(
+        kind @ (SourceKind::Libcamera | SourceKind::V4l2) => {
+            Err(SourceError::Unavailable(format!(
                 "source.kind = \"{kind}\" is not supported by this build yet; use \"auto\", \"testpattern\" or \"file\""
-            ),
-        )),
+            )))
+        }
     }
 }

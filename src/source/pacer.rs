@@ -58,6 +58,9 @@ mod tests {
         let t0 = p.wait();
         std::thread::sleep(Duration::from_millis(50));
         let t1 = p.wait();
-        assert!(t1 - t0 >= Duration::from_millis(50), "no burst of stale frames");
+        assert!(
+            t1 - t0 >= Duration::from_millis(50),
+            "no burst of stale frames"
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! systemd integration: logging to journald or stderr, READY/STATUS/WATCHDOG
 //! notifications (a no-op when not started by systemd).
 
+use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,6 +36,7 @@ pub fn init_logging(level: LogLevel) {
         .with(
             tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal())
                 .with_target(false),
         )
         .with(filter)

@@ -128,6 +128,7 @@ impl Connection {
         let mut report = tokio::time::interval(REPORT_INTERVAL);
         let mut partial_since: Option<tokio::time::Instant> = None;
         let mut last_request = tokio::time::Instant::now();
+        let mut was_playing = false;
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             while let Some(input) = self.parse(&mut inbuf)? {
@@ -147,6 +148,13 @@ impl Connection {
                 .interleaved
                 .as_ref()
                 .is_some_and(|i| i.media.is_playing());
+            if playing && !was_playing {
+                // A sender report ahead of the first RTP packet lets clients
+                // map RTP time to wall time from the start.
+                self.send_report().await?;
+                report.reset();
+            }
+            was_playing = playing;
             tokio::select! {
                 _ = super::stopped(&mut shutdown) => return Err(Close::Shutdown),
                 n = reader.read_buf(&mut inbuf) => {
@@ -361,7 +369,7 @@ impl Connection {
                     }
                     SessionKind::Interleaved => {
                         let il = self.own_session(&handle)?;
-                        il.media.play()
+                        il.media.play().await
                     }
                 };
                 tracing::info!(peer = %self.peer, session = %format_id(handle.id), clients = self.ctx.stream.clients(), "PLAY");

@@ -12,6 +12,8 @@ use crate::rtp::rtcp::{self, MAX_RTCP, SenderInfo};
 
 /// Time between RTCP sender reports.
 pub const REPORT_INTERVAL: Duration = Duration::from_secs(5);
+/// Longest PLAY waits for the key frame a client starts with.
+const FIRST_FRAME_WAIT: Duration = Duration::from_secs(2);
 
 /// RTP state of one session.
 #[derive(Debug)]
@@ -19,6 +21,8 @@ pub struct ClientMedia {
     stream: Arc<Broadcast>,
     packetizer: Packetizer,
     playing: Option<(Subscriber, ClientGuard)>,
+    /// The key frame PLAY waited for, sent first.
+    first: Option<Arc<AccessUnit>>,
     cname: String,
 }
 
@@ -38,25 +42,38 @@ impl ClientMedia {
             packetizer: Packetizer::new(stream.ssrc(), rand::random()),
             stream: Arc::clone(stream),
             playing: None,
+            first: None,
             cname: format!("streamcam-{:08x}", stream.ssrc()),
         }
     }
 
-    /// Starts (or resumes) playing at the next IDR; asks for a key frame.
-    pub fn play(&mut self) -> PlayStart {
+    /// Starts (or resumes) playing at the next IDR: asks for a key frame and
+    /// waits (briefly) for it, so that the reply to PLAY names the exact
+    /// sequence number and RTP time of the first packet.
+    pub async fn play(&mut self) -> PlayStart {
         if self.playing.is_none() {
-            self.playing = Some((self.stream.subscribe(), self.stream.client_guard()));
+            let mut subscriber = self.stream.subscribe();
             self.stream.request_keyframe();
+            self.first = tokio::time::timeout(FIRST_FRAME_WAIT, subscriber.next())
+                .await
+                .ok()
+                .and_then(Result::ok);
+            self.playing = Some((subscriber, self.stream.client_guard()));
         }
+        let rtptime = match &self.first {
+            Some(au) => self.stream.clock().rtp_timestamp(au.timestamp),
+            None => self.stream.current_rtp_timestamp(),
+        };
         PlayStart {
             seq: self.packetizer.next_seq(),
-            rtptime: self.stream.current_rtp_timestamp(),
+            rtptime,
         }
     }
 
     /// Stops sending until the next `play`.
     pub fn pause(&mut self) {
         self.playing = None;
+        self.first = None;
     }
 
     /// True while playing.
@@ -66,6 +83,9 @@ impl ClientMedia {
 
     /// Waits for the next access unit to send; pending forever when paused.
     pub async fn next(&mut self) -> Result<Arc<AccessUnit>, SubscribeError> {
+        if let Some(au) = self.first.take() {
+            return Ok(au);
+        }
         match &mut self.playing {
             Some((sub, _)) => sub.next().await,
             None => std::future::pending().await,

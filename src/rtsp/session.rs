@@ -209,9 +209,12 @@ impl UdpSession {
                 _ = self.shutdown.changed() => return End::Shutdown,
                 cmd = self.commands.recv() => match cmd {
                     Some(UdpCommand::Play { reply, go }) => {
-                        let start = self.media.play();
+                        let start = self.media.play().await;
                         let _ = reply.send(start);
                         let _ = tokio::time::timeout(PLAY_REPLY_WAIT, go).await;
+                        // A sender report ahead of the first RTP packet lets
+                        // clients map RTP time to wall time from the start.
+                        self.send_report(false).await;
                         report.reset();
                     }
                     Some(UdpCommand::Pause(done)) => {

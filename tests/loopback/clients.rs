@@ -1,0 +1,269 @@
+//! Real RTSP clients driven by the tests: ffmpeg/ffprobe, GStreamer's
+//! `rtspsrc` and the `retina` crate. Each returns what it decoded.
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// What a client received and decoded.
+#[derive(Debug, Default)]
+pub struct Decoded {
+    /// Decoded pictures.
+    pub frames: usize,
+    /// Picture size.
+    pub width: u32,
+    /// Picture size.
+    pub height: u32,
+    /// When each picture was decoded (relative to the client's start).
+    pub arrivals: Vec<Duration>,
+    /// Presentation timestamps of the pictures, in the client's time base.
+    pub pts: Vec<i64>,
+    /// Anything the client reported as an error or warning.
+    pub errors: String,
+}
+
+impl Decoded {
+    /// Pictures per second in the steady state: from the 30th picture to the
+    /// last (clients buffer the first second or so while probing).
+    pub fn rate(&self) -> f64 {
+        const SKIP: usize = 30;
+        match (self.arrivals.get(SKIP), self.arrivals.last()) {
+            (Some(a), Some(b)) if b > a => {
+                (self.arrivals.len() - 1 - SKIP) as f64 / (*b - *a).as_secs_f64()
+            }
+            _ => 0.0,
+        }
+    }
+
+    /// Asserts a clean, complete, real-time 1280x720@30 decode of `frames`.
+    pub fn assert_clean(&self, client: &str, frames: usize) {
+        assert_eq!(self.errors, "", "{client}: decoder errors");
+        assert_eq!(self.frames, frames, "{client}: frames decoded ({self:?})");
+        assert_eq!((self.width, self.height), (1280, 720), "{client}: size");
+        let rate = self.rate();
+        assert!((26.0..=34.0).contains(&rate), "{client}: {rate:.1} fps");
+        // Timestamps advance steadily, one frame at a time: no picture is
+        // missing in between (a gap shows as a double step).
+        let mut steps: Vec<i64> = self.pts.windows(2).map(|w| w[1] - w[0]).collect();
+        let uneven = format!("{client}: uneven timestamp steps {steps:?}");
+        steps.sort_unstable();
+        let median = steps[steps.len() / 2];
+        assert!(median > 0, "{uneven}");
+        assert!(
+            steps.iter().all(|s| *s * 2 > median && *s * 2 < median * 3),
+            "{uneven}"
+        );
+    }
+}
+
+/// Runs `cmd`, feeding each stdout line with its arrival time to `line`;
+/// kills it after `timeout`. Returns its stderr.
+fn run_lines(cmd: &mut Command, timeout: Duration, mut line: impl FnMut(&str, Duration)) -> String {
+    let start = Instant::now();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let mut stderr = child.stderr.take().unwrap();
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let (tx, rx) = mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for l in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send((l, start.elapsed())).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = start + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok((l, at)) => line(&l, at),
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let err = err_reader.join().unwrap();
+                return format!("timed out after {timeout:?}\n{err}");
+            }
+        }
+    }
+    let status = child.wait().unwrap();
+    let mut err = err_reader.join().unwrap();
+    if !status.success() {
+        err.push_str(&format!("\nexit status {status}"));
+    }
+    err
+}
+
+/// Whether a client decodes what it receives or only receives it (cheap:
+/// many clients at once on a small machine).
+#[derive(Clone, Copy, PartialEq)]
+pub enum Mode {
+    /// Depacketize and decode every picture.
+    Decode,
+    /// Depacketize only.
+    Receive,
+}
+
+/// Parses one `framecrc` line (stream, dts, pts, duration, size, checksum)
+/// or header line into `d`.
+fn framecrc_line(d: &mut Decoded, l: &str, at: Duration) {
+    if let Some(dims) = l.strip_prefix("#dimensions 0: ") {
+        let (w, h) = dims.split_once('x').unwrap();
+        d.width = w.trim().parse().unwrap();
+        d.height = h.trim().parse().unwrap();
+    } else if !l.starts_with('#') {
+        let f: Vec<&str> = l.split(',').map(str::trim).collect();
+        d.pts.push(f[2].parse().unwrap());
+        d.arrivals.push(at);
+        d.frames += 1;
+    }
+}
+
+/// Plays `frames` pictures with ffmpeg over `transport` ("udp" or "tcp").
+pub fn ffmpeg(url: &str, transport: &str, frames: usize, mode: Mode) -> Decoded {
+    let mut d = Decoded::default();
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-nostdin", "-hide_banner", "-v", "error"]);
+    if url.starts_with("rtsp:") {
+        cmd.args(["-rtsp_transport", transport]);
+    }
+    cmd.args(["-i", url, "-frames:v", &frames.to_string()]);
+    if mode == Mode::Receive {
+        cmd.args(["-c", "copy"]);
+    }
+    cmd.args(["-flush_packets", "1", "-f", "framecrc", "-"]);
+    let errors = run_lines(&mut cmd, Duration::from_secs(30), |l, at| {
+        framecrc_line(&mut d, l, at)
+    });
+    d.errors = errors;
+    if mode == Mode::Receive && !d.pts.is_empty() {
+        // ffmpeg's RTSP demuxer gives the very first packet no timestamp
+        // (with any server); framecrc prints 0 for it. Not ours to check.
+        d.pts.remove(0);
+    }
+    d
+}
+
+/// Records `frames` pictures with `ffmpeg -c copy` into a Matroska file (as
+/// recording setups do), then decodes the recording: every picture must
+/// decode. Arrival times are those of the recording, timestamps and
+/// pictures those of the decode.
+pub fn ffmpeg_copy(url: &str, transport: &str, frames: usize) -> Decoded {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("copy.mkv");
+    let mut recorded = Decoded::default();
+    let mut rec = Command::new("ffmpeg");
+    rec.args([
+        "-nostdin",
+        "-hide_banner",
+        "-v",
+        "error",
+        "-rtsp_transport",
+        transport,
+    ])
+    .args([
+        "-i",
+        url,
+        "-map",
+        "0",
+        "-c",
+        "copy",
+        "-frames:v",
+        &frames.to_string(),
+    ])
+    .args(["-flush_packets", "1", "-f", "tee"])
+    .arg(format!(
+        "[f=matroska]{}|[f=framecrc]pipe\\:1",
+        out.display()
+    ));
+    let rec_errors = run_lines(&mut rec, Duration::from_secs(30), |l, at| {
+        framecrc_line(&mut recorded, l, at)
+    });
+    let mut d = ffmpeg(out.to_str().unwrap(), "tcp", frames, Mode::Decode);
+    d.arrivals = recorded.arrivals;
+    d.errors = rec_errors + &d.errors;
+    d
+}
+
+/// What ffprobe reports about the stream: codec, width, height, frame rate.
+pub fn ffprobe(url: &str, transport: &str) -> (String, String) {
+    let out = Command::new("ffprobe")
+        .args(["-hide_banner", "-v", "error", "-rtsp_transport", transport])
+        .args([
+            "-show_entries",
+            "stream=codec_name,profile,width,height,r_frame_rate",
+        ])
+        .args(["-of", "compact", url])
+        .output()
+        .unwrap();
+    (
+        String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        String::from_utf8_lossy(&out.stderr).trim().to_string(),
+    )
+}
+
+/// Plays `frames` pictures with GStreamer:
+/// `rtspsrc ! rtph264depay ! h264parse ! avdec_h264` (no decoder in `Receive` mode).
+pub fn gstreamer(url: &str, transport: &str, frames: usize, mode: Mode) -> Decoded {
+    let mut d = Decoded::default();
+    let mut cmd = Command::new("gst-launch-1.0");
+    cmd.args(["-v", "rtspsrc", &format!("location={url}")])
+        .arg(format!("protocols={transport}"))
+        .args(["latency=0", "!", "rtph264depay", "!", "h264parse"]);
+    if mode == Mode::Decode {
+        cmd.args(["!", "avdec_h264", "output-corrupt=false"]);
+    }
+    // identity ends the stream instead of passing buffer number frames + 1.
+    cmd.args([
+        "!",
+        "identity",
+        "silent=false",
+        &format!("eos-after={}", frames + 1),
+    ])
+    .args(["!", "fakesink", "sync=false"]);
+    let mut warnings = String::new();
+    let errors = run_lines(&mut cmd, Duration::from_secs(30), |l, at| {
+        // identity's last-message: one "chain" line per picture.
+        if l.contains("GstIdentity:identity0: last-message = chain") {
+            let pts = l.split("pts: ").nth(1).unwrap().split(',').next().unwrap();
+            d.pts.push(parse_gst_time(pts));
+            d.arrivals.push(at);
+            d.frames += 1;
+        }
+        if l.contains("GstIdentity:identity0.GstPad:src: caps") && d.width == 0 {
+            let num = |key: &str| {
+                l.split(&format!("{key}=(int)"))
+                    .nth(1)
+                    .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok())
+            };
+            if let (Some(w), Some(h)) = (num("width"), num("height")) {
+                (d.width, d.height) = (w, h);
+            }
+        }
+        if l.starts_with("ERROR") || l.starts_with("WARNING") {
+            warnings.push_str(l);
+            warnings.push('\n');
+        }
+    });
+    d.errors = warnings + &errors;
+    d
+}
+
+/// "0:00:01.033333333" in nanoseconds.
+fn parse_gst_time(s: &str) -> i64 {
+    let mut parts = s.trim().split(':');
+    let h: i64 = parts.next().unwrap().parse().unwrap();
+    let m: i64 = parts.next().unwrap().parse().unwrap();
+    let sec: f64 = parts.next().unwrap().parse().unwrap();
+    ((h * 3600 + m * 60) as f64 * 1e9 + sec * 1e9).round() as i64
+}

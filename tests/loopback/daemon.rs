@@ -1,0 +1,155 @@
+//! Runs the real streamcam binary for a test: a temporary config, a port the
+//! kernel picks, its log collected, killed when the test ends.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The 720p30 H.264 file the `file` source loops in these tests.
+pub fn sample_file() -> String {
+    format!(
+        "{}/tests/data/testsrc2-720p30.h264",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+/// Which source the daemon streams.
+pub enum Source {
+    /// The sample file, looped (no encoding: cheap, many clients).
+    File,
+    /// The software-encoded test pattern (what a newcomer sees).
+    TestPattern,
+}
+
+/// A running daemon.
+pub struct Daemon {
+    child: Option<Child>,
+    log: Arc<Mutex<String>>,
+    /// Host part of the URL ("127.0.0.1" or "[::1]").
+    pub host: String,
+    /// The port the daemon listens on.
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Daemon {
+    /// Starts a daemon on 127.0.0.1 streaming `source`.
+    pub fn start(source: Source) -> Daemon {
+        Self::start_with("127.0.0.1", source, "")
+    }
+
+    /// Starts a daemon listening on `ip` (port picked by the kernel), with
+    /// `extra` appended to its config file.
+    pub fn start_with(ip: &str, source: Source, extra: &str) -> Daemon {
+        let dir = tempfile::tempdir().unwrap();
+        let source = match source {
+            Source::File => format!("kind = \"file\"\nfile = {:?}\n", sample_file()),
+            Source::TestPattern => "kind = \"testpattern\"\n".to_string(),
+        };
+        let host = if ip.contains(':') {
+            format!("[{ip}]")
+        } else {
+            ip.to_string()
+        };
+        let config = format!(
+            "[server]\nlisten = \"{host}:0\"\n{extra}\n[source]\n{source}\n[log]\nlevel = \"debug\"\n"
+        );
+        let path = dir.path().join("streamcam.toml");
+        std::fs::write(&path, config).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_streamcam"))
+            .arg("--config")
+            .arg(&path)
+            .env_remove("JOURNAL_STREAM")
+            .env_remove("NOTIFY_SOCKET")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting streamcam");
+        let log = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().unwrap();
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut l = sink.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let mut daemon = Daemon {
+            child: Some(child),
+            log,
+            host,
+            port: 0,
+            _dir: dir,
+        };
+        let listening = daemon
+            .wait_for_log("listening on ", Duration::from_secs(20))
+            .unwrap_or_else(|| panic!("daemon did not start:\n{}", daemon.log()));
+        let addr = listening.split("listening on ").nth(1).unwrap();
+        let addr = addr.split(';').next().unwrap();
+        daemon.port = addr.rsplit(':').next().unwrap().parse().unwrap();
+        daemon
+            .wait_for_log("ready: ", Duration::from_secs(20))
+            .unwrap_or_else(|| panic!("daemon not ready:\n{}", daemon.log()));
+        daemon
+    }
+
+    /// The stream's URL.
+    pub fn url(&self) -> String {
+        format!("rtsp://{}:{}/stream", self.host, self.port)
+    }
+
+    /// Everything the daemon logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits until a log line contains `needle`; returns that line.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(line) = self.log().lines().find(|l| l.contains(needle)) {
+                return Some(line.to_string());
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// Sends SIGTERM and waits (at most `timeout`) for the daemon to exit.
+    pub fn terminate(&mut self, timeout: Duration) -> Option<(ExitStatus, Duration)> {
+        let start = Instant::now();
+        let status = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let child = self.child.as_mut().unwrap();
+        while start.elapsed() < timeout {
+            if let Some(status) = child.try_wait().unwrap() {
+                self.child = None;
+                return Some((status, start.elapsed()));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        None
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

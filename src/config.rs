@@ -196,10 +196,17 @@ impl Config {
     /// Parses and validates configuration text. `origin` names it in errors;
     /// relative `source.file` paths are resolved against `base_dir`.
     pub fn parse(text: &str, origin: &str, base_dir: Option<&Path>) -> Result<Config, ConfigError> {
-        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError {
-            origin: origin.to_string(),
-            line: e.span().map(|s| line_of(text, s.start)),
-            message: e.message().trim().to_string(),
+        let mut config: Config = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| line_of(text, s.start));
+            let message = e.message().trim();
+            ConfigError {
+                origin: origin.to_string(),
+                line,
+                message: match line.and_then(|l| key_at_line(text, l)) {
+                    Some(key) => format!("{key}: {message}"),
+                    None => message.to_string(),
+                },
+            }
         })?;
         if let Some(dir) = base_dir
             && config.source.file.is_relative()
@@ -323,6 +330,31 @@ impl Config {
 /// 1-based line number of byte offset `pos` in `text`.
 fn line_of(text: &str, pos: usize) -> usize {
     text[..pos.min(text.len())].matches('\n').count() + 1
+}
+
+/// The full name (`table.key`) of the key set on 1-based line `line`, if
+/// that line sets one.
+fn key_at_line(text: &str, line: usize) -> Option<String> {
+    let mut table = String::new();
+    for raw in text.lines().take(line.saturating_sub(1)) {
+        if let Some(name) = raw
+            .trim()
+            .strip_prefix('[')
+            .and_then(|l| l.split(']').next())
+        {
+            table = name.trim().to_string();
+        }
+    }
+    let (lhs, _) = text.lines().nth(line - 1)?.split_once('=')?;
+    let key = lhs.trim().trim_matches('"');
+    if key.is_empty() || key.starts_with('[') || key.starts_with('#') {
+        return None;
+    }
+    Some(if table.is_empty() {
+        key.to_string()
+    } else {
+        format!("{table}.{key}")
+    })
 }
 
 /// The line where `key` is set inside `[table]` (or as `table.key`), if any.

@@ -200,7 +200,20 @@ impl Connection {
                     Message::Response(_) => Ok(None), // clients don't send these; ignore
                 }
             }
-            Err(rtsp_types::ParseError::Incomplete(_)) => Ok(None),
+            Err(rtsp_types::ParseError::Incomplete(_)) => {
+                // Refuse a body that could never fit now, not after waiting
+                // for bytes that will not come.
+                if declared_body_len(inbuf).is_some_and(|n| n > MAX_REQUEST) {
+                    self.out.clear();
+                    let r = error_response(StatusCode::RequestMessageBodyTooLarge, None);
+                    write_response(&mut self.out, r);
+                    let _ = self.writer.try_write(&self.out);
+                    return Err(Close::BadRequest(format!(
+                        "request body larger than {MAX_REQUEST} bytes"
+                    )));
+                }
+                Ok(None)
+            }
             Err(rtsp_types::ParseError::Error) => {
                 let first = inbuf[..].split(|&b| b == b'\n').next().unwrap_or_default();
                 let line = String::from_utf8_lossy(&first[..first.len().min(80)])
@@ -636,4 +649,16 @@ fn write_response(out: &mut Vec<u8>, resp: Response<Vec<u8>>) {
         resp.insert_header(headers::CONTENT_LENGTH, resp.body().len().to_string());
     }
     resp.write(out).expect("writing to a Vec cannot fail");
+}
+
+/// The Content-Length of a request whose header block is complete in `buf`.
+fn declared_body_len(buf: &[u8]) -> Option<usize> {
+    let end = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&buf[..end]).ok()?;
+    head.lines().find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.trim()
+            .eq_ignore_ascii_case("content-length")
+            .then(|| value.trim().parse().ok())?
+    })
 }

@@ -142,9 +142,8 @@ pub fn ffmpeg(url: &str, transport: &str, frames: usize, mode: Mode) -> Decoded 
         cmd.args(["-c", "copy"]);
     }
     cmd.args(["-flush_packets", "1", "-f", "framecrc", "-"]);
-    let errors = run_lines(&mut cmd, Duration::from_secs(30), |l, at| {
-        framecrc_line(&mut d, l, at)
-    });
+    let timeout = Duration::from_secs(15 + frames as u64 / 30);
+    let errors = run_lines(&mut cmd, timeout, |l, at| framecrc_line(&mut d, l, at));
     d.errors = errors;
     if mode == Mode::Receive && !d.pts.is_empty() {
         // ffmpeg's RTSP demuxer gives the very first packet no timestamp

@@ -101,6 +101,11 @@ impl Daemon {
         format!("rtsp://{}:{}/stream", self.host, self.port)
     }
 
+    /// The address the daemon listens on.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        format!("{}:{}", self.host, self.port).parse().unwrap()
+    }
+
     /// Everything the daemon logged so far.
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
@@ -120,16 +125,11 @@ impl Daemon {
         }
     }
 
-    /// The daemon's process id.
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().unwrap().id()
-    }
-
     /// Sends SIGTERM and waits (at most `timeout`) for the daemon to exit.
     pub fn terminate(&mut self, timeout: Duration) -> Option<(ExitStatus, Duration)> {
         let start = Instant::now();
         let status = Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
+            .args(["-TERM", &self.child.as_ref().unwrap().id().to_string()])
             .status()
             .unwrap();
         assert!(status.success());

@@ -2,6 +2,8 @@
 
 mod clients;
 mod daemon;
+mod hostile;
+mod lifecycle;
 mod raw;
 mod retina_client;
 

@@ -1,0 +1,164 @@
+//! The daemon's life: what PLAY promises, SIGTERM, and config checking.
+
+use std::process::Command;
+use std::time::Duration;
+
+use crate::daemon::{Daemon, Source};
+use crate::raw::{self, Frame, RawClient};
+
+/// `seq` and `rtptime` of an RTP-Info header.
+fn rtp_info(value: &str) -> (u16, u32) {
+    let field = |name: &str| {
+        value
+            .split(';')
+            .find_map(|p| p.trim().strip_prefix(name))
+            .unwrap_or_else(|| panic!("no {name} in RTP-Info {value:?}"))
+            .to_string()
+    };
+    (
+        field("seq=").parse().unwrap(),
+        field("rtptime=").parse().unwrap(),
+    )
+}
+
+#[test]
+fn play_reply_precedes_media_and_names_the_first_packet() {
+    let d = Daemon::start(Source::TestPattern);
+    let mut c = RawClient::connect(&d);
+    let url = d.url();
+    let describe = c.request("DESCRIBE", &url, &[("Accept", "application/sdp")]);
+    assert_eq!(describe.status, 200);
+    assert_eq!(
+        describe.header("content-base"),
+        Some(format!("{url}/").as_str())
+    );
+    for line in [
+        "\r\nc=IN IP4 ",
+        "a=rtpmap:96 H264/90000",
+        "packetization-mode=1",
+        "profile-level-id=",
+        "sprop-parameter-sets=",
+        "a=control:",
+    ] {
+        assert!(
+            describe.body.contains(line),
+            "SDP lacks {line}:\n{}",
+            describe.body
+        );
+    }
+    let setup = c.request(
+        "SETUP",
+        &format!("{url}/trackID=0"),
+        &[("Transport", "RTP/AVP/TCP;unicast;interleaved=0-1")],
+    );
+    assert_eq!(setup.status, 200);
+    assert!(setup.header("session").unwrap().ends_with(";timeout=60"));
+    let play = c.play(&setup.session());
+    assert_eq!(play.status, 200);
+    assert_eq!(play.header("range"), Some("npt=now-"));
+    let info = play.header("rtp-info").expect("RTP-Info");
+    assert!(info.contains(&format!("url={url}/trackID=0")), "{info}");
+    let (seq, rtptime) = rtp_info(info);
+    // The very next thing on the connection is media (after at most a
+    // sender report), and its first RTP packet is the one RTP-Info names.
+    loop {
+        match c.read_frame().expect("media after PLAY") {
+            Frame::Interleaved(1, _) => continue,
+            Frame::Interleaved(0, rtp) => {
+                assert_eq!(u16::from_be_bytes([rtp[2], rtp[3]]), seq);
+                assert_eq!(
+                    u32::from_be_bytes([rtp[4], rtp[5], rtp[6], rtp[7]]),
+                    rtptime
+                );
+                assert_eq!(rtp[1] & 0x7f, 96, "payload type");
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let teardown = c.request("TEARDOWN", &url, &[("Session", &setup.session())]);
+    assert_eq!(teardown.status, 200);
+}
+
+#[test]
+fn sigterm_sends_bye_to_every_client_and_exits_0() {
+    let mut d = Daemon::start(Source::File);
+    let (rtp, rtcp) = raw::udp_pair("127.0.0.1");
+    let mut udp = RawClient::connect(&d);
+    let setup = udp.setup(&raw::udp_transport(&rtp));
+    assert_eq!(udp.play(&setup.session()).status, 200);
+    let mut tcp = RawClient::connect(&d);
+    let setup = tcp.setup("RTP/AVP/TCP;unicast;interleaved=0-1");
+    assert_eq!(tcp.play(&setup.session()).status, 200);
+    let mut buf = [0u8; 2048];
+    rtp.recv(&mut buf).expect("UDP media flows");
+
+    let (status, took) = d.terminate(Duration::from_secs(3)).expect("daemon exits");
+    assert!(status.success(), "exit status {status}");
+    assert!(took < Duration::from_secs(1), "took {took:?} to stop");
+
+    let mut udp_bye = false;
+    while let Ok(n) = rtcp.recv(&mut buf) {
+        if raw::has_bye(&buf[..n]) {
+            udp_bye = true;
+            break;
+        }
+    }
+    assert!(udp_bye, "no RTCP BYE over UDP");
+    let mut tcp_bye = false;
+    while let Some(frame) = tcp.read_frame() {
+        if let Frame::Interleaved(1, data) = frame
+            && raw::has_bye(&data)
+        {
+            tcp_bye = true;
+        }
+    }
+    assert!(tcp_bye, "no RTCP BYE over TCP before the connection closed");
+}
+
+fn streamcam(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_streamcam"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[test]
+fn check_config_accepts_the_shipped_file_and_names_bad_keys() {
+    let shipped = format!("{}/dist/streamcam.toml", env!("CARGO_MANIFEST_DIR"));
+    let (code, out, _) = streamcam(&["check-config", &shipped]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("OK"), "{out}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    for (text, key, line) in [
+        (
+            "[server]\nlisten = \"0.0.0.0:8554\"\nmax_clinets = 4\n",
+            "max_clinets",
+            ":3",
+        ),
+        ("[video]\nbitrate = \"fast\"\n", "video.bitrate", ":2"),
+        ("[video]\nwidth = 1281\n", "video.width", ":2"),
+        ("[source]\nkind = \"webcam\"\n", "kind", ":2"),
+    ] {
+        std::fs::write(&bad, text).unwrap();
+        let (code, _, err) = streamcam(&["check-config", bad.to_str().unwrap()]);
+        assert_eq!(code, 78, "{text}: {err}");
+        assert!(err.contains(key) && err.contains(line), "{text}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+        // Running with it fails the same way, before anything starts.
+        let (code, _, err) = streamcam(&["--config", bad.to_str().unwrap()]);
+        assert_eq!(code, 78, "{err}");
+        assert!(!err.contains("listening"), "{err}");
+    }
+    let missing = dir.path().join("missing.toml");
+    let (code, _, err) = streamcam(&["--config", missing.to_str().unwrap()]);
+    assert_eq!(code, 78);
+    assert!(err.contains("missing.toml"), "{err}");
+}

@@ -584,14 +584,8 @@ impl Connection {
     /// track); else 404.
     fn stream_url(&self, req: &Request<Vec<u8>>, allow_track: bool) -> Result<String, StatusCode> {
         let url = req.request_uri().ok_or(StatusCode::NotFound)?;
-        let path = url.path().trim_end_matches('/');
         let base = self.ctx.path.as_str();
-        let ok = path == base
-            || (allow_track
-                && path
-                    .strip_prefix(base)
-                    .is_some_and(|rest| rest == format!("/{TRACK_CONTROL}")));
-        if ok {
+        if names_stream(url.path(), base, allow_track) {
             let mut url = url.clone();
             url.set_query(None);
             Ok(url.to_string())
@@ -600,6 +594,18 @@ impl Connection {
             Err(StatusCode::NotFound)
         }
     }
+}
+
+/// True if a request URL's `path` names the stream at `base` (with or
+/// without a trailing slash), or its one track when `allow_track`.
+fn names_stream(path: &str, base: &str, allow_track: bool) -> bool {
+    let path = path.trim_end_matches('/');
+    path == base
+        || (allow_track
+            && path
+                .strip_prefix(base)
+                .and_then(|rest| rest.strip_prefix('/'))
+                .is_some_and(|rest| rest == TRACK_CONTROL))
 }
 
 async fn next_au(
@@ -661,4 +667,113 @@ fn declared_body_len(buf: &[u8]) -> Option<usize> {
             .eq_ignore_ascii_case("content-length")
             .then(|| value.trim().parse().ok())?
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use rtsp_types::{Message, Method, headers};
+
+    use super::{TRACK_CONTROL, names_stream};
+    use crate::rtsp::transport::{self, Transport};
+
+    /// The requests one real client sent to streamcam, captured on the wire
+    /// (tests/data/requests/CLIENT-TRANSPORT.txt).
+    fn transcript(name: &str) -> Vec<rtsp_types::Request<Vec<u8>>> {
+        let path = format!(
+            "{}/tests/data/requests/{name}.txt",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let data = std::fs::read(&path).unwrap();
+        let mut rest = &data[..];
+        let mut requests = Vec::new();
+        while !rest.is_empty() {
+            let (msg, used) = Message::<Vec<u8>>::parse(rest)
+                .unwrap_or_else(|e| panic!("{name}: unparsable request: {e:?}"));
+            match msg {
+                Message::Request(r) => requests.push(r),
+                other => panic!("{name}: not a request: {other:?}"),
+            }
+            rest = &rest[used..];
+        }
+        requests
+    }
+
+    #[test]
+    fn real_clients_requests_are_understood() {
+        let peer = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        for client in ["ffmpeg", "gstreamer", "live555", "retina"] {
+            for kind in ["udp", "tcp"] {
+                let name = format!("{client}-{kind}");
+                let requests = transcript(&name);
+                let methods: Vec<Method> = requests.iter().map(|r| r.method().clone()).collect();
+                for needed in [
+                    Method::Describe,
+                    Method::Setup,
+                    Method::Play,
+                    Method::Teardown,
+                ] {
+                    assert!(methods.contains(&needed), "{name}: no {needed:?}");
+                }
+                for req in &requests {
+                    assert!(req.header(&headers::CSEQ).is_some(), "{name}: no CSeq");
+                    let url = req.request_uri().expect("absolute URL");
+                    let track_ok = matches!(
+                        req.method(),
+                        Method::Setup
+                            | Method::Play
+                            | Method::Pause
+                            | Method::Teardown
+                            | Method::GetParameter
+                    );
+                    assert!(
+                        names_stream(url.path(), "/stream", track_ok),
+                        "{name}: {:?} {url} not recognised",
+                        req.method()
+                    );
+                    if req.method() == &Method::Setup {
+                        let header = req.header(&headers::TRANSPORT).expect("Transport");
+                        let chosen = transport::choose(header.as_str(), peer).unwrap();
+                        match (kind, chosen) {
+                            (
+                                "udp",
+                                Transport::Udp {
+                                    rtp_port,
+                                    rtcp_port,
+                                },
+                            ) => {
+                                assert_eq!(rtcp_port, rtp_port + 1, "{name}")
+                            }
+                            (
+                                "tcp",
+                                Transport::Interleaved {
+                                    rtp_channel: 0,
+                                    rtcp_channel: 1,
+                                },
+                            ) => {}
+                            other => panic!("{name}: chose {other:?}"),
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn stream_path_matching() {
+        assert!(names_stream("/stream", "/stream", false));
+        assert!(names_stream("/stream/", "/stream", false));
+        assert!(!names_stream("/stream/trackID=0", "/stream", false));
+        assert!(names_stream(
+            &format!("/stream/{TRACK_CONTROL}"),
+            "/stream",
+            true
+        ));
+        assert!(!names_stream("/streamx", "/stream", true));
+        assert!(!names_stream("/streamtrackID=0", "/stream", true));
+        assert!(!names_stream("/other", "/stream", true));
+        assert!(!names_stream("/", "/stream", true));
+        assert!(!names_stream("/cam/stream", "/stream", true));
+    }
 }

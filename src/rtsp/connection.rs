@@ -732,7 +732,7 @@ mod tests {
                         "{name}: {:?} {url} not recognised",
                         req.method()
                     );
-                    if req.method() == &Method::Setup {
+                    if *req.method() == Method::Setup {
                         let header = req.header(&headers::TRANSPORT).expect("Transport");
                         let chosen = transport::choose(header.as_str(), peer).unwrap();
                         match (kind, chosen) {

@@ -40,8 +40,14 @@ impl Daemon {
     }
 
     /// Starts a daemon listening on `ip` (port picked by the kernel), with
-    /// `extra` appended to its config file.
+    /// `extra` appended to its `[server]` table.
     pub fn start_with(ip: &str, source: Source, extra: &str) -> Daemon {
+        Self::start_env(ip, source, extra, &[])
+    }
+
+    /// Like [`Daemon::start_with`], with extra environment variables (as
+    /// systemd would set them).
+    pub fn start_env(ip: &str, source: Source, extra: &str, env: &[(&str, &str)]) -> Daemon {
         let dir = tempfile::tempdir().unwrap();
         let source = match source {
             Source::File => format!("kind = \"file\"\nfile = {:?}\n", sample_file()),
@@ -62,6 +68,9 @@ impl Daemon {
             .arg(&path)
             .env_remove("JOURNAL_STREAM")
             .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .env_remove("WATCHDOG_PID")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

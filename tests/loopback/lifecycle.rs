@@ -162,3 +162,67 @@ fn check_config_accepts_the_shipped_file_and_names_bad_keys() {
     assert_eq!(code, 78);
     assert!(err.contains("missing.toml"), "{err}");
 }
+
+#[test]
+fn tells_systemd_ready_status_and_watchdog() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notify");
+    let socket = UnixDatagram::bind(&path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let notify_socket = path.to_str().unwrap().to_string();
+    let mut d = Daemon::start_env(
+        "127.0.0.1",
+        Source::File,
+        "",
+        &[
+            ("NOTIFY_SOCKET", &notify_socket),
+            ("WATCHDOG_USEC", "2000000"),
+        ],
+    );
+    let mut next = || {
+        let mut buf = [0u8; 4096];
+        let n = socket.recv(&mut buf).expect("a notification");
+        String::from_utf8_lossy(&buf[..n]).to_string()
+    };
+    let ready = next();
+    assert!(ready.contains("READY=1"), "{ready}");
+    assert!(
+        ready.contains("STATUS=streaming 1280x720@30 h264 from file"),
+        "{ready}"
+    );
+    assert!(ready.contains("0 clients"), "{ready}");
+    // The watchdog (2 s) is petted at least every second while frames flow.
+    let start = std::time::Instant::now();
+    let mut pets = 0;
+    while start.elapsed() < Duration::from_millis(2500) {
+        if next().contains("WATCHDOG=1") {
+            pets += 1;
+        }
+    }
+    assert!(pets >= 2, "{pets} watchdog pings in 2.5 s");
+    // A playing client shows in STATUS.
+    let mut c = RawClient::connect(&d);
+    let setup = c.setup("RTP/AVP/TCP;unicast;interleaved=0-1");
+    assert_eq!(c.play(&setup.session()).status, 200);
+    let mut status = String::new();
+    while start.elapsed() < Duration::from_secs(10) && !status.contains("1 client") {
+        status = next();
+    }
+    assert!(
+        status.contains("STATUS=streaming") && status.contains(", 1 client"),
+        "{status}"
+    );
+    d.terminate(Duration::from_secs(3)).expect("exits");
+    let mut buf = [0u8; 4096];
+    let mut stopping = false;
+    while let Ok(n) = socket.recv(&mut buf) {
+        if String::from_utf8_lossy(&buf[..n]).contains("STOPPING=1") {
+            stopping = true;
+            break;
+        }
+    }
+    assert!(stopping, "no STOPPING=1");
+}

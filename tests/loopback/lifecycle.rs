@@ -182,7 +182,7 @@ fn tells_systemd_ready_status_and_watchdog() {
             ("WATCHDOG_USEC", "2000000"),
         ],
     );
-    let mut next = || {
+    let next = || {
         let mut buf = [0u8; 4096];
         let n = socket.recv(&mut buf).expect("a notification");
         String::from_utf8_lossy(&buf[..n]).to_string()

@@ -4,7 +4,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::pacer::Pacer;
+use super::pacer::{Pacer, WhenLate};
 use super::{Frame, RawFrame, Source, SourceError};
 use crate::config::VideoConfig;
 
@@ -55,7 +55,7 @@ impl TestPattern {
             height: h,
             fps: video.framerate,
             frame: 0,
-            pacer: Pacer::new(f64::from(video.framerate)),
+            pacer: Pacer::new(f64::from(video.framerate), WhenLate::Skip),
             y: vec![16; w * h],
             u: vec![128; w * h / 4],
             v: vec![128; w * h / 4],

@@ -218,7 +218,16 @@ pub fn gstreamer(url: &str, transport: &str, frames: usize, mode: Mode) -> Decod
     let mut cmd = Command::new("gst-launch-1.0");
     cmd.args(["-v", "rtspsrc", &format!("location={url}")])
         .arg(format!("protocols={transport}"))
-        .args(["latency=0", "!", "rtph264depay", "!", "h264parse"]);
+        // buffer-mode=none: timestamps straight from RTP time (the
+        // server's clock, which is what is checked), not from arrival.
+        .args([
+            "latency=0",
+            "buffer-mode=none",
+            "!",
+            "rtph264depay",
+            "!",
+            "h264parse",
+        ]);
     if mode == Mode::Decode {
         cmd.args(["!", "avdec_h264", "output-corrupt=false"]);
     }

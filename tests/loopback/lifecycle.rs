@@ -76,8 +76,68 @@ fn play_reply_precedes_media_and_names_the_first_packet() {
             other => panic!("unexpected {other:?}"),
         }
     }
-    let teardown = c.request("TEARDOWN", &url, &[("Session", &setup.session())]);
+    // Keep-alives are answered.
+    let session = setup.session();
+    for method in ["GET_PARAMETER", "SET_PARAMETER", "OPTIONS"] {
+        let r = c.request(method, &url, &[("Session", &session)]);
+        assert_eq!(r.status, 200, "{method}");
+    }
+    // PAUSE stops media; PLAY resumes it with the sequence numbers going on.
+    assert_eq!(
+        c.request("PAUSE", &url, &[("Session", &session)]).status,
+        200
+    );
+    c.stream
+        .set_read_timeout(Some(Duration::from_millis(700)))
+        .unwrap();
+    while let Some(frame) = c.read_frame_or_timeout() {
+        assert!(
+            matches!(frame, Frame::Interleaved(1, _)),
+            "only RTCP while paused"
+        );
+    }
+    let last_seq = c.last_rtp_seq.unwrap();
+    c.stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let play = c.play(&session);
+    assert_eq!(play.status, 200);
+    let (resumed_seq, _) = rtp_info(play.header("rtp-info").unwrap());
+    assert_eq!(
+        resumed_seq,
+        last_seq.wrapping_add(1),
+        "sequence continues after PAUSE"
+    );
+    let teardown = c.request("TEARDOWN", &url, &[("Session", &session)]);
     assert_eq!(teardown.status, 200);
+}
+
+#[test]
+fn rtcp_bye_from_a_udp_client_ends_its_session() {
+    let d = Daemon::start(Source::File);
+    let (rtp, rtcp) = raw::udp_pair("127.0.0.1");
+    let mut c = RawClient::connect(&d);
+    let setup = c.setup(&raw::udp_transport(&rtp));
+    assert_eq!(c.play(&setup.session()).status, 200);
+    let mut buf = [0u8; 2048];
+    let (_, server_rtcp) = rtcp.recv_from(&mut buf).expect("a sender report");
+    rtp.recv(&mut buf).expect("media");
+    let mut bye = raw::receiver_report(0x0bad_cafe);
+    bye.extend_from_slice(&[0x81, 203, 0, 1]);
+    bye.extend_from_slice(&0x0bad_cafe_u32.to_be_bytes());
+    rtcp.send_to(&bye, server_rtcp).unwrap();
+    assert!(
+        d.wait_for_log("client sent RTCP BYE", Duration::from_secs(3))
+            .is_some(),
+        "{}",
+        d.log()
+    );
+    // Drain what was in flight, then nothing more comes.
+    rtp.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    while rtp.recv(&mut buf).is_ok() {}
+    rtp.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    assert!(rtp.recv(&mut buf).is_err(), "media after BYE");
 }
 
 #[test]

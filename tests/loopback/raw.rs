@@ -50,6 +50,8 @@ pub struct RawClient {
     pub stream: TcpStream,
     buf: Vec<u8>,
     cseq: u32,
+    /// Sequence number of the last RTP packet seen on channel 0.
+    pub last_rtp_seq: Option<u16>,
     /// The stream's URL.
     pub url: String,
 }
@@ -69,6 +71,7 @@ impl RawClient {
             stream,
             buf: Vec::new(),
             cseq: 0,
+            last_rtp_seq: None,
             url: d.url(),
         }
     }
@@ -118,6 +121,30 @@ impl RawClient {
         }
     }
 
+    /// Like [`RawClient::read_frame`], but `None` also when the read
+    /// timeout passes with nothing complete.
+    pub fn read_frame_or_timeout(&mut self) -> Option<Frame> {
+        loop {
+            if let Some(frame) = self.take_frame() {
+                return Some(frame);
+            }
+            let mut chunk = [0u8; 65536];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return None;
+                }
+                Err(e) => panic!("read: {e}"),
+            }
+        }
+    }
+
     fn take_frame(&mut self) -> Option<Frame> {
         if self.buf.first() == Some(&b'$') {
             if self.buf.len() < 4 {
@@ -129,6 +156,9 @@ impl RawClient {
             }
             let channel = self.buf[1];
             let payload = self.buf[4..4 + len].to_vec();
+            if channel == 0 && payload.len() >= 4 {
+                self.last_rtp_seq = Some(u16::from_be_bytes([payload[2], payload[3]]));
+            }
             self.buf.drain(..4 + len);
             return Some(Frame::Interleaved(channel, payload));
         }

@@ -86,6 +86,14 @@ impl Receiver {
 /// Reads one RTSP response off `conn` (keeping any bytes after it in `buf`).
 async fn response(conn: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<String> {
     loop {
+        // Interleaved packets may come ahead of a reply: skip them.
+        while buf.len() >= 4 && buf[0] == b'$' {
+            let len = 4 + u16::from_be_bytes([buf[2], buf[3]]) as usize;
+            if buf.len() < len {
+                break;
+            }
+            buf.drain(..len);
+        }
         if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             let head = String::from_utf8_lossy(&buf[..end]).to_string();
             let len = head

@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::ServerContext;
 use super::media::{ClientMedia, REPORT_INTERVAL};
+use super::rtp_sender::RtpSender;
 use super::sdp::{self, TRACK_CONTROL};
 use super::session::{
     self, SESSION_TIMEOUT, SessionHandle, SessionKind, UdpCommand, UdpSession, format_id,
@@ -555,7 +556,7 @@ impl Connection {
                     handle: Arc::clone(&handle),
                     table: Arc::clone(&self.ctx.sessions),
                     media,
-                    rtp,
+                    rtp: RtpSender::new(rtp, SocketAddr::new(peer_ip, rtp_port)),
                     rtcp,
                     client_rtp: SocketAddr::new(peer_ip, rtp_port),
                     client_rtcp: SocketAddr::new(peer_ip, rtcp_port),

@@ -3,6 +3,7 @@
 
 pub mod connection;
 pub mod media;
+pub mod rtp_sender;
 pub mod sdp;
 pub mod session;
 pub mod transport;

@@ -12,8 +12,8 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::media::{ClientMedia, PlayStart, REPORT_INTERVAL};
+use super::rtp_sender::RtpSender;
 use crate::broadcast::Broadcast;
-use crate::rtp::packetizer::MAX_PACKET;
 use crate::rtp::rtcp::{self, MAX_RTCP};
 
 /// A session with neither RTSP requests nor RTCP for this long is ended.
@@ -167,8 +167,8 @@ pub struct UdpSession {
     pub table: Arc<SessionTable>,
     /// The session's media state.
     pub media: ClientMedia,
-    /// Our RTP socket.
-    pub rtp: UdpSocket,
+    /// RTP out, from our RTP socket to the client's.
+    pub rtp: RtpSender,
     /// Our RTCP socket.
     pub rtcp: UdpSocket,
     /// Where RTP goes.
@@ -200,7 +200,6 @@ impl UdpSession {
     }
 
     async fn serve(&mut self) -> End {
-        let mut pkt = [0u8; MAX_PACKET];
         let mut rtcp_in = [0u8; 1500];
         let mut report = tokio::time::interval(REPORT_INTERVAL);
         let mut liveness = tokio::time::interval(Duration::from_secs(1));
@@ -228,16 +227,7 @@ impl UdpSession {
                     None => return End::Teardown,
                 },
                 au = self.media.next() => match au {
-                    Ok(au) => {
-                        let mut packets = self.media.packets(&au);
-                        while let Some(n) = packets.next_into(&mut pkt) {
-                            // Loss on UDP is the client's network's business;
-                            // an unreachable client is reaped by the timeout.
-                            if let Err(e) = self.rtp.send_to(&pkt[..n], self.client_rtp).await {
-                                tracing::trace!("RTP send to {} failed: {e}", self.client_rtp);
-                            }
-                        }
-                    }
+                    Ok(au) => self.rtp.send(self.media.packets(&au)).await,
                     Err(e) => return End::Slow(e.to_string()),
                 },
                 got = self.rtcp.recv_from(&mut rtcp_in) => {

@@ -33,6 +33,10 @@ struct Args {
     /// Length of the measured window in seconds.
     #[arg(long, default_value_t = 20)]
     seconds: u64,
+    /// Milliseconds between two clients' starts (a burst of simultaneous
+    /// connections is a different test).
+    #[arg(long, default_value_t = 50)]
+    stagger_ms: u64,
 }
 
 /// What one client saw inside the window.
@@ -307,16 +311,16 @@ async fn main() {
     let udp = args.transport == "udp";
     let window: Window = Arc::new(OnceLock::new());
     let (tx, mut rx) = tokio::sync::mpsc::channel(args.clients);
-    let tasks: Vec<_> = (0..args.clients)
-        .map(|_| {
-            tokio::spawn(client(
-                args.url.clone(),
-                udp,
-                Arc::clone(&window),
-                tx.clone(),
-            ))
-        })
-        .collect();
+    let mut tasks = Vec::with_capacity(args.clients);
+    for _ in 0..args.clients {
+        tasks.push(tokio::spawn(client(
+            args.url.clone(),
+            udp,
+            Arc::clone(&window),
+            tx.clone(),
+        )));
+        tokio::time::sleep(Duration::from_millis(args.stagger_ms)).await;
+    }
     drop(tx);
     let mut started = 0;
     let setup_deadline = tokio::time::sleep(Duration::from_secs(30));

@@ -190,6 +190,7 @@ impl UdpSession {
             self.send_report(true).await;
         }
         self.table.remove(self.handle.id);
+        self.media.pause(); // no longer counted as a client
         tracing::info!(
             session = %id,
             client = %self.client_rtp,

@@ -14,6 +14,24 @@ pub fn sample_file() -> String {
     )
 }
 
+/// The daemon binary to run: this build's, or `STREAMCAM_BIN` (a build
+/// for another target) started through `STREAMCAM_RUNNER` (e.g.
+/// `qemu-aarch64 -L /`), so the same tests drive a cross-built daemon.
+pub fn streamcam_command() -> Command {
+    let bin = std::env::var("STREAMCAM_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_streamcam").to_string());
+    let runner = std::env::var("STREAMCAM_RUNNER").unwrap_or_default();
+    let mut words = runner.split_whitespace();
+    match words.next() {
+        Some(program) => {
+            let mut cmd = Command::new(program);
+            cmd.args(words).arg(bin);
+            cmd
+        }
+        None => Command::new(bin),
+    }
+}
+
 /// Which source the daemon streams.
 pub enum Source {
     /// The sample file, looped (no encoding: cheap, many clients).
@@ -63,7 +81,7 @@ impl Daemon {
         );
         let path = dir.path().join("streamcam.toml");
         std::fs::write(&path, config).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_streamcam"))
+        let mut child = streamcam_command()
             .arg("--config")
             .arg(&path)
             .env_remove("JOURNAL_STREAM")

@@ -1,6 +1,5 @@
 //! The daemon's life: what PLAY promises, SIGTERM, and config checking.
 
-use std::process::Command;
 use std::time::Duration;
 
 use crate::daemon::{Daemon, Source};
@@ -177,7 +176,7 @@ fn sigterm_sends_bye_to_every_client_and_exits_0() {
 }
 
 fn streamcam(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_streamcam"))
+    let out = crate::daemon::streamcam_command()
         .args(args)
         .output()
         .unwrap();

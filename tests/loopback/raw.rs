@@ -107,23 +107,17 @@ impl RawClient {
 
     /// Reads the next response or interleaved packet; `None` at EOF.
     pub fn read_frame(&mut self) -> Option<Frame> {
-        loop {
-            if let Some(frame) = self.take_frame() {
-                return Some(frame);
-            }
-            let mut chunk = [0u8; 65536];
-            match self.stream.read(&mut chunk) {
-                Ok(0) => return None,
-                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return None,
-                Err(e) => panic!("read: {e}"),
-            }
-        }
+        self.read_until(false)
     }
 
     /// Like [`RawClient::read_frame`], but `None` also when the read
     /// timeout passes with nothing complete.
     pub fn read_frame_or_timeout(&mut self) -> Option<Frame> {
+        self.read_until(true)
+    }
+
+    fn read_until(&mut self, timeout_ends: bool) -> Option<Frame> {
+        use std::io::ErrorKind::{ConnectionReset, TimedOut, WouldBlock};
         loop {
             if let Some(frame) = self.take_frame() {
                 return Some(frame);
@@ -132,14 +126,8 @@ impl RawClient {
             match self.stream.read(&mut chunk) {
                 Ok(0) => return None,
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    return None;
-                }
+                Err(e) if e.kind() == ConnectionReset => return None,
+                Err(e) if timeout_ends && matches!(e.kind(), WouldBlock | TimedOut) => return None,
                 Err(e) => panic!("read: {e}"),
             }
         }

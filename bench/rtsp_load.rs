@@ -156,9 +156,10 @@ async fn udp_pair() -> std::io::Result<(UdpSocket, UdpSocket)> {
     for _ in 0..200 {
         let rtp = UdpSocket::bind("127.0.0.1:0").await?;
         let port = rtp.local_addr()?.port();
-        if port % 2 == 0
-            && let Ok(rtcp) = UdpSocket::bind(("127.0.0.1", port + 1)).await
-        {
+        if port % 2 != 0 {
+            continue;
+        }
+        if let Ok(rtcp) = UdpSocket::bind(("127.0.0.1", port + 1)).await {
             let _ = socket2::SockRef::from(&rtp).set_recv_buffer_size(1 << 20);
             return Ok((rtp, rtcp));
         }

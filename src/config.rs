@@ -208,11 +208,9 @@ impl Config {
                 },
             }
         })?;
-        if let Some(dir) = base_dir
-            && config.source.file.is_relative()
-            && !config.source.file.as_os_str().is_empty()
-        {
-            config.source.file = dir.join(&config.source.file);
+        let file = &config.source.file;
+        if let Some(dir) = base_dir.filter(|_| file.is_relative() && !file.as_os_str().is_empty()) {
+            config.source.file = dir.join(file);
         }
         config
             .validate()

@@ -85,9 +85,7 @@ impl Broadcast {
 
     /// Publishes one access unit to every subscriber. Never waits.
     pub fn publish(&self, au: AccessUnit) {
-        if au.is_idr
-            && let Some(ps) = au.parameter_sets()
-        {
+        if let Some(ps) = au.is_idr.then(|| au.parameter_sets()).flatten() {
             self.params.send_if_modified(|cur| {
                 let changed = cur.as_ref() != Some(&ps);
                 if changed {

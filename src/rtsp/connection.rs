@@ -232,9 +232,10 @@ impl Connection {
     /// RTCP (or anything) the client sent on an interleaved channel.
     fn interleaved_data(&mut self, channel: u8, data: &[u8]) {
         let Some(il) = &self.interleaved else { return };
-        if channel == il.rtcp_channel
-            && let Ok(fb) = rtcp::parse_feedback(data)
-        {
+        if channel != il.rtcp_channel {
+            return;
+        }
+        if let Ok(fb) = rtcp::parse_feedback(data) {
             il.handle.touch();
             if fb.keyframe_request {
                 il.media.request_keyframe();

@@ -232,10 +232,8 @@ impl UdpSession {
                     Err(e) => return End::Slow(e.to_string()),
                 },
                 got = self.rtcp.recv_from(&mut rtcp_in) => {
-                    if let Ok((n, from)) = got
-                        && from.ip() == self.client_rtcp.ip()
-                        && let Some(end) = self.client_rtcp_packet(&rtcp_in[..n])
-                    {
+                    let from_client = got.ok().filter(|(_, from)| from.ip() == self.client_rtcp.ip());
+                    if let Some(end) = from_client.and_then(|(n, _)| self.client_rtcp_packet(&rtcp_in[..n])) {
                         return end;
                     }
                 }

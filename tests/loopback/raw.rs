@@ -207,7 +207,7 @@ pub fn udp_pair(ip: &str) -> (UdpSocket, UdpSocket) {
     for _ in 0..100 {
         let rtp = UdpSocket::bind((ip, 0)).unwrap();
         let port = rtp.local_addr().unwrap().port();
-        if !port.is_multiple_of(2) || port == u16::MAX {
+        if port % 2 != 0 || port == u16::MAX {
             continue;
         }
         if let Ok(rtcp) = UdpSocket::bind((ip, port + 1)) {

@@ -10,6 +10,8 @@ mod rtp;
 mod rtsp;
 mod service;
 mod source;
+#[cfg(feature = "v4l2")]
+mod v4l2;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

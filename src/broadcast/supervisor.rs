@@ -74,7 +74,8 @@ fn open(config: &Config, stream: &Broadcast) -> Result<Pipeline, String> {
     let mut encoder = None;
     if let Some(ps) = source.parameter_sets() {
         stream.set_parameter_sets(ps);
-    } else {
+    }
+    if !source.is_encoded() {
         encoder = Some(encode::open(&config.video).map_err(|e| e.to_string())?);
     }
     let description = format!(
@@ -120,4 +121,64 @@ fn pump(p: &mut Pipeline, stream: &Broadcast) -> Result<(), String> {
         stream.publish(au);
     }
     Ok(())
+}
+
+/// Tests against the kernel's vivid driver; `ci/vm` runs them in a VM.
+#[cfg(all(test, feature = "v4l2", feature = "software-encoder"))]
+mod vm_tests {
+    use super::*;
+    use crate::config::EncoderKind;
+    use crate::source::v4l2::vm_tests::{camera_config, plug};
+
+    /// Waits up to `limit` for `what`.
+    fn wait_for(limit: Duration, what: impl Fn() -> bool) -> bool {
+        let until = Instant::now() + limit;
+        while Instant::now() < until {
+            if what() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    #[test]
+    #[ignore = "needs the vivid driver: ci/vm runs it"]
+    fn a_camera_unplugged_and_plugged_back_streams_again() {
+        let mut config = camera_config("vivid-000-vid-cap");
+        config.video.width = 320;
+        config.video.height = 180;
+        config.video.encoder = EncoderKind::Software;
+        let stream = Broadcast::new();
+        let stop = Arc::new(AtomicBool::new(false));
+        let pipeline = start(&config, stream.clone(), stop.clone()).unwrap();
+        assert!(wait_for(Duration::from_secs(10), || stream
+            .last_frame_at()
+            .is_some()));
+        let rtp_before = stream.current_rtp_timestamp();
+
+        plug(false);
+        assert!(
+            wait_for(Duration::from_secs(5), || stream.info().error.is_some()),
+            "the pipeline did not notice the camera vanish"
+        );
+        let unplugged_at = Instant::now();
+        plug(true);
+        assert!(
+            wait_for(Duration::from_secs(20), || {
+                stream.last_frame_at().is_some_and(|t| t > unplugged_at)
+            }),
+            "no frames after the camera came back: {:?}",
+            stream.info()
+        );
+        assert_eq!(stream.info().error, None);
+        let rtp_after = stream.current_rtp_timestamp();
+        let advanced = rtp_after.wrapping_sub(rtp_before);
+        assert!(
+            advanced > 0 && advanced < 90_000 * 60,
+            "RTP time jumped by {advanced} ticks across the restart"
+        );
+        stop.store(true, Ordering::Relaxed);
+        pipeline.join().unwrap();
+    }
 }

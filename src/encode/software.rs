@@ -12,7 +12,7 @@ use openh264::formats::YUVSlices;
 
 use super::{EncodeError, Encoder};
 use crate::h264::{AccessUnit, split_annexb};
-use crate::source::RawFrame;
+use crate::source::{Pixels, Plane, RawFrame};
 
 /// openh264, (re)configured lazily on the next frame after a setting changes.
 pub struct SoftwareEncoder {
@@ -22,6 +22,8 @@ pub struct SoftwareEncoder {
     encoder: Option<H264Encoder>,
     force_idr: bool,
     out: Vec<u8>,
+    /// Frames in other layouts, converted to I420.
+    i420: Vec<u8>,
 }
 
 impl SoftwareEncoder {
@@ -34,6 +36,7 @@ impl SoftwareEncoder {
             encoder: None,
             force_idr: false,
             out: Vec::new(),
+            i420: Vec::new(),
         }
     }
 
@@ -57,6 +60,116 @@ impl SoftwareEncoder {
     }
 }
 
+impl SoftwareEncoder {
+    fn encode_yuv(
+        &mut self,
+        yuv: &YUVSlices<'_>,
+        force: bool,
+        out: &mut Vec<u8>,
+        frame: &RawFrame<'_>,
+    ) -> Result<Option<AccessUnit>, EncodeError> {
+        let encoder = self.encoder()?;
+        if force {
+            encoder.force_intra_frame();
+        }
+        let bitstream = encoder
+            .encode(yuv)
+            .map_err(|e| EncodeError::Failed(e.to_string()))?;
+        if matches!(bitstream.frame_type(), FrameType::Skip | FrameType::Invalid) {
+            return Ok(None);
+        }
+        out.clear();
+        bitstream.write_vec(out);
+        let nals = split_annexb(&Bytes::copy_from_slice(out));
+        Ok((!nals.is_empty()).then(|| AccessUnit::new(nals, frame.timestamp)))
+    }
+}
+
+/// Refuses a plane too small for its picture (a driver's odd stride or
+/// size) instead of letting the encoder read past it.
+fn check_plane(name: &str, p: Plane<'_>, width: usize, lines: usize) -> Result<(), EncodeError> {
+    let need = p.stride * lines.saturating_sub(1) + width;
+    if p.stride < width || p.data.len() < need {
+        return Err(EncodeError::Failed(format!(
+            "{name} plane of {} bytes (stride {}) is too small for {width}x{lines}",
+            p.data.len(),
+            p.stride
+        )));
+    }
+    Ok(())
+}
+
+/// The planes of a tightly packed I420 picture in `buf`.
+fn tight_i420(buf: &[u8], w: usize, h: usize) -> (Plane<'_>, Plane<'_>, Plane<'_>) {
+    let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+    let (y, chroma) = buf.split_at(w * h);
+    let (u, v) = chroma.split_at(cw * ch);
+    (
+        Plane { data: y, stride: w },
+        Plane {
+            data: u,
+            stride: cw,
+        },
+        Plane {
+            data: v,
+            stride: cw,
+        },
+    )
+}
+
+/// NV12 (luma + interleaved CbCr) to tightly packed I420.
+fn nv12_to_i420(y: Plane<'_>, uv: Plane<'_>, w: usize, h: usize, out: &mut Vec<u8>) {
+    let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+    out.clear();
+    out.reserve(w * h + 2 * cw * ch);
+    for line in y.data.chunks(y.stride).take(h) {
+        out.extend_from_slice(&line[..w.min(line.len())]);
+    }
+    out.resize(w * h, 16);
+    let lines = || uv.data.chunks(uv.stride).take(ch);
+    for pick in [0, 1] {
+        for line in lines() {
+            out.extend(line.iter().skip(pick).step_by(2).take(cw));
+        }
+    }
+    out.resize(w * h + 2 * cw * ch, 128);
+}
+
+/// YUYV (4:2:2 packed) to tightly packed I420: chroma of each pair of lines
+/// averaged.
+fn yuyv_to_i420(p: Plane<'_>, w: usize, h: usize, out: &mut Vec<u8>) {
+    let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+    out.clear();
+    out.resize(w * h + 2 * cw * ch, 128);
+    let (luma, chroma) = out.split_at_mut(w * h);
+    let (u, v) = chroma.split_at_mut(cw * ch);
+    let line = |r: usize| {
+        let start = r.min(h - 1) * p.stride;
+        let row = p.data.get(start..).unwrap_or(&[]);
+        &row[..row.len().min(2 * w)]
+    };
+    for r in 0..h {
+        for (dst, src) in luma[r * w..(r + 1) * w]
+            .iter_mut()
+            .zip(line(r).iter().step_by(2))
+        {
+            *dst = *src;
+        }
+    }
+    for r in 0..ch {
+        let (a, b) = (line(2 * r), line(2 * r + 1));
+        for c in 0..cw {
+            let avg = |i: usize| {
+                let x = a.get(4 * c + i).copied().unwrap_or(128) as u16;
+                let y = b.get(4 * c + i).copied().unwrap_or(128) as u16;
+                (x + y).div_ceil(2) as u8
+            };
+            u[r * cw + c] = avg(1);
+            v[r * cw + c] = avg(3);
+        }
+    }
+}
+
 impl Encoder for SoftwareEncoder {
     fn name(&self) -> &'static str {
         "software"
@@ -64,24 +177,32 @@ impl Encoder for SoftwareEncoder {
 
     fn encode(&mut self, frame: &RawFrame<'_>) -> Result<Option<AccessUnit>, EncodeError> {
         let (w, h) = (frame.width as usize, frame.height as usize);
-        let yuv = YUVSlices::new((frame.y, frame.u, frame.v), (w, h), (w, w / 2, w / 2));
+        let mut i420 = std::mem::take(&mut self.i420);
+        let (y, u, v) = match frame.pixels {
+            Pixels::I420 { y, u, v } => (y, u, v),
+            Pixels::Nv12 { y, uv } => {
+                nv12_to_i420(y, uv, w, h, &mut i420);
+                tight_i420(&i420, w, h)
+            }
+            Pixels::Yuyv(p) => {
+                yuyv_to_i420(p, w, h, &mut i420);
+                tight_i420(&i420, w, h)
+            }
+        };
+        check_plane("Y", y, w, h)?;
+        check_plane("U", u, w.div_ceil(2), h.div_ceil(2))?;
+        check_plane("V", v, w.div_ceil(2), h.div_ceil(2))?;
+        let yuv = YUVSlices::new(
+            (y.data, u.data, v.data),
+            (w, h),
+            (y.stride, u.stride, v.stride),
+        );
         let force = std::mem::take(&mut self.force_idr);
         let mut out = std::mem::take(&mut self.out);
-        let encoder = self.encoder()?;
-        if force {
-            encoder.force_intra_frame();
-        }
-        let bitstream = encoder
-            .encode(&yuv)
-            .map_err(|e| EncodeError::Failed(e.to_string()))?;
-        if matches!(bitstream.frame_type(), FrameType::Skip | FrameType::Invalid) {
-            return Ok(None);
-        }
-        out.clear();
-        bitstream.write_vec(&mut out);
-        let nals = split_annexb(&Bytes::copy_from_slice(&out));
+        let result = self.encode_yuv(&yuv, force, &mut out, frame);
         self.out = out;
-        Ok((!nals.is_empty()).then(|| AccessUnit::new(nals, frame.timestamp)))
+        self.i420 = i420;
+        result
     }
 
     fn request_keyframe(&mut self) {
@@ -146,6 +267,71 @@ mod tests {
             assert_eq!((ps.width, ps.height), (320, 240));
         }
         assert!(!aus[5].has_parameter_sets());
+    }
+
+    #[test]
+    fn nv12_and_yuyv_become_i420() {
+        // 4x2 picture; luma 0..8, chroma (Cb, Cr) = (100, 200), (110, 210).
+        let luma: Vec<u8> = (0..8).collect();
+        let mut padded = Vec::new();
+        for line in luma.chunks(4) {
+            padded.extend_from_slice(line);
+            padded.extend_from_slice(&[0xee; 4]); // stride 8
+        }
+        let uv = [100, 200, 110, 210, 0xee, 0xee, 0xee, 0xee];
+        let mut out = Vec::new();
+        nv12_to_i420(
+            Plane {
+                data: &padded,
+                stride: 8,
+            },
+            Plane {
+                data: &uv,
+                stride: 8,
+            },
+            4,
+            2,
+            &mut out,
+        );
+        assert_eq!(out, [0, 1, 2, 3, 4, 5, 6, 7, 100, 110, 200, 210]);
+
+        // The same picture as YUYV, the second line's chroma +2.
+        let yuyv = [
+            0, 100, 1, 200, 2, 110, 3, 210, //
+            4, 102, 5, 202, 6, 112, 7, 212,
+        ];
+        yuyv_to_i420(
+            Plane {
+                data: &yuyv,
+                stride: 8,
+            },
+            4,
+            2,
+            &mut out,
+        );
+        assert_eq!(out, [0, 1, 2, 3, 4, 5, 6, 7, 101, 111, 201, 211]);
+    }
+
+    #[test]
+    fn a_short_plane_is_an_error_not_a_crash() {
+        let mut enc = SoftwareEncoder::new(30);
+        let small = [0u8; 10];
+        let plane = Plane {
+            data: &small,
+            stride: 4,
+        };
+        let frame = RawFrame {
+            pixels: Pixels::I420 {
+                y: plane,
+                u: plane,
+                v: plane,
+            },
+            width: 64,
+            height: 64,
+            timestamp: std::time::Instant::now(),
+        };
+        let e = enc.encode(&frame).unwrap_err().to_string();
+        assert!(e.contains("too small for 64x64"), "{e}");
     }
 
     #[test]

@@ -257,6 +257,10 @@ impl Source for FileSource {
         self.fps
     }
 
+    fn is_encoded(&self) -> bool {
+        true
+    }
+
     fn parameter_sets(&self) -> Option<ParameterSets> {
         Some(self.params.clone())
     }

@@ -4,21 +4,51 @@
 pub mod file;
 pub mod pacer;
 pub mod testpattern;
+#[cfg(feature = "v4l2")]
+pub mod v4l2;
 
 use std::time::Instant;
 
 use crate::config::{Config, SourceKind};
 use crate::h264::{AccessUnit, ParameterSets};
 
-/// A raw I420 (YUV 4:2:0 planar) frame, borrowed from its source.
+/// One plane of a raw picture: its bytes and the distance between lines.
+#[derive(Debug, Clone, Copy)]
+pub struct Plane<'a> {
+    /// The plane's bytes: `stride` bytes for each line.
+    pub data: &'a [u8],
+    /// Bytes from one line to the next (at least the visible width).
+    pub stride: usize,
+}
+
+/// The pixels of a raw picture, in one of the layouts cameras deliver.
+#[derive(Debug, Clone, Copy)]
+pub enum Pixels<'a> {
+    /// YUV 4:2:0, three planes (V4L2 `YU12`): the encoders' own layout.
+    I420 {
+        /// Luma, full size.
+        y: Plane<'a>,
+        /// Cb, half width and height.
+        u: Plane<'a>,
+        /// Cr, half width and height.
+        v: Plane<'a>,
+    },
+    /// YUV 4:2:0, luma then interleaved CbCr (V4L2 `NV12`).
+    Nv12 {
+        /// Luma, full size.
+        y: Plane<'a>,
+        /// Cb and Cr interleaved, half height.
+        uv: Plane<'a>,
+    },
+    /// YUV 4:2:2 packed Y0 Cb Y1 Cr (V4L2 `YUYV`), most USB webcams' raw format.
+    Yuyv(Plane<'a>),
+}
+
+/// A raw frame, borrowed from its source until the next frame is asked for.
 #[derive(Debug)]
 pub struct RawFrame<'a> {
-    /// Luma plane, `width * height` bytes.
-    pub y: &'a [u8],
-    /// Cb plane, `width/2 * height/2` bytes.
-    pub u: &'a [u8],
-    /// Cr plane, `width/2 * height/2` bytes.
-    pub v: &'a [u8],
+    /// The pixels.
+    pub pixels: Pixels<'a>,
     /// Width in pixels.
     pub width: u32,
     /// Height in pixels.
@@ -53,6 +83,13 @@ pub enum SourceError {
     /// The source's data is not usable.
     #[error("{0}")]
     Invalid(String),
+    /// The source stopped delivering frames.
+    #[error("{0}")]
+    Stalled(String),
+    /// A V4L2 device failed.
+    #[cfg(feature = "v4l2")]
+    #[error(transparent)]
+    Device(#[from] crate::v4l2::V4l2Error),
 }
 
 /// A source of frames, driven from the pipeline thread.
@@ -63,6 +100,10 @@ pub trait Source: Send {
     fn dimensions(&self) -> (u32, u32);
     /// Frames per second the source delivers.
     fn framerate(&self) -> f64;
+    /// True if frames come encoded (H.264), false if they need an encoder.
+    fn is_encoded(&self) -> bool {
+        false
+    }
     /// Parameter sets known up front (encoded sources).
     fn parameter_sets(&self) -> Option<ParameterSets> {
         None
@@ -72,24 +113,44 @@ pub trait Source: Send {
 }
 
 /// Opens the configured source; `auto` picks a camera when one exists and
-/// the test pattern otherwise.
+/// the test pattern otherwise, and says why.
 pub fn open(config: &Config) -> Result<Box<dyn Source>, SourceError> {
     match config.source.kind {
-        SourceKind::Auto => {
-            tracing::info!(
-                "source.kind = \"auto\": no camera support in this build; streaming the test pattern"
-            );
-            Ok(Box::new(testpattern::TestPattern::new(&config.video)))
-        }
+        SourceKind::Auto => Ok(auto(config)),
         SourceKind::Testpattern => Ok(Box::new(testpattern::TestPattern::new(&config.video))),
         SourceKind::File => Ok(Box::new(file::FileSource::open(
             &config.source.file,
             config.video.framerate,
         )?)),
-        kind @ (SourceKind::Libcamera | SourceKind::V4l2) => {
-            Err(SourceError::Unavailable(format!(
-                "source.kind = \"{kind}\" is not supported by this build yet; use \"auto\", \"testpattern\" or \"file\""
-            )))
+        SourceKind::V4l2 => v4l2_camera(config),
+        SourceKind::Libcamera => Err(SourceError::Unavailable(
+            "source.kind = \"libcamera\" is not supported by this build yet; use \"auto\", \"v4l2\", \"testpattern\" or \"file\"".into(),
+        )),
+    }
+}
+
+/// `source.kind = "auto"`: a V4L2 camera, else the test pattern.
+fn auto(config: &Config) -> Box<dyn Source> {
+    match v4l2_camera(config) {
+        Ok(camera) => {
+            tracing::info!("source.kind = \"auto\": using {}", camera.name());
+            camera
+        }
+        Err(why) => {
+            tracing::info!("source.kind = \"auto\": {why}; streaming the test pattern");
+            Box::new(testpattern::TestPattern::new(&config.video))
         }
     }
+}
+
+#[cfg(feature = "v4l2")]
+fn v4l2_camera(config: &Config) -> Result<Box<dyn Source>, SourceError> {
+    Ok(Box::new(v4l2::V4l2Source::open(config)?))
+}
+
+#[cfg(not(feature = "v4l2"))]
+fn v4l2_camera(_config: &Config) -> Result<Box<dyn Source>, SourceError> {
+    Err(SourceError::Unavailable(
+        "this build has no V4L2 support (cargo feature \"v4l2\")".into(),
+    ))
 }

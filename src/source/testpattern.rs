@@ -5,7 +5,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::pacer::{Pacer, WhenLate};
-use super::{Frame, RawFrame, Source, SourceError};
+use super::{Frame, Pixels, Plane, RawFrame, Source, SourceError};
 use crate::config::VideoConfig;
 
 /// 75% colour bars as (Y, Cb, Cr), BT.601 limited range.
@@ -164,10 +164,22 @@ impl Source for TestPattern {
         let n = self.frame;
         self.frame += 1;
         self.render(n, SystemTime::now());
+        let (w, cw) = (self.width, self.width / 2);
         Ok(Frame::Raw(RawFrame {
-            y: &self.y,
-            u: &self.u,
-            v: &self.v,
+            pixels: Pixels::I420 {
+                y: Plane {
+                    data: &self.y,
+                    stride: w,
+                },
+                u: Plane {
+                    data: &self.u,
+                    stride: cw,
+                },
+                v: Plane {
+                    data: &self.v,
+                    stride: cw,
+                },
+            },
             width: self.width as u32,
             height: self.height as u32,
             timestamp,
@@ -230,20 +242,30 @@ mod tests {
         };
         let mut tp = TestPattern::new(&video);
         let first = match tp.next_frame().unwrap() {
-            Frame::Raw(f) => {
-                assert_eq!((f.width, f.height), (320, 240));
-                assert_eq!(f.y.len(), 320 * 240);
-                assert_eq!((f.u.len(), f.v.len()), (320 * 60, 320 * 60));
-                f.y.to_vec()
+            Frame::Raw(RawFrame {
+                pixels: Pixels::I420 { y, u, v },
+                width,
+                height,
+                ..
+            }) => {
+                assert_eq!((width, height), (320, 240));
+                assert_eq!((y.data.len(), y.stride), (320 * 240, 320));
+                assert_eq!((u.data.len(), u.stride), (160 * 120, 160));
+                assert_eq!((v.data.len(), v.stride), (160 * 120, 160));
+                y.data.to_vec()
             }
-            Frame::Encoded(_) => panic!("test pattern is raw"),
+            other => panic!("the test pattern is raw I420: {other:?}"),
         };
-        let Frame::Raw(second) = tp.next_frame().unwrap() else {
+        let Frame::Raw(RawFrame {
+            pixels: Pixels::I420 { y: second, .. },
+            ..
+        }) = tp.next_frame().unwrap()
+        else {
             panic!("raw")
         };
-        assert_ne!(first, second.y, "pattern moves");
+        assert_ne!(first, second.data, "pattern moves");
         // The text band holds white glyph pixels on black.
-        let band = &second.y[30 * 320..70 * 320];
+        let band = &second.data[30 * 320..70 * 320];
         assert!(band.iter().filter(|&&p| p == 235).count() > 500);
         assert!(band.iter().filter(|&&p| p == 16).count() > 1000);
     }

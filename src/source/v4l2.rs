@@ -1,0 +1,601 @@
+//! V4L2 capture: any camera node (USB UVC webcams, the legacy
+//! `bcm2835-v4l2` Pi camera). Raw YU12/NV12/YUYV frames go to the encoder
+//! straight from the driver's memory-mapped buffers; a node that emits H.264
+//! itself skips the encoder. MJPEG-only cameras are refused.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use v4l2r::bindings;
+use v4l2r::ioctl::{self, BufferFlags, QBufPlane, QBuffer, V4l2Buffer};
+use v4l2r::memory::MmapHandle;
+
+use super::{Frame, Pixels, Plane, RawFrame, Source, SourceError};
+use crate::config::{Config, VideoConfig};
+use crate::h264::{self, AccessUnit};
+use crate::v4l2::{Device, Format, MappedBuffer, PixelFormat, QueueType, V4l2Error};
+
+/// A camera that delivers nothing for this long is stalled: the pipeline
+/// reopens it.
+pub const STALL_TIMEOUT: Duration = Duration::from_secs(2);
+/// Buffers asked of the driver: one with the encoder, one being filled,
+/// the rest to ride out scheduling hiccups.
+const BUFFERS: u32 = 4;
+
+/// What the capture node delivers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    I420,
+    Nv12,
+    Yuyv,
+    H264,
+}
+
+impl Layout {
+    fn fourcc(self) -> PixelFormat {
+        PixelFormat::from_fourcc(match self {
+            Self::I420 => b"YU12",
+            Self::Nv12 => b"NV12",
+            Self::Yuyv => b"YUYV",
+            Self::H264 => b"H264",
+        })
+    }
+}
+
+/// Formats in order of preference: H.264 from the camera saves encoding;
+/// then the raw layouts, cheapest for the encoders first.
+const PREFERENCE: [Layout; 4] = [Layout::H264, Layout::I420, Layout::Nv12, Layout::Yuyv];
+
+/// A V4L2 camera, streaming.
+pub struct V4l2Source {
+    device: Device,
+    queue: QueueType,
+    layout: Layout,
+    format: Format,
+    framerate: f64,
+    buffers: Vec<MappedBuffer>,
+    /// The buffer lent out with the last frame, queued again on the next call.
+    lent: Option<u32>,
+    /// SPS/PPS that came in a buffer of their own, for the next picture.
+    pending_nals: Vec<Bytes>,
+}
+
+impl V4l2Source {
+    /// Opens the configured node, or the first camera found when
+    /// `source.device` is empty.
+    pub fn open(config: &Config) -> Result<Self, SourceError> {
+        let device = if config.source.device.is_empty() {
+            find_camera()?
+        } else {
+            let device = Device::open(Path::new(&config.source.device))?;
+            if device.capture_queue().is_none() {
+                return Err(SourceError::Invalid(format!(
+                    "{} ({}, driver {}) is not a video capture device; set source.device to a camera node (`v4l2-ctl --list-devices` lists them)",
+                    config.source.device,
+                    device.card(),
+                    device.driver()
+                )));
+            }
+            device
+        };
+        Self::start(device, &config.video)
+    }
+
+    /// Negotiates format and frame rate on `device` and starts streaming.
+    fn start(device: Device, video: &VideoConfig) -> Result<Self, SourceError> {
+        let queue = device.capture_queue().expect("checked by the caller");
+        let offered = device.formats(queue);
+        let layout = choose_layout(&offered).ok_or_else(|| {
+            let list: Vec<String> = offered.iter().map(|f| f.to_string()).collect();
+            SourceError::Unavailable(format!(
+                "{} ({}) offers {}; streamcam takes H264, YU12, NV12 or YUYV{}",
+                device.path().display(),
+                device.card(),
+                if list.is_empty() { "no formats".into() } else { list.join(", ") },
+                if offered.iter().any(|f| is_mjpeg(*f)) {
+                    " (MJPEG would need a JPEG decoder on the Pi's CPU: use a camera or mode with raw or H.264 output)"
+                } else {
+                    ""
+                }
+            ))
+        })?;
+        let wanted = Format {
+            width: video.width,
+            height: video.height,
+            pixelformat: layout.fourcc(),
+            ..Default::default()
+        };
+        let dev = device;
+        let format: Format = ioctl::s_fmt(&mut dev_fd(&dev), (queue, &wanted))
+            .map_err(|e| dev.error(format!("setting format {}", describe(&wanted)), e))?;
+        if format.pixelformat != wanted.pixelformat {
+            return Err(SourceError::Device(dev.error(
+                format!("setting format {}", describe(&wanted)),
+                format!("the driver chose {} instead", format.pixelformat),
+            )));
+        }
+        if (format.width, format.height) != (video.width, video.height) {
+            tracing::warn!(
+                "{}: asked for {}x{}, the camera gives {}x{}",
+                dev.path().display(),
+                video.width,
+                video.height,
+                format.width,
+                format.height
+            );
+        }
+        if layout != Layout::H264 {
+            check_layout(&dev, layout, &format)?;
+        }
+        let framerate = set_framerate(&dev, queue, video.framerate);
+        let buffers = dev.map_buffers(queue, BUFFERS)?;
+        for (index, buffer) in buffers.iter().enumerate() {
+            queue_buffer(&dev, queue, index as u32, buffer)?;
+        }
+        ioctl::streamon(&dev_fd(&dev), queue)
+            .map_err(|e| dev.error("starting the capture queue", e))?;
+        tracing::info!(
+            "{}: {} (driver {}), {} at {framerate:.1} fps, {} buffers",
+            dev.path().display(),
+            dev.card(),
+            dev.driver(),
+            describe(&format),
+            buffers.len()
+        );
+        Ok(Self {
+            device: dev,
+            queue,
+            layout,
+            format,
+            framerate,
+            buffers,
+            lent: None,
+            pending_nals: Vec::new(),
+        })
+    }
+
+    /// Waits for the next filled buffer (at most [`STALL_TIMEOUT`]).
+    fn dequeue(&mut self) -> Result<(u32, usize, Instant), SourceError> {
+        let deadline = Instant::now() + STALL_TIMEOUT;
+        loop {
+            match ioctl::dqbuf::<V4l2Buffer>(&dev_fd(&self.device), self.queue) {
+                Ok(buf) => {
+                    let index = buf.index();
+                    if buf.flags().contains(BufferFlags::ERROR) {
+                        // A corrupted frame (USB packet loss): skip it.
+                        queue_buffer(
+                            &self.device,
+                            self.queue,
+                            index,
+                            &self.buffers[index as usize],
+                        )?;
+                        continue;
+                    }
+                    let used = *buf.get_first_plane().bytesused as usize;
+                    return Ok((index, used, capture_time(&buf)));
+                }
+                Err(ioctl::DqBufError::IoctlError(ioctl::DqBufIoctlError::NotReady)) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() || !self.device.wait(left)? {
+                        return Err(SourceError::Stalled(format!(
+                            "{} delivered no frame for {} s",
+                            self.device.path().display(),
+                            STALL_TIMEOUT.as_secs()
+                        )));
+                    }
+                }
+                Err(e) => return Err(self.device.error("dequeuing a frame", e).into()),
+            }
+        }
+    }
+
+    /// The pixels of buffer `index` as the negotiated layout describes them.
+    fn pixels(&self, index: u32) -> Pixels<'_> {
+        let data: &[u8] = &self.buffers[index as usize].planes[0];
+        let h = self.format.height as usize;
+        let stride = self.format.plane_fmt[0].bytesperline as usize;
+        match self.layout {
+            Layout::I420 => {
+                let (y, rest) = data.split_at(stride * h);
+                let (cs, ch) = (stride / 2, h.div_ceil(2));
+                let (u, v) = rest.split_at((cs * ch).min(rest.len()));
+                Pixels::I420 {
+                    y: Plane { data: y, stride },
+                    u: Plane {
+                        data: u,
+                        stride: cs,
+                    },
+                    v: Plane {
+                        data: v,
+                        stride: cs,
+                    },
+                }
+            }
+            Layout::Nv12 => {
+                let (y, uv) = data.split_at(stride * h);
+                Pixels::Nv12 {
+                    y: Plane { data: y, stride },
+                    uv: Plane { data: uv, stride },
+                }
+            }
+            Layout::Yuyv => Pixels::Yuyv(Plane { data, stride }),
+            Layout::H264 => unreachable!("H.264 buffers are not raw pictures"),
+        }
+    }
+
+    /// An access unit from an H.264 buffer; `None` for a buffer holding only
+    /// parameter sets (kept for the next picture).
+    fn access_unit(&mut self, index: u32, used: usize, at: Instant) -> Option<AccessUnit> {
+        let data = &self.buffers[index as usize].planes[0];
+        let used = used.min(data.len());
+        let nals = h264::split_annexb(&Bytes::copy_from_slice(&data[..used]));
+        let has_picture = nals.iter().any(|n| matches!(h264::nal_type(n), 1..=5));
+        self.pending_nals.extend(nals);
+        has_picture.then(|| AccessUnit::new(std::mem::take(&mut self.pending_nals), at))
+    }
+}
+
+impl Source for V4l2Source {
+    fn name(&self) -> String {
+        format!(
+            "v4l2 {} ({})",
+            self.device.path().display(),
+            self.device.card()
+        )
+    }
+
+    fn dimensions(&self) -> (u32, u32) {
+        (self.format.width, self.format.height)
+    }
+
+    fn framerate(&self) -> f64 {
+        self.framerate
+    }
+
+    fn is_encoded(&self) -> bool {
+        self.layout == Layout::H264
+    }
+
+    fn next_frame(&mut self) -> Result<Frame<'_>, SourceError> {
+        if let Some(index) = self.lent.take() {
+            queue_buffer(
+                &self.device,
+                self.queue,
+                index,
+                &self.buffers[index as usize],
+            )?;
+        }
+        loop {
+            let (index, used, at) = self.dequeue()?;
+            if self.layout == Layout::H264 {
+                let au = self.access_unit(index, used, at);
+                queue_buffer(
+                    &self.device,
+                    self.queue,
+                    index,
+                    &self.buffers[index as usize],
+                )?;
+                match au {
+                    Some(au) => return Ok(Frame::Encoded(au)),
+                    None => continue,
+                }
+            }
+            self.lent = Some(index);
+            return Ok(Frame::Raw(RawFrame {
+                pixels: self.pixels(index),
+                width: self.format.width,
+                height: self.format.height,
+                timestamp: at,
+            }));
+        }
+    }
+}
+
+impl Drop for V4l2Source {
+    fn drop(&mut self) {
+        // Errors are moot here (the device may be gone); closing the node
+        // frees the buffers.
+        let _ = ioctl::streamoff(&dev_fd(&self.device), self.queue);
+    }
+}
+
+/// The device's descriptor, for the ioctl wrappers.
+fn dev_fd(device: &Device) -> std::os::fd::BorrowedFd<'_> {
+    use std::os::fd::AsFd;
+    device.as_fd()
+}
+
+/// The first node that is a camera with a usable format, logging the others.
+fn find_camera() -> Result<Device, SourceError> {
+    let mut seen = Vec::new();
+    for path in crate::v4l2::nodes() {
+        let device = match Device::open(&path) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::debug!("{e}");
+                continue;
+            }
+        };
+        let Some(queue) = device.capture_queue() else {
+            continue;
+        };
+        if choose_layout(&device.formats(queue)).is_some() {
+            return Ok(device);
+        }
+        seen.push(format!("{} ({})", path.display(), device.card()));
+    }
+    Err(SourceError::Unavailable(if seen.is_empty() {
+        "no V4L2 camera found (no /dev/video* capture node); plug one in or set source.kind".into()
+    } else {
+        format!(
+            "no V4L2 camera with H264, YU12, NV12 or YUYV output; found {}",
+            seen.join(", ")
+        )
+    }))
+}
+
+fn choose_layout(offered: &[PixelFormat]) -> Option<Layout> {
+    PREFERENCE
+        .into_iter()
+        .find(|l| offered.contains(&l.fourcc()))
+}
+
+fn is_mjpeg(f: PixelFormat) -> bool {
+    f == PixelFormat::from_fourcc(b"MJPG") || f == PixelFormat::from_fourcc(b"JPEG")
+}
+
+/// Refuses a raw format whose one plane cannot hold the picture.
+fn check_layout(device: &Device, layout: Layout, format: &Format) -> Result<(), SourceError> {
+    let (w, h) = (format.width as usize, format.height as usize);
+    let Some(plane) = format.plane_fmt.first() else {
+        return Err(device.error("reading the format", "no planes").into());
+    };
+    if format.plane_fmt.len() != 1 {
+        return Err(device
+            .error(
+                "reading the format",
+                format!(
+                    "{} planes; streamcam takes one-plane layouts",
+                    format.plane_fmt.len()
+                ),
+            )
+            .into());
+    }
+    let stride = plane.bytesperline as usize;
+    let (min_stride, size) = match layout {
+        Layout::I420 | Layout::Nv12 => (w, stride * h + 2 * (stride / 2) * h.div_ceil(2)),
+        Layout::Yuyv | Layout::H264 => (2 * w, stride * h),
+    };
+    if stride < min_stride || (plane.sizeimage as usize) < size {
+        return Err(device
+            .error(
+                "reading the format",
+                format!(
+                    "{} with {stride} bytes per line and {} bytes per frame is too small",
+                    describe(format),
+                    plane.sizeimage
+                ),
+            )
+            .into());
+    }
+    Ok(())
+}
+
+/// Asks for `fps` frames per second; returns what the driver settled on
+/// (or `fps` if the driver does not say).
+fn set_framerate(device: &Device, queue: QueueType, fps: u32) -> f64 {
+    let mut parm = bindings::v4l2_streamparm {
+        type_: queue as u32,
+        ..Default::default()
+    };
+    parm.parm.capture.timeperframe = bindings::v4l2_fract {
+        numerator: 1,
+        denominator: fps,
+    };
+    match ioctl::s_parm::<_, bindings::v4l2_streamparm>(&dev_fd(device), parm) {
+        Ok(got) => {
+            // SAFETY: `capture` is the union member for capture queues.
+            let t = unsafe { got.parm.capture.timeperframe };
+            if t.numerator > 0 && t.denominator > 0 {
+                return f64::from(t.denominator) / f64::from(t.numerator);
+            }
+            f64::from(fps)
+        }
+        Err(e) => {
+            tracing::debug!(
+                "{}: cannot set the frame rate: {e}",
+                device.path().display()
+            );
+            f64::from(fps)
+        }
+    }
+}
+
+/// Hands buffer `index` back to the driver to be filled.
+fn queue_buffer(
+    device: &Device,
+    queue: QueueType,
+    index: u32,
+    buffer: &MappedBuffer,
+) -> Result<(), V4l2Error> {
+    let mut q = QBuffer::<MmapHandle>::new(queue, index);
+    q.planes = buffer.planes.iter().map(|_| QBufPlane::new(0)).collect();
+    ioctl::qbuf::<_, ()>(&dev_fd(device), q).map_err(|e| device.error("queuing a buffer", e))
+}
+
+/// The capture time of a dequeued buffer: its monotonic kernel timestamp,
+/// as an `Instant` (the same clock on Linux), or now if it has none.
+fn capture_time(buf: &V4l2Buffer) -> Instant {
+    let now = Instant::now();
+    let ts = buf.timestamp();
+    if !buf.flags().contains(BufferFlags::TIMESTAMP_MONOTONIC)
+        || (ts.tv_sec == 0 && ts.tv_usec == 0)
+    {
+        return now;
+    }
+    let mut mono = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid timespec to fill.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut mono) };
+    let now_us = mono.tv_sec as i128 * 1_000_000 + mono.tv_nsec as i128 / 1000;
+    let then_us = ts.tv_sec as i128 * 1_000_000 + ts.tv_usec as i128;
+    let age = Duration::from_micros((now_us - then_us).clamp(0, 1_000_000) as u64);
+    now.checked_sub(age).unwrap_or(now)
+}
+
+fn describe(f: &Format) -> String {
+    format!("{}x{} {}", f.width, f.height, f.pixelformat)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefers_h264_then_the_cheapest_raw_layout() {
+        let f = |s: &[u8; 4]| PixelFormat::from_fourcc(s);
+        assert_eq!(
+            choose_layout(&[f(b"YUYV"), f(b"MJPG"), f(b"H264")]),
+            Some(Layout::H264)
+        );
+        assert_eq!(choose_layout(&[f(b"YUYV"), f(b"NV12")]), Some(Layout::Nv12));
+        assert_eq!(
+            choose_layout(&[f(b"YUYV"), f(b"YU12"), f(b"NV12")]),
+            Some(Layout::I420)
+        );
+        assert_eq!(choose_layout(&[f(b"MJPG")]), None);
+        assert!(is_mjpeg(f(b"MJPG")));
+    }
+
+    #[test]
+    fn a_missing_device_is_a_clear_error() {
+        let mut config = Config::default();
+        config.source.device = "/dev/video-streamcam-test".into();
+        let Err(e) = V4l2Source::open(&config) else {
+            panic!("opened a missing device")
+        };
+        assert!(
+            e.to_string()
+                .starts_with("/dev/video-streamcam-test: opening"),
+            "{e}"
+        );
+    }
+}
+
+/// Tests against the kernel's vivid driver; `ci/vm` runs them in a VM.
+#[cfg(test)]
+pub(crate) mod vm_tests {
+    use super::*;
+
+    /// The node of the video device whose sysfs name is `name`.
+    pub(crate) fn node(name: &str) -> String {
+        for entry in std::fs::read_dir("/sys/class/video4linux").expect("no V4L2 devices") {
+            let entry = entry.unwrap();
+            let found = std::fs::read_to_string(entry.path().join("name")).unwrap_or_default();
+            if found.trim() == name {
+                return format!("/dev/{}", entry.file_name().to_string_lossy());
+            }
+        }
+        panic!("no V4L2 device named {name}: is vivid loaded?")
+    }
+
+    /// Unbinds (false) or binds (true) vivid's platform device: the
+    /// cameras vanish or come back, as a USB camera does when unplugged.
+    pub(crate) fn plug(present: bool) {
+        let action = if present { "bind" } else { "unbind" };
+        std::fs::write(
+            format!("/sys/bus/platform/drivers/vivid/{action}"),
+            "vivid.0",
+        )
+        .unwrap_or_else(|e| panic!("vivid {action}: {e}"));
+    }
+
+    pub(crate) fn camera_config(name: &str) -> Config {
+        let mut config = Config::default();
+        config.source.kind = crate::config::SourceKind::V4l2;
+        config.source.device = node(name);
+        config.video.width = 640;
+        config.video.height = 360;
+        config.video.framerate = 30;
+        config
+    }
+
+    fn capture(name: &str, queue: QueueType) {
+        let mut source = V4l2Source::open(&camera_config(name)).unwrap();
+        assert_eq!(source.queue, queue);
+        assert_eq!(source.dimensions(), (640, 360));
+        assert!(!source.is_encoded());
+        let mut last = None;
+        for n in 0..10 {
+            let Frame::Raw(frame) = source.next_frame().unwrap() else {
+                panic!("raw frames expected")
+            };
+            assert_eq!((frame.width, frame.height), (640, 360));
+            let Pixels::I420 { y, u, v } = frame.pixels else {
+                panic!("vivid offers YU12: {:?}", frame.pixels)
+            };
+            assert!(y.stride >= 640 && y.data.len() >= y.stride * 360);
+            assert!(u.stride >= 320 && u.data.len() >= u.stride * 180);
+            assert!(v.stride >= 320 && v.data.len() >= v.stride * 180);
+            let first = y.data[0];
+            assert!(
+                y.data[..640].iter().any(|&p| p != first),
+                "frame {n} is flat"
+            );
+            if let Some(last) = last {
+                assert!(frame.timestamp > last, "frame {n}: time went backwards");
+            }
+            last = Some(frame.timestamp);
+        }
+    }
+
+    #[test]
+    #[ignore = "needs the vivid driver: ci/vm runs it"]
+    fn captures_from_a_single_planar_camera() {
+        capture("vivid-000-vid-cap", QueueType::VideoCapture);
+    }
+
+    #[test]
+    #[ignore = "needs the vivid driver: ci/vm runs it"]
+    fn captures_from_a_multi_planar_camera() {
+        capture("vivid-001-vid-cap", QueueType::VideoCaptureMplane);
+    }
+
+    #[test]
+    #[ignore = "needs the vivid driver: ci/vm runs it"]
+    fn an_unplugged_camera_fails_fast_and_reopens_when_back() {
+        let config = camera_config("vivid-000-vid-cap");
+        let mut source = V4l2Source::open(&config).unwrap();
+        source.next_frame().unwrap();
+        plug(false);
+        let started = Instant::now();
+        let error = loop {
+            match source.next_frame() {
+                Ok(_) => assert!(started.elapsed() < STALL_TIMEOUT * 2, "still streaming"),
+                Err(e) => break e,
+            }
+        };
+        assert!(started.elapsed() <= STALL_TIMEOUT + Duration::from_secs(1));
+        drop(source);
+        assert!(
+            V4l2Source::open(&config).is_err(),
+            "opened a camera that is gone"
+        );
+        plug(true);
+        let mut source = V4l2Source::open(&camera_config("vivid-000-vid-cap"))
+            .unwrap_or_else(|e| panic!("after {error}, reopening failed: {e}"));
+        source.next_frame().unwrap();
+    }
+
+    #[test]
+    #[ignore = "needs the vivid driver: ci/vm runs it"]
+    fn finds_a_camera_and_skips_codecs_when_no_device_is_set() {
+        let mut config = camera_config("vivid-000-vid-cap");
+        config.source.device.clear();
+        let source = V4l2Source::open(&config).unwrap();
+        assert_eq!(source.device.driver(), "vivid", "picked {}", source.name());
+    }
+}

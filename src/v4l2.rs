@@ -1,0 +1,233 @@
+//! V4L2 devices, through the `v4l2r` crate's thin ioctl wrappers: opening a
+//! node and asking what it is, finding nodes by capability and driver, and
+//! the memory-mapped buffers of a queue. Shared by the V4L2 capture source
+//! and the memory-to-memory encoder; knows nothing of frames or streams.
+
+use std::fs::File;
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use v4l2r::ioctl::{
+    self, Capabilities, Capability, FormatIterator, MemoryConsistency, PlaneMapping, QueryBuffer,
+};
+use v4l2r::memory::MemoryType;
+pub use v4l2r::{Format, PixelFormat, QueueType};
+
+/// A failed operation on a V4L2 node: which node, what was being done, why.
+#[derive(Debug, thiserror::Error)]
+#[error("{device}: {action}: {cause}")]
+pub struct V4l2Error {
+    /// The node, e.g. `/dev/video0`.
+    pub device: String,
+    /// What was being done, e.g. "starting the capture queue".
+    pub action: String,
+    /// The kernel's or the driver's answer.
+    pub cause: String,
+}
+
+/// An open V4L2 node and what it says it is.
+pub struct Device {
+    file: File,
+    path: PathBuf,
+    caps: Capability,
+}
+
+impl Device {
+    /// Opens `path` (non-blocking: waits go through [`Device::wait`]).
+    pub fn open(path: &Path) -> Result<Self, V4l2Error> {
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(path)
+            .map_err(|e| V4l2Error {
+                device: path.display().to_string(),
+                action: "opening".into(),
+                cause: e.to_string(),
+            })?;
+        let caps: Capability = ioctl::querycap(&file).map_err(|e| V4l2Error {
+            device: path.display().to_string(),
+            action: "querying capabilities (is this a V4L2 device?)".into(),
+            cause: e.to_string(),
+        })?;
+        Ok(Self {
+            file,
+            path: path.to_owned(),
+            caps,
+        })
+    }
+
+    /// The node's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The kernel driver's name, e.g. `uvcvideo`, `bcm2835-codec`.
+    pub fn driver(&self) -> &str {
+        &self.caps.driver
+    }
+
+    /// The device's own name, e.g. the webcam's model.
+    pub fn card(&self) -> &str {
+        &self.caps.card
+    }
+
+    /// What this node can do.
+    pub fn caps(&self) -> Capabilities {
+        self.caps.device_caps()
+    }
+
+    /// The capture queue of a camera-like node (capture, streaming, not a
+    /// memory-to-memory device), single- or multi-planar.
+    pub fn capture_queue(&self) -> Option<QueueType> {
+        let caps = self.caps();
+        if !caps.contains(Capabilities::STREAMING)
+            || caps.intersects(Capabilities::VIDEO_M2M | Capabilities::VIDEO_M2M_MPLANE)
+        {
+            return None;
+        }
+        if caps.contains(Capabilities::VIDEO_CAPTURE_MPLANE) {
+            Some(QueueType::VideoCaptureMplane)
+        } else if caps.contains(Capabilities::VIDEO_CAPTURE) {
+            Some(QueueType::VideoCapture)
+        } else {
+            None
+        }
+    }
+
+    /// The pixel formats a queue offers, in the driver's order of preference.
+    pub fn formats(&self, queue: QueueType) -> Vec<PixelFormat> {
+        FormatIterator::new(&self.file, queue)
+            .map(|f| f.pixelformat)
+            .collect()
+    }
+
+    /// Waits until a buffer can be dequeued (or an event is pending): false
+    /// on timeout.
+    pub fn wait(&self, timeout: Duration) -> Result<bool, V4l2Error> {
+        let mut pfd = libc::pollfd {
+            fd: self.file.as_raw_fd(),
+            events: libc::POLLIN | libc::POLLOUT | libc::POLLPRI,
+            revents: 0,
+        };
+        let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+        // SAFETY: one valid pollfd for the duration of the call.
+        let n = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                return Ok(false);
+            }
+            return Err(self.error("waiting for a buffer", e));
+        }
+        if pfd.revents & libc::POLLERR != 0 && pfd.revents & (libc::POLLIN | libc::POLLOUT) == 0 {
+            return Err(self.error("waiting for a buffer", "the device reported an error"));
+        }
+        Ok(n > 0)
+    }
+
+    /// Allocates `count` MMAP buffers on `queue` (the driver may give more or
+    /// fewer) and maps every plane of each.
+    pub fn map_buffers(
+        &self,
+        queue: QueueType,
+        count: u32,
+    ) -> Result<Vec<MappedBuffer>, V4l2Error> {
+        let n: usize = ioctl::reqbufs(
+            &self.file,
+            queue,
+            MemoryType::Mmap,
+            count,
+            MemoryConsistency::empty(),
+        )
+        .map_err(|e| self.error(format!("allocating {count} buffers"), e))?;
+        if n == 0 {
+            return Err(self.error("allocating buffers", "the driver gave none"));
+        }
+        (0..n)
+            .map(|index| {
+                let info: QueryBuffer = ioctl::querybuf(&self.file, queue, index)
+                    .map_err(|e| self.error("querying a buffer", e))?;
+                let planes = info
+                    .planes
+                    .iter()
+                    .map(|p| {
+                        ioctl::mmap(&self.file, p.mem_offset, p.length)
+                            .map_err(|e| self.error("mapping a buffer", e))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(MappedBuffer { planes })
+            })
+            .collect()
+    }
+
+    /// An error about this device.
+    pub fn error(&self, action: impl Into<String>, cause: impl std::fmt::Display) -> V4l2Error {
+        V4l2Error {
+            device: self.path.display().to_string(),
+            action: action.into(),
+            cause: cause.to_string(),
+        }
+    }
+}
+
+impl AsRawFd for Device {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.file.as_raw_fd()
+    }
+}
+
+impl AsFd for Device {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.file.as_fd()
+    }
+}
+
+/// The planes of one MMAP buffer, mapped into this process.
+pub struct MappedBuffer {
+    /// One mapping per plane.
+    pub planes: Vec<PlaneMapping>,
+}
+
+/// Every `/dev/videoN` node, in number order.
+pub fn nodes() -> Vec<PathBuf> {
+    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/dev")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name().into_string().ok()?;
+            let n = name.strip_prefix("video")?.parse().ok()?;
+            Some((n, entry.path()))
+        })
+        .collect();
+    found.sort();
+    found.into_iter().map(|(_, p)| p).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_node_names_itself() {
+        let Err(e) = Device::open(Path::new("/dev/video-does-not-exist")) else {
+            panic!("opened a missing node")
+        };
+        let text = e.to_string();
+        assert!(
+            text.starts_with("/dev/video-does-not-exist: opening: "),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_device_is_refused() {
+        let Err(e) = Device::open(Path::new("/dev/null")) else {
+            panic!("/dev/null is not a V4L2 device")
+        };
+        assert!(e.to_string().contains("is this a V4L2 device?"), "{e}");
+    }
+}

@@ -34,6 +34,10 @@ pub enum Pixels<'a> {
         v: Plane<'a>,
     },
     /// YUV 4:2:0, luma then interleaved CbCr (V4L2 `NV12`).
+    #[cfg_attr(
+        not(feature = "v4l2"),
+        allow(dead_code, reason = "only cameras deliver it")
+    )]
     Nv12 {
         /// Luma, full size.
         y: Plane<'a>,
@@ -41,6 +45,10 @@ pub enum Pixels<'a> {
         uv: Plane<'a>,
     },
     /// YUV 4:2:2 packed Y0 Cb Y1 Cr (V4L2 `YUYV`), most USB webcams' raw format.
+    #[cfg_attr(
+        not(feature = "v4l2"),
+        allow(dead_code, reason = "only cameras deliver it")
+    )]
     Yuyv(Plane<'a>),
 }
 
@@ -84,6 +92,7 @@ pub enum SourceError {
     #[error("{0}")]
     Invalid(String),
     /// The source stopped delivering frames.
+    #[cfg_attr(not(feature = "v4l2"), allow(dead_code, reason = "only cameras stall"))]
     #[error("{0}")]
     Stalled(String),
     /// A V4L2 device failed.

@@ -4,7 +4,7 @@
 //! and the memory-to-memory encoder; knows nothing of frames or streams.
 
 use std::fs::File;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -97,6 +97,25 @@ impl Device {
         }
     }
 
+    /// The (OUTPUT, CAPTURE) queues of a memory-to-memory device.
+    pub fn m2m_queues(&self) -> Option<(QueueType, QueueType)> {
+        let caps = self.caps();
+        if !caps.contains(Capabilities::STREAMING) {
+            None
+        } else if caps.contains(Capabilities::VIDEO_M2M_MPLANE) {
+            Some((QueueType::VideoOutputMplane, QueueType::VideoCaptureMplane))
+        } else if caps.contains(Capabilities::VIDEO_M2M) {
+            Some((QueueType::VideoOutput, QueueType::VideoCapture))
+        } else {
+            None
+        }
+    }
+
+    /// The node's descriptor, for the ioctl wrappers.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.file.as_fd()
+    }
+
     /// The pixel formats a queue offers, in the driver's order of preference.
     pub fn formats(&self, queue: QueueType) -> Vec<PixelFormat> {
         FormatIterator::new(&self.file, queue)
@@ -170,18 +189,6 @@ impl Device {
             action: action.into(),
             cause: cause.to_string(),
         }
-    }
-}
-
-impl AsRawFd for Device {
-    fn as_raw_fd(&self) -> std::os::fd::RawFd {
-        self.file.as_raw_fd()
-    }
-}
-
-impl AsFd for Device {
-    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        self.file.as_fd()
     }
 }
 

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use super::{Broadcast, StreamInfo};
 use crate::config::Config;
 use crate::encode::{self, Encoder};
+use crate::h264::AccessUnit;
 use crate::source::{self, Frame, Source};
 
 /// First wait before reopening a failed pipeline; doubles up to [`MAX_BACKOFF`].
@@ -24,6 +25,8 @@ const HEALTHY_RUN: Duration = Duration::from_secs(30);
 struct Pipeline {
     source: Box<dyn Source>,
     encoder: Option<Box<dyn Encoder>>,
+    /// Access units ready to publish (kept to reuse its allocation).
+    coded: Vec<AccessUnit>,
 }
 
 /// Opens the pipeline once (so a source that cannot work is reported before
@@ -92,7 +95,11 @@ fn open(config: &Config, stream: &Broadcast) -> Result<Pipeline, String> {
         description,
         error: None,
     });
-    Ok(Pipeline { source, encoder })
+    Ok(Pipeline {
+        source,
+        encoder,
+        coded: Vec::new(),
+    })
 }
 
 /// Publishes until stopped (`Ok`) or something fails (`Err`, for the user).
@@ -107,17 +114,17 @@ fn run(mut p: Pipeline, stream: &Broadcast, stop: &AtomicBool) -> Result<(), Str
 fn pump(p: &mut Pipeline, stream: &Broadcast) -> Result<(), String> {
     let frame = p.source.next_frame().map_err(|e| e.to_string())?;
     let wants_keyframe = stream.take_keyframe_request(Instant::now());
-    let au = match (frame, p.encoder.as_mut()) {
-        (Frame::Encoded(au), _) => Some(au),
+    match (frame, p.encoder.as_mut()) {
+        (Frame::Encoded(au), _) => p.coded.push(au),
         (Frame::Raw(raw), Some(enc)) => {
             if wants_keyframe {
                 enc.request_keyframe();
             }
-            enc.encode(&raw).map_err(|e| e.to_string())?
+            enc.encode(&raw, &mut p.coded).map_err(|e| e.to_string())?
         }
         (Frame::Raw(_), None) => return Err("raw frame but no encoder".into()),
     };
-    if let Some(au) = au {
+    for au in p.coded.drain(..) {
         stream.publish(au);
     }
     Ok(())

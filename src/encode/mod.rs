@@ -2,6 +2,8 @@
 
 #[cfg(feature = "software-encoder")]
 pub mod software;
+#[cfg(feature = "v4l2")]
+pub mod v4l2_m2m;
 
 use crate::config::{EncoderKind, VideoConfig};
 use crate::h264::AccessUnit;
@@ -16,14 +18,31 @@ pub enum EncodeError {
     /// The encoder failed.
     #[error("encoder failed: {0}")]
     Failed(String),
+    /// The encoder stopped producing pictures.
+    #[cfg_attr(
+        not(feature = "v4l2"),
+        allow(dead_code, reason = "only hardware encoders stall")
+    )]
+    #[error("encoder stalled: {0}")]
+    Stalled(String),
+    /// A V4L2 encoder device failed.
+    #[cfg(feature = "v4l2")]
+    #[error(transparent)]
+    Device(#[from] crate::v4l2::V4l2Error),
 }
 
 /// An H.264 encoder.
 pub trait Encoder: Send {
     /// Short name for logs and status, e.g. "software".
     fn name(&self) -> &'static str;
-    /// Encodes one frame; `None` when the encoder produced no picture for it.
-    fn encode(&mut self, frame: &RawFrame<'_>) -> Result<Option<AccessUnit>, EncodeError>;
+    /// Encodes one frame, adding the access units that are ready to `out`:
+    /// none if the encoder dropped the frame or is still working on it,
+    /// more than one if it caught up.
+    fn encode(
+        &mut self,
+        frame: &RawFrame<'_>,
+        out: &mut Vec<AccessUnit>,
+    ) -> Result<(), EncodeError>;
     /// Makes the next picture an IDR.
     fn request_keyframe(&mut self);
     /// Sets the target bit rate in bit/s.
@@ -32,19 +51,36 @@ pub trait Encoder: Send {
     fn set_keyframe_interval(&mut self, frames: u32) -> Result<(), EncodeError>;
 }
 
-/// Opens the configured encoder and applies bit rate and key-frame interval.
+/// Opens the configured encoder and applies bit rate and key-frame
+/// interval. `auto` takes the hardware encoder where there is one and says
+/// why when it falls back to software.
 pub fn open(video: &VideoConfig) -> Result<Box<dyn Encoder>, EncodeError> {
     let mut encoder = match video.encoder {
-        EncoderKind::V4l2M2m => {
-            return Err(EncodeError::Unavailable(
-                "video.encoder = \"v4l2-m2m\" is not supported by this build yet; use \"auto\" or \"software\"".into(),
-            ));
-        }
-        EncoderKind::Auto | EncoderKind::Software => software_encoder(video)?,
+        EncoderKind::V4l2M2m => hardware_encoder(video)?,
+        EncoderKind::Software => software_encoder(video)?,
+        EncoderKind::Auto => match hardware_encoder(video) {
+            Ok(encoder) => encoder,
+            Err(why) => {
+                tracing::info!("video.encoder = \"auto\": {why}; using the software encoder");
+                software_encoder(video)?
+            }
+        },
     };
     encoder.set_bitrate(video.bitrate)?;
     encoder.set_keyframe_interval(video.keyframe_interval)?;
     Ok(encoder)
+}
+
+#[cfg(feature = "v4l2")]
+fn hardware_encoder(video: &VideoConfig) -> Result<Box<dyn Encoder>, EncodeError> {
+    Ok(Box::new(v4l2_m2m::M2mH264Encoder::open(video)?))
+}
+
+#[cfg(not(feature = "v4l2"))]
+fn hardware_encoder(_video: &VideoConfig) -> Result<Box<dyn Encoder>, EncodeError> {
+    Err(EncodeError::Unavailable(
+        "this build has no V4L2 encoder support (cargo feature \"v4l2\")".into(),
+    ))
 }
 
 #[cfg(feature = "software-encoder")]

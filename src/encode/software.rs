@@ -175,7 +175,11 @@ impl Encoder for SoftwareEncoder {
         "software"
     }
 
-    fn encode(&mut self, frame: &RawFrame<'_>) -> Result<Option<AccessUnit>, EncodeError> {
+    fn encode(
+        &mut self,
+        frame: &RawFrame<'_>,
+        aus: &mut Vec<AccessUnit>,
+    ) -> Result<(), EncodeError> {
         let (w, h) = (frame.width as usize, frame.height as usize);
         let mut i420 = std::mem::take(&mut self.i420);
         let (y, u, v) = match frame.pixels {
@@ -202,7 +206,8 @@ impl Encoder for SoftwareEncoder {
         let result = self.encode_yuv(&yuv, force, &mut out, frame);
         self.out = out;
         self.i420 = i420;
-        result
+        aus.extend(result?);
+        Ok(())
     }
 
     fn request_keyframe(&mut self) {
@@ -249,7 +254,7 @@ mod tests {
             let Frame::Raw(frame) = tp.next_frame().unwrap() else {
                 panic!("raw")
             };
-            out.extend(enc.encode(&frame).unwrap());
+            enc.encode(&frame, &mut out).unwrap();
         }
         out
     }
@@ -330,7 +335,7 @@ mod tests {
             height: 64,
             timestamp: std::time::Instant::now(),
         };
-        let e = enc.encode(&frame).unwrap_err().to_string();
+        let e = enc.encode(&frame, &mut Vec::new()).unwrap_err().to_string();
         assert!(e.contains("too small for 64x64"), "{e}");
     }
 

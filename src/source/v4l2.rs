@@ -107,7 +107,7 @@ impl V4l2Source {
             ..Default::default()
         };
         let dev = device;
-        let format: Format = ioctl::s_fmt(&mut dev_fd(&dev), (queue, &wanted))
+        let format: Format = ioctl::s_fmt(&mut dev.fd(), (queue, &wanted))
             .map_err(|e| dev.error(format!("setting format {}", describe(&wanted)), e))?;
         if format.pixelformat != wanted.pixelformat {
             return Err(SourceError::Device(dev.error(
@@ -133,7 +133,7 @@ impl V4l2Source {
         for (index, buffer) in buffers.iter().enumerate() {
             queue_buffer(&dev, queue, index as u32, buffer)?;
         }
-        ioctl::streamon(&dev_fd(&dev), queue)
+        ioctl::streamon(&dev.fd(), queue)
             .map_err(|e| dev.error("starting the capture queue", e))?;
         tracing::info!(
             "{}: {} (driver {}), {} at {framerate:.1} fps, {} buffers",
@@ -159,7 +159,7 @@ impl V4l2Source {
     fn dequeue(&mut self) -> Result<(u32, usize, Instant), SourceError> {
         let deadline = Instant::now() + STALL_TIMEOUT;
         loop {
-            match ioctl::dqbuf::<V4l2Buffer>(&dev_fd(&self.device), self.queue) {
+            match ioctl::dqbuf::<V4l2Buffer>(&self.device.fd(), self.queue) {
                 Ok(buf) => {
                     let index = buf.index();
                     if buf.flags().contains(BufferFlags::ERROR) {
@@ -296,14 +296,8 @@ impl Drop for V4l2Source {
     fn drop(&mut self) {
         // Errors are moot here (the device may be gone); closing the node
         // frees the buffers.
-        let _ = ioctl::streamoff(&dev_fd(&self.device), self.queue);
+        let _ = ioctl::streamoff(&self.device.fd(), self.queue);
     }
-}
-
-/// The device's descriptor, for the ioctl wrappers.
-fn dev_fd(device: &Device) -> std::os::fd::BorrowedFd<'_> {
-    use std::os::fd::AsFd;
-    device.as_fd()
 }
 
 /// The first node that is a camera with a usable format, logging the others.
@@ -393,7 +387,7 @@ fn set_framerate(device: &Device, queue: QueueType, fps: u32) -> f64 {
         numerator: 1,
         denominator: fps,
     };
-    match ioctl::s_parm::<_, bindings::v4l2_streamparm>(&dev_fd(device), parm) {
+    match ioctl::s_parm::<_, bindings::v4l2_streamparm>(&device.fd(), parm) {
         Ok(got) => {
             // SAFETY: `capture` is the union member for capture queues.
             let t = unsafe { got.parm.capture.timeperframe };
@@ -421,7 +415,7 @@ fn queue_buffer(
 ) -> Result<(), V4l2Error> {
     let mut q = QBuffer::<MmapHandle>::new(queue, index);
     q.planes = buffer.planes.iter().map(|_| QBufPlane::new(0)).collect();
-    ioctl::qbuf::<_, ()>(&dev_fd(device), q).map_err(|e| device.error("queuing a buffer", e))
+    ioctl::qbuf::<_, ()>(&device.fd(), q).map_err(|e| device.error("queuing a buffer", e))
 }
 
 /// The capture time of a dequeued buffer: its monotonic kernel timestamp,

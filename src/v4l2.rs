@@ -4,7 +4,7 @@
 //! and the memory-to-memory encoder; knows nothing of frames or streams.
 
 use std::fs::File;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -180,6 +180,31 @@ impl Device {
                 Ok(MappedBuffer { planes })
             })
             .collect()
+    }
+
+    /// Exports MMAP buffer `index` (its first plane) as a DMABUF.
+    pub fn export(&self, queue: QueueType, index: usize) -> Result<OwnedFd, V4l2Error> {
+        ioctl::expbuf::<OwnedFd>(
+            &self.file,
+            queue,
+            index,
+            0,
+            ioctl::ExpbufFlags::CLOEXEC | ioctl::ExpbufFlags::RDWR,
+        )
+        .map_err(|e| self.error("exporting a buffer as DMABUF", e))
+    }
+
+    /// Makes room for `count` DMABUF buffers on `queue` (imported, not
+    /// allocated); returns how many the driver allows.
+    pub fn request_dmabufs(&self, queue: QueueType, count: u32) -> Result<usize, V4l2Error> {
+        ioctl::reqbufs(
+            &self.file,
+            queue,
+            MemoryType::DmaBuf,
+            count,
+            MemoryConsistency::empty(),
+        )
+        .map_err(|e| self.error(format!("making room for {count} DMABUF buffers"), e))
     }
 
     /// An error about this device.

@@ -331,6 +331,7 @@ mod tests {
                 u: plane,
                 v: plane,
             },
+            dmabuf: None,
             width: 64,
             height: 64,
             timestamp: std::time::Instant::now(),

@@ -7,6 +7,8 @@ pub mod testpattern;
 #[cfg(feature = "v4l2")]
 pub mod v4l2;
 
+use std::os::fd::BorrowedFd;
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::config::{Config, SourceKind};
@@ -52,11 +54,45 @@ pub enum Pixels<'a> {
     Yuyv(Plane<'a>),
 }
 
+/// Keeps a camera buffer away from the camera while an encoder reads it in
+/// place: the source reuses a buffer only when no clone of its lease is left.
+#[derive(Debug, Clone, Default)]
+pub struct Lease(Arc<()>);
+
+impl Lease {
+    /// True while a clone of this lease is held elsewhere.
+    pub fn is_lent(&self) -> bool {
+        Arc::strong_count(&self.0) > 1
+    }
+}
+
+/// A raw frame's memory shared as a DMABUF, for encoders that can read it
+/// where the camera wrote it (zero-copy).
+#[derive(Debug, Clone)]
+pub struct DmaBuf<'a> {
+    /// The DMABUF.
+    pub fd: BorrowedFd<'a>,
+    /// The camera's number for this buffer (one DMABUF per number).
+    pub index: u32,
+    /// The buffer's size in bytes.
+    pub length: usize,
+    /// Bytes holding the picture.
+    pub used: usize,
+    /// Clone it to keep the camera from reusing the buffer.
+    pub lease: Lease,
+}
+
 /// A raw frame, borrowed from its source until the next frame is asked for.
 #[derive(Debug)]
 pub struct RawFrame<'a> {
     /// The pixels.
     pub pixels: Pixels<'a>,
+    /// The same memory as a DMABUF, when the source can share it.
+    #[cfg_attr(
+        not(feature = "v4l2"),
+        allow(dead_code, reason = "read by the V4L2 encoder")
+    )]
+    pub dmabuf: Option<DmaBuf<'a>>,
     /// Width in pixels.
     pub width: u32,
     /// Height in pixels.

@@ -180,6 +180,7 @@ impl Source for TestPattern {
                     stride: cw,
                 },
             },
+            dmabuf: None,
             width: self.width as u32,
             height: self.height as u32,
             timestamp,

@@ -3,6 +3,7 @@
 //! straight from the driver's memory-mapped buffers; a node that emits H.264
 //! itself skips the encoder. MJPEG-only cameras are refused.
 
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -11,7 +12,7 @@ use v4l2r::bindings;
 use v4l2r::ioctl::{self, BufferFlags, QBufPlane, QBuffer, V4l2Buffer};
 use v4l2r::memory::MmapHandle;
 
-use super::{Frame, Pixels, Plane, RawFrame, Source, SourceError};
+use super::{DmaBuf, Frame, Lease, Pixels, Plane, RawFrame, Source, SourceError};
 use crate::config::{Config, VideoConfig};
 use crate::h264::{self, AccessUnit};
 use crate::v4l2::{Device, Format, MappedBuffer, PixelFormat, QueueType, V4l2Error};
@@ -55,8 +56,12 @@ pub struct V4l2Source {
     format: Format,
     framerate: f64,
     buffers: Vec<MappedBuffer>,
-    /// The buffer lent out with the last frame, queued again on the next call.
-    lent: Option<u32>,
+    /// Each buffer as a DMABUF, where the driver can export it.
+    exports: Vec<Option<OwnedFd>>,
+    /// Each buffer's lease: lent with a frame, held by an encoder reading it.
+    leases: Vec<Lease>,
+    /// Buffers handed out with frames, queued again once nobody reads them.
+    returning: Vec<u32>,
     /// SPS/PPS that came in a buffer of their own, for the next picture.
     pending_nals: Vec<Bytes>,
 }
@@ -133,6 +138,15 @@ impl V4l2Source {
         for (index, buffer) in buffers.iter().enumerate() {
             queue_buffer(&dev, queue, index as u32, buffer)?;
         }
+        let exports: Vec<Option<OwnedFd>> = (0..buffers.len())
+            .map(|index| match dev.export(queue, index) {
+                Ok(fd) => Some(fd),
+                Err(e) => {
+                    tracing::debug!("{e}: frames will be copied to the encoder");
+                    None
+                }
+            })
+            .collect();
         ioctl::streamon(&dev.fd(), queue)
             .map_err(|e| dev.error("starting the capture queue", e))?;
         tracing::info!(
@@ -143,6 +157,8 @@ impl V4l2Source {
             describe(&format),
             buffers.len()
         );
+        // One lease per buffer (cloning one would share it).
+        let leases = (0..buffers.len()).map(|_| Lease::default()).collect();
         Ok(Self {
             device: dev,
             queue,
@@ -150,7 +166,9 @@ impl V4l2Source {
             format,
             framerate,
             buffers,
-            lent: None,
+            exports,
+            leases,
+            returning: Vec::new(),
             pending_nals: Vec::new(),
         })
     }
@@ -258,14 +276,20 @@ impl Source for V4l2Source {
     }
 
     fn next_frame(&mut self) -> Result<Frame<'_>, SourceError> {
-        if let Some(index) = self.lent.take() {
-            queue_buffer(
-                &self.device,
-                self.queue,
-                index,
-                &self.buffers[index as usize],
-            )?;
+        let mut held = Vec::new();
+        for index in std::mem::take(&mut self.returning) {
+            if self.leases[index as usize].is_lent() {
+                held.push(index);
+            } else {
+                queue_buffer(
+                    &self.device,
+                    self.queue,
+                    index,
+                    &self.buffers[index as usize],
+                )?;
+            }
         }
+        self.returning = held;
         loop {
             let (index, used, at) = self.dequeue()?;
             if self.layout == Layout::H264 {
@@ -281,9 +305,17 @@ impl Source for V4l2Source {
                     None => continue,
                 }
             }
-            self.lent = Some(index);
+            self.returning.push(index);
+            let dmabuf = self.exports[index as usize].as_ref().map(|fd| DmaBuf {
+                fd: fd.as_fd(),
+                index,
+                length: self.buffers[index as usize].planes[0].len(),
+                used,
+                lease: self.leases[index as usize].clone(),
+            });
             return Ok(Frame::Raw(RawFrame {
                 pixels: self.pixels(index),
+                dmabuf,
                 width: self.format.width,
                 height: self.format.height,
                 timestamp: at,

@@ -145,6 +145,26 @@ impl AccessUnitSplitter {
     }
 }
 
+/// Builds access units from the buffers of a device that hands out one
+/// picture per buffer (a V4L2 encoder or H.264 camera), where parameter
+/// sets may come in a buffer of their own: those are kept and put in front
+/// of the next picture.
+#[derive(Debug, Default)]
+pub struct PictureAssembler {
+    pending: Vec<Bytes>,
+}
+
+impl PictureAssembler {
+    /// Takes one buffer's Annex-B bytes; returns an access unit if the
+    /// buffer held a coded picture.
+    pub fn push(&mut self, data: &Bytes, timestamp: Instant) -> Option<AccessUnit> {
+        let nals = split_annexb(data);
+        let has_picture = nals.iter().any(|n| matches!(nal_type(n), 1..=5));
+        self.pending.extend(nals);
+        has_picture.then(|| AccessUnit::new(std::mem::take(&mut self.pending), timestamp))
+    }
+}
+
 /// Errors reading parameter sets.
 #[derive(Debug, thiserror::Error)]
 pub enum H264Error {
@@ -232,6 +252,31 @@ mod tests {
         let data = Bytes::from_static(&[9, 9, 0, 0, 1, 0x41, 7]);
         assert_eq!(split_annexb(&data), vec![Bytes::from_static(&[0x41, 7])]);
         assert!(split_annexb(&Bytes::from_static(&[1, 2, 3])).is_empty());
+    }
+
+    #[test]
+    fn parameter_sets_in_a_buffer_of_their_own_join_the_next_picture() {
+        let mut pictures = PictureAssembler::default();
+        let t0 = Instant::now();
+        let mut headers = vec![0, 0, 0, 1];
+        headers.extend_from_slice(SPS_720P);
+        headers.extend_from_slice(&[0, 0, 0, 1]);
+        headers.extend_from_slice(PPS);
+        assert!(pictures.push(&Bytes::from(headers), t0).is_none());
+        let t1 = t0 + std::time::Duration::from_millis(33);
+        let idr = pictures
+            .push(&Bytes::from_static(&[0, 0, 0, 1, 0x65, 0x88, 1]), t1)
+            .expect("a picture");
+        assert!(idr.is_idr && idr.has_parameter_sets());
+        assert_eq!((idr.nals.len(), idr.timestamp), (3, t1));
+        let p = pictures
+            .push(&Bytes::from_static(&[0, 0, 0, 1, 0x41, 0x9a, 2]), t1)
+            .expect("a picture");
+        assert!(!p.is_idr && p.nals.len() == 1, "nothing left over");
+        assert!(
+            pictures.push(&Bytes::new(), t1).is_none(),
+            "an empty buffer is no picture"
+        );
     }
 
     #[test]

@@ -682,8 +682,8 @@ pub struct M2mH264Encoder {
     /// Expected frame interval: how long to wait for a picture.
     frame_interval: Duration,
     force_keyframe: bool,
-    /// Parameter sets that came in a buffer of their own.
-    pending_nals: Vec<Bytes>,
+    /// Access units from the coded buffers.
+    pictures: h264::PictureAssembler,
     coded: Vec<CodedBuffer>,
 }
 
@@ -708,7 +708,7 @@ impl M2mH264Encoder {
             codec: None,
             frame_interval: Duration::from_secs_f64(1.0 / f64::from(video.framerate.max(1))),
             force_keyframe: false,
-            pending_nals: Vec::new(),
+            pictures: h264::PictureAssembler::default(),
             coded: Vec::new(),
         })
     }
@@ -768,15 +768,7 @@ impl Encoder for M2mH264Encoder {
         codec.push(frame)?;
         codec.pull(wait, &mut coded)?;
         for c in coded.drain(..) {
-            let nals = h264::split_annexb(&c.data);
-            let has_picture = nals.iter().any(|n| matches!(h264::nal_type(n), 1..=5));
-            self.pending_nals.extend(nals);
-            if has_picture {
-                out.push(AccessUnit::new(
-                    std::mem::take(&mut self.pending_nals),
-                    c.timestamp,
-                ));
-            }
+            out.extend(self.pictures.push(&c.data, c.timestamp));
         }
         self.coded = coded;
         Ok(())

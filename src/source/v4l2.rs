@@ -62,8 +62,8 @@ pub struct V4l2Source {
     leases: Vec<Lease>,
     /// Buffers handed out with frames, queued again once nobody reads them.
     returning: Vec<u32>,
-    /// SPS/PPS that came in a buffer of their own, for the next picture.
-    pending_nals: Vec<Bytes>,
+    /// Access units from an H.264 camera's buffers.
+    pictures: h264::PictureAssembler,
 }
 
 impl V4l2Source {
@@ -169,7 +169,7 @@ impl V4l2Source {
             exports,
             leases,
             returning: Vec::new(),
-            pending_nals: Vec::new(),
+            pictures: h264::PictureAssembler::default(),
         })
     }
 
@@ -246,11 +246,8 @@ impl V4l2Source {
     /// parameter sets (kept for the next picture).
     fn access_unit(&mut self, index: u32, used: usize, at: Instant) -> Option<AccessUnit> {
         let data = &self.buffers[index as usize].planes[0];
-        let used = used.min(data.len());
-        let nals = h264::split_annexb(&Bytes::copy_from_slice(&data[..used]));
-        let has_picture = nals.iter().any(|n| matches!(h264::nal_type(n), 1..=5));
-        self.pending_nals.extend(nals);
-        has_picture.then(|| AccessUnit::new(std::mem::take(&mut self.pending_nals), at))
+        let data = Bytes::copy_from_slice(&data[..used.min(data.len())]);
+        self.pictures.push(&data, at)
     }
 }
 
@@ -332,9 +329,16 @@ impl Drop for V4l2Source {
     }
 }
 
-/// The first node that is a camera with a usable format, logging the others.
+/// Capture nodes that are not cameras: the Pi's ISPs hand out processed
+/// frames only while something feeds them raw ones (libcamera does).
+const NOT_CAMERAS: [&str; 2] = ["bcm2835-isp", "pispbe"];
+
+/// The camera to use when none is configured: one that emits H.264 (no
+/// encoding needed) before one with raw frames, lowest node number first.
+/// Says why other nodes were passed over.
 fn find_camera() -> Result<Device, SourceError> {
-    let mut seen = Vec::new();
+    let mut passed = Vec::new();
+    let mut raw = None;
     for path in crate::v4l2::nodes() {
         let device = match Device::open(&path) {
             Ok(d) => d,
@@ -346,17 +350,35 @@ fn find_camera() -> Result<Device, SourceError> {
         let Some(queue) = device.capture_queue() else {
             continue;
         };
-        if choose_layout(&device.formats(queue)).is_some() {
-            return Ok(device);
+        let what = format!(
+            "{} ({}, driver {})",
+            path.display(),
+            device.card(),
+            device.driver()
+        );
+        if NOT_CAMERAS.contains(&device.driver()) {
+            tracing::debug!("{what}: an image processor, not a camera");
+            continue;
         }
-        seen.push(format!("{} ({})", path.display(), device.card()));
+        match choose_layout(&device.formats(queue)) {
+            Some(Layout::H264) => {
+                tracing::info!("{what}: a camera that emits H.264; no encoder needed");
+                return Ok(device);
+            }
+            Some(_) if raw.is_none() => raw = Some(device),
+            Some(_) => tracing::debug!("{what}: another raw camera, not used"),
+            None => passed.push(what),
+        }
     }
-    Err(SourceError::Unavailable(if seen.is_empty() {
+    if let Some(device) = raw {
+        return Ok(device);
+    }
+    Err(SourceError::Unavailable(if passed.is_empty() {
         "no V4L2 camera found (no /dev/video* capture node); plug one in or set source.kind".into()
     } else {
         format!(
             "no V4L2 camera with H264, YU12, NV12 or YUYV output; found {}",
-            seen.join(", ")
+            passed.join(", ")
         )
     }))
 }

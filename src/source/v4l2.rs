@@ -173,6 +173,16 @@ impl V4l2Source {
         })
     }
 
+    /// Hands buffer `index` back to the driver to be filled again.
+    fn requeue(&self, index: u32) -> Result<(), V4l2Error> {
+        queue_buffer(
+            &self.device,
+            self.queue,
+            index,
+            &self.buffers[index as usize],
+        )
+    }
+
     /// Waits for the next filled buffer (at most [`STALL_TIMEOUT`]).
     fn dequeue(&mut self) -> Result<(u32, usize, Instant), SourceError> {
         let deadline = Instant::now() + STALL_TIMEOUT;
@@ -182,12 +192,7 @@ impl V4l2Source {
                     let index = buf.index();
                     if buf.flags().contains(BufferFlags::ERROR) {
                         // A corrupted frame (USB packet loss): skip it.
-                        queue_buffer(
-                            &self.device,
-                            self.queue,
-                            index,
-                            &self.buffers[index as usize],
-                        )?;
+                        self.requeue(index)?;
                         continue;
                     }
                     let used = *buf.get_first_plane().bytesused as usize;
@@ -278,12 +283,7 @@ impl Source for V4l2Source {
             if self.leases[index as usize].is_lent() {
                 held.push(index);
             } else {
-                queue_buffer(
-                    &self.device,
-                    self.queue,
-                    index,
-                    &self.buffers[index as usize],
-                )?;
+                self.requeue(index)?;
             }
         }
         self.returning = held;
@@ -291,12 +291,7 @@ impl Source for V4l2Source {
             let (index, used, at) = self.dequeue()?;
             if self.layout == Layout::H264 {
                 let au = self.access_unit(index, used, at);
-                queue_buffer(
-                    &self.device,
-                    self.queue,
-                    index,
-                    &self.buffers[index as usize],
-                )?;
+                self.requeue(index)?;
                 match au {
                     Some(au) => return Ok(Frame::Encoded(au)),
                     None => continue,

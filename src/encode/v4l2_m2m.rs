@@ -884,4 +884,51 @@ mod vm_tests {
         // as it is, so the frames are copied and the padding cropped away.
         assert!(!code_camera_frames(640, 360, true));
     }
+
+    #[test]
+    #[ignore = "needs the vivid and vicodec drivers: ci/vm runs it"]
+    fn an_encoder_that_stops_returning_pictures_is_reported_stalled() {
+        let mut config = camera_config("vivid-000-vid-cap");
+        config.video.width = 640;
+        config.video.height = 480;
+        let mut camera = V4l2Source::open(&config).unwrap();
+        let settings = Settings {
+            h264_level: None,
+            ..Settings::for_video(&config.video)
+        };
+        let mut device = find_encoder(CodedFormat::Fwht);
+        let mut codec = None;
+        let mut coded = Vec::new();
+        let started = Instant::now();
+        let error = loop {
+            assert!(started.elapsed() < STALL_TIMEOUT * 3, "no stall reported");
+            let Frame::Raw(frame) = camera.next_frame().unwrap() else {
+                panic!("raw frames expected")
+            };
+            let codec = codec.get_or_insert_with(|| {
+                let device = device.take().expect("vicodec's encoder");
+                let codec =
+                    M2mCodec::start(device, CodedFormat::Fwht, &frame, &settings, false).unwrap();
+                // Take every coded-picture buffer back and restart the
+                // coded side empty: frames go in, nothing comes out, as
+                // when bcm2835-codec's rate control hangs.
+                ioctl::streamoff(&codec.device.fd(), codec.capture).unwrap();
+                ioctl::streamon(&codec.device.fd(), codec.capture).unwrap();
+                codec
+            });
+            let result = codec
+                .push(&frame)
+                .and_then(|()| codec.pull(Duration::from_millis(10), &mut coded));
+            if let Err(e) = result {
+                break e;
+            }
+        };
+        assert!(matches!(error, EncodeError::Stalled(_)), "{error}");
+        assert!(coded.is_empty());
+        let waited = started.elapsed();
+        assert!(
+            waited >= STALL_TIMEOUT && waited < STALL_TIMEOUT * 2,
+            "after {waited:?}"
+        );
+    }
 }

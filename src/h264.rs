@@ -149,11 +149,13 @@ impl AccessUnitSplitter {
 /// picture per buffer (a V4L2 encoder or H.264 camera), where parameter
 /// sets may come in a buffer of their own: those are kept and put in front
 /// of the next picture.
+#[cfg(feature = "v4l2")]
 #[derive(Debug, Default)]
 pub struct PictureAssembler {
     pending: Vec<Bytes>,
 }
 
+#[cfg(feature = "v4l2")]
 impl PictureAssembler {
     /// Takes one buffer's Annex-B bytes; returns an access unit if the
     /// buffer held a coded picture.
@@ -255,6 +257,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "v4l2")]
     fn parameter_sets_in_a_buffer_of_their_own_join_the_next_picture() {
         let mut pictures = PictureAssembler::default();
         let t0 = Instant::now();

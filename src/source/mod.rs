@@ -57,8 +57,16 @@ pub enum Pixels<'a> {
 /// Keeps a camera buffer away from the camera while an encoder reads it in
 /// place: the source reuses a buffer only when no clone of its lease is left.
 #[derive(Debug, Clone, Default)]
+#[cfg_attr(
+    not(feature = "v4l2"),
+    allow(dead_code, reason = "only V4L2 cameras lend buffers")
+)]
 pub struct Lease(Arc<()>);
 
+#[cfg_attr(
+    not(feature = "v4l2"),
+    allow(dead_code, reason = "only V4L2 cameras lend buffers")
+)]
 impl Lease {
     /// True while a clone of this lease is held elsewhere.
     pub fn is_lent(&self) -> bool {
@@ -69,6 +77,10 @@ impl Lease {
 /// A raw frame's memory shared as a DMABUF, for encoders that can read it
 /// where the camera wrote it (zero-copy).
 #[derive(Debug, Clone)]
+#[cfg_attr(
+    not(feature = "v4l2"),
+    allow(dead_code, reason = "read by the V4L2 encoder")
+)]
 pub struct DmaBuf<'a> {
     /// The DMABUF.
     pub fd: BorrowedFd<'a>,

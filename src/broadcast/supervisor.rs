@@ -23,8 +23,10 @@ const HEALTHY_RUN: Duration = Duration::from_secs(30);
 
 /// An open source, with the encoder it needs (if it delivers raw frames).
 struct Pipeline {
-    source: Box<dyn Source>,
+    /// Declared (so dropped) before the source: a zero-copy encoder gives
+    /// the camera's buffers back before the camera stops.
     encoder: Option<Box<dyn Encoder>>,
+    source: Box<dyn Source>,
     /// Access units ready to publish (kept to reuse its allocation).
     coded: Vec<AccessUnit>,
 }

@@ -248,7 +248,11 @@ pub fn gstreamer(url: &str, transport: &str, frames: usize, mode: Mode) -> Decod
             d.arrivals.push(at);
             d.frames += 1;
         }
-        if l.contains("GstIdentity:identity0.GstPad:src: caps") && d.width == 0 {
+        // The picture size from the caps gst-launch -v reports for any pad
+        // after the parser (which of them it prints first varies).
+        let parsed_caps = l.contains("GstIdentity:identity0.GstPad:")
+            || l.contains("GstFakeSink:fakesink0.GstPad:");
+        if parsed_caps && l.contains(": caps = ") && d.width == 0 {
             let num = |key: &str| {
                 l.split(&format!("{key}=(int)"))
                     .nth(1)

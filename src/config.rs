@@ -20,6 +20,8 @@ pub struct Config {
     pub source: SourceConfig,
     /// `[video]`: the encoded stream.
     pub video: VideoConfig,
+    /// `[camera]`: picture controls of libcamera cameras.
+    pub camera: CameraConfig,
     /// `[log]`: logging.
     pub log: LogConfig,
 }
@@ -129,6 +131,91 @@ impl Default for VideoConfig {
             encoder: EncoderKind::Auto,
         }
     }
+}
+
+/// `[camera]` section: picture controls for libcamera cameras. A control
+/// left out keeps the camera's own default.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CameraConfig {
+    /// Mirror the picture left to right.
+    pub hflip: bool,
+    /// Turn the picture upside down.
+    pub vflip: bool,
+    /// How the exposure is split between time and gain.
+    pub exposure: Option<ExposureMode>,
+    /// White balance.
+    pub awb: Option<AwbMode>,
+    /// -1.0 (dark) to 1.0 (bright); 0.0 is normal.
+    pub brightness: Option<f32>,
+    /// 0.0 to 32.0; 1.0 is normal.
+    pub contrast: Option<f32>,
+    /// 0.0 (greyscale) to 32.0; 1.0 is normal.
+    pub saturation: Option<f32>,
+    /// 0.0 (none) to 16.0; 1.0 is normal.
+    pub sharpness: Option<f32>,
+    /// Focus, on cameras that can focus (Camera Module 3).
+    pub autofocus: Option<AutofocusMode>,
+    /// Noise reduction.
+    pub denoise: Option<DenoiseMode>,
+}
+
+/// `camera.exposure` values (libcamera's `AeExposureMode`).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExposureMode {
+    /// The camera's balance of exposure time and gain.
+    Normal,
+    /// Short exposures (less motion blur, more noise).
+    Short,
+    /// Long exposures (less noise, more motion blur).
+    Long,
+}
+
+/// `camera.awb` values (libcamera's `AwbMode`).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum AwbMode {
+    /// Automatic white balance.
+    Auto,
+    /// Incandescent light.
+    Incandescent,
+    /// Tungsten light.
+    Tungsten,
+    /// Fluorescent light.
+    Fluorescent,
+    /// Indoors.
+    Indoor,
+    /// Daylight.
+    Daylight,
+    /// Cloudy daylight.
+    Cloudy,
+}
+
+/// `camera.autofocus` values (libcamera's `AfMode`).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum AutofocusMode {
+    /// Fixed focus at the lens position the camera starts with.
+    Manual,
+    /// Focus once when the camera starts.
+    Auto,
+    /// Keep focusing as the scene changes.
+    Continuous,
+}
+
+/// `camera.denoise` values (libcamera's `NoiseReductionMode`).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum DenoiseMode {
+    /// No noise reduction.
+    Off,
+    /// Noise reduction that keeps the frame rate.
+    Fast,
+    /// Stronger noise reduction, possibly at a lower frame rate.
+    HighQuality,
+    /// The least noise reduction that keeps the frame rate.
+    Minimal,
 }
 
 /// Log levels.
@@ -303,6 +390,21 @@ impl Config {
                 format!("{} is out of range: 1 to 1000 frames", v.keyframe_interval),
             ));
         }
+        let c = &self.camera;
+        for (key, value, min, max) in [
+            ("brightness", c.brightness, -1.0, 1.0),
+            ("contrast", c.contrast, 0.0, 32.0),
+            ("saturation", c.saturation, 0.0, 32.0),
+            ("sharpness", c.sharpness, 0.0, 16.0),
+        ] {
+            if let Some(value) = value.filter(|v| !(min..=max).contains(v)) {
+                return Err((
+                    "camera",
+                    key,
+                    format!("{value} is out of range: {min:.1} to {max:.1}"),
+                ));
+            }
+        }
         let src = &self.source;
         if src.kind == SourceKind::File {
             if src.file.as_os_str().is_empty() {
@@ -437,6 +539,27 @@ level = "debug"
     }
 
     #[test]
+    fn camera_controls() {
+        let c = parse(
+            "[camera]\nhflip = true\nexposure = \"short\"\nawb = \"daylight\"\n\
+             contrast = 1.5\nautofocus = \"continuous\"\ndenoise = \"high-quality\"\n",
+        )
+        .unwrap();
+        assert!(c.camera.hflip && !c.camera.vflip);
+        assert_eq!(c.camera.exposure, Some(ExposureMode::Short));
+        assert_eq!(c.camera.awb, Some(AwbMode::Daylight));
+        assert_eq!(c.camera.contrast, Some(1.5));
+        assert_eq!(c.camera.brightness, None);
+        assert_eq!(c.camera.autofocus, Some(AutofocusMode::Continuous));
+        assert_eq!(c.camera.denoise, Some(DenoiseMode::HighQuality));
+        let e = parse("[camera]\nawb = \"sunny\"\n").unwrap_err();
+        assert_eq!(e.line, Some(2), "{e}");
+        assert!(e.to_string().contains("sunny"), "{e}");
+        let e = parse("[camera]\nzoom = 2\n").unwrap_err();
+        assert!(e.to_string().contains("zoom"), "{e}");
+    }
+
+    #[test]
     fn unknown_key_names_key_and_line() {
         let e = parse("[video]\nwidth = 640\nwidht = 480\n").unwrap_err();
         let msg = e.to_string();
@@ -466,6 +589,10 @@ level = "debug"
             ("[video]\nwidth = 1281\n", "video.width", 2),
             ("[video]\n\nheight = 0\n", "video.height", 3),
             ("[video]\nframerate = 0\n", "video.framerate", 2),
+            ("[camera]\nbrightness = 1.5\n", "camera.brightness", 2),
+            ("[camera]\ncontrast = -1.0\n", "camera.contrast", 2),
+            ("[camera]\nsaturation = nan\n", "camera.saturation", 2),
+            ("[camera]\n\nsharpness = 17.0\n", "camera.sharpness", 3),
             ("[video]\nbitrate = 10\n", "video.bitrate", 2),
             (
                 "video.keyframe_interval = 0\n",

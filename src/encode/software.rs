@@ -170,6 +170,53 @@ fn yuyv_to_i420(p: Plane<'_>, w: usize, h: usize, out: &mut Vec<u8>) {
     }
 }
 
+/// Where R, G and B sit in a packed 24-bit pixel.
+#[derive(Debug, Clone, Copy)]
+struct RgbOrder {
+    r: usize,
+    g: usize,
+    b: usize,
+}
+
+/// Packed RGB to tightly packed I420 (BT.601, limited range: what H.264
+/// decoders assume when the stream does not say); chroma from each 2x2
+/// block's average colour.
+fn rgb_to_i420(p: Plane<'_>, order: RgbOrder, w: usize, h: usize, out: &mut Vec<u8>) {
+    let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+    out.clear();
+    out.resize(w * h + 2 * cw * ch, 128);
+    let (luma, chroma) = out.split_at_mut(w * h);
+    let (u, v) = chroma.split_at_mut(cw * ch);
+    let pixel = |x: usize, y: usize| -> [i32; 3] {
+        let at = y.min(h - 1) * p.stride + 3 * x.min(w - 1);
+        match p.data.get(at..at + 3) {
+            Some(px) => [px[order.r], px[order.g], px[order.b]].map(i32::from),
+            None => [0; 3],
+        }
+    };
+    let clamp = |x: i32| x.clamp(0, 255) as u8;
+    for y in 0..h {
+        for x in 0..w {
+            let [r, g, b] = pixel(x, y);
+            luma[y * w + x] = clamp(16 + ((66 * r + 129 * g + 25 * b + 128) >> 8));
+        }
+    }
+    for y in 0..ch {
+        for x in 0..cw {
+            let mut sum = [0i32; 3];
+            for (dx, dy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
+                let px = pixel(2 * x + dx, 2 * y + dy);
+                for (s, c) in sum.iter_mut().zip(px) {
+                    *s += c;
+                }
+            }
+            let [r, g, b] = sum.map(|s| (s + 2) / 4);
+            u[y * cw + x] = clamp(128 + ((-38 * r - 74 * g + 112 * b + 128) >> 8));
+            v[y * cw + x] = clamp(128 + ((112 * r - 94 * g - 18 * b + 128) >> 8));
+        }
+    }
+}
+
 impl Encoder for SoftwareEncoder {
     fn name(&self) -> &'static str {
         "software"
@@ -190,6 +237,15 @@ impl Encoder for SoftwareEncoder {
             }
             Pixels::Yuyv(p) => {
                 yuyv_to_i420(p, w, h, &mut i420);
+                tight_i420(&i420, w, h)
+            }
+            Pixels::Rgb24(p) | Pixels::Bgr24(p) => {
+                check_plane("RGB", p, 3 * w, h)?;
+                let order = match frame.pixels {
+                    Pixels::Rgb24(_) => RgbOrder { r: 0, g: 1, b: 2 },
+                    _ => RgbOrder { r: 2, g: 1, b: 0 },
+                };
+                rgb_to_i420(p, order, w, h, &mut i420);
                 tight_i420(&i420, w, h)
             }
         };
@@ -315,6 +371,39 @@ mod tests {
             &mut out,
         );
         assert_eq!(out, [0, 1, 2, 3, 4, 5, 6, 7, 101, 111, 201, 211]);
+    }
+
+    #[test]
+    fn rgb_becomes_i420() {
+        // 2x2 picture: white, black / red, blue; stride 8 (2 bytes padding).
+        let rgb = [
+            255, 255, 255, 0, 0, 0, 0xee, 0xee, //
+            255, 0, 0, 0, 0, 255, 0xee, 0xee,
+        ];
+        let plane = Plane {
+            data: &rgb,
+            stride: 8,
+        };
+        let mut out = Vec::new();
+        rgb_to_i420(plane, RgbOrder { r: 0, g: 1, b: 2 }, 2, 2, &mut out);
+        // BT.601 limited range: white 235, black 16, red 82, blue 41; the
+        // block's average colour (128, 64, 128) gives Cb 147, Cr 152.
+        assert_eq!(out, [235, 16, 82, 41, 147, 152]);
+        let bgr: Vec<u8> = rgb
+            .chunks(8)
+            .flat_map(|line| {
+                let mut l = line.to_vec();
+                l[..6].chunks_mut(3).for_each(|px| px.reverse());
+                l
+            })
+            .collect();
+        let mut out_bgr = Vec::new();
+        let plane = Plane {
+            data: &bgr,
+            stride: 8,
+        };
+        rgb_to_i420(plane, RgbOrder { r: 2, g: 1, b: 0 }, 2, 2, &mut out_bgr);
+        assert_eq!(out_bgr, out);
     }
 
     #[test]

@@ -542,7 +542,11 @@ impl Settings {
 fn importable(frame: &RawFrame<'_>, raw: &Format) -> Result<(), String> {
     let stride = raw.plane_fmt.first().map_or(0, |p| p.bytesperline) as usize;
     let camera = match frame.pixels {
-        Pixels::I420 { y, .. } | Pixels::Nv12 { y, .. } | Pixels::Yuyv(y) => y.stride,
+        Pixels::I420 { y, .. }
+        | Pixels::Nv12 { y, .. }
+        | Pixels::Yuyv(y)
+        | Pixels::Rgb24(y)
+        | Pixels::Bgr24(y) => y.stride,
     };
     if camera != stride {
         return Err(format!(
@@ -660,6 +664,10 @@ fn copy_frame(frame: &RawFrame<'_>, format: &Format, dst: &mut [u8]) -> Result<u
             copy(p, 0, stride, 2 * w, h)?;
             Ok(stride * lines)
         }
+        Pixels::Rgb24(p) | Pixels::Bgr24(p) => {
+            copy(p, 0, stride, 3 * w, h)?;
+            Ok(stride * lines)
+        }
     }
 }
 
@@ -669,6 +677,8 @@ pub fn layout_of(pixels: &Pixels<'_>) -> PixelFormat {
         Pixels::I420 { .. } => b"YU12",
         Pixels::Nv12 { .. } => b"NV12",
         Pixels::Yuyv(_) => b"YUYV",
+        Pixels::Rgb24(_) => b"RGB3",
+        Pixels::Bgr24(_) => b"BGR3",
     })
 }
 
@@ -792,7 +802,7 @@ impl Encoder for M2mH264Encoder {
 /// Tests against the kernel's vivid and vicodec drivers; `ci/vm` runs them
 /// in a VM.
 #[cfg(test)]
-mod vm_tests {
+pub(crate) mod vm_tests {
     use super::*;
     use crate::source::v4l2::V4l2Source;
     use crate::source::v4l2::vm_tests::camera_config;
@@ -807,23 +817,35 @@ mod vm_tests {
     }
 
     /// Codes 30 frames of a `width`x`height` vivid camera with vicodec and
-    /// checks that each comes back, in order, as an FWHT picture of the
-    /// right size carrying its frame's capture time.
+    /// checks them (see [`code_frames`]).
     fn code_camera_frames(width: u32, height: u32, zero_copy: bool) -> bool {
         let mut config = camera_config("vivid-000-vid-cap");
         config.video.width = width;
         config.video.height = height;
         let mut camera = V4l2Source::open(&config).unwrap();
+        code_frames(&mut camera, &config.video, 30, zero_copy)
+    }
+
+    /// Codes `count` frames of `camera` with vicodec and checks that each
+    /// comes back, in order, as an FWHT picture of the right size carrying
+    /// its frame's capture time. True if the frames went in zero-copy.
+    pub fn code_frames(
+        camera: &mut dyn Source,
+        video: &VideoConfig,
+        count: usize,
+        zero_copy: bool,
+    ) -> bool {
+        let (width, height) = camera.dimensions();
         let device = find_encoder(CodedFormat::Fwht).expect("vicodec's encoder");
         assert_eq!(device.driver(), "vicodec");
         let settings = Settings {
             h264_level: None,
-            ..Settings::for_video(&config.video)
+            ..Settings::for_video(video)
         };
         let mut device = Some(device);
         let mut codec = None;
         let (mut coded, mut sent) = (Vec::new(), Vec::new());
-        for _ in 0..30 {
+        for _ in 0..count {
             let Frame::Raw(frame) = camera.next_frame().unwrap() else {
                 panic!("raw frames expected")
             };

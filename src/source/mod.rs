@@ -2,6 +2,8 @@
 //! frames (for the encoder) or ready access units (H.264 already).
 
 pub mod file;
+#[cfg(feature = "libcamera")]
+pub mod libcamera;
 pub mod pacer;
 pub mod testpattern;
 #[cfg(feature = "v4l2")]
@@ -9,7 +11,7 @@ pub mod v4l2;
 
 use std::os::fd::BorrowedFd;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::config::{Config, SourceKind};
 use crate::h264::{AccessUnit, ParameterSets};
@@ -52,6 +54,19 @@ pub enum Pixels<'a> {
         allow(dead_code, reason = "only cameras deliver it")
     )]
     Yuyv(Plane<'a>),
+    /// Packed 8-bit R, G, B (V4L2 `RGB3`, libcamera `BGR888`): test
+    /// cameras (vimc) and ISPs' RGB outputs.
+    #[cfg_attr(
+        not(feature = "libcamera"),
+        allow(dead_code, reason = "only libcamera cameras deliver it")
+    )]
+    Rgb24(Plane<'a>),
+    /// Packed 8-bit B, G, R (V4L2 `BGR3`, libcamera `RGB888`).
+    #[cfg_attr(
+        not(feature = "libcamera"),
+        allow(dead_code, reason = "only libcamera cameras deliver it")
+    )]
+    Bgr24(Plane<'a>),
 }
 
 /// Keeps a camera buffer away from the camera while an encoder reads it in
@@ -113,6 +128,30 @@ pub struct RawFrame<'a> {
     pub timestamp: Instant,
 }
 
+/// A `CLOCK_MONOTONIC` time in nanoseconds (kernel and libcamera buffer
+/// timestamps) as an `Instant`, which counts on the same clock on Linux.
+/// Times in the future or over a second old are taken as now.
+#[cfg_attr(
+    not(feature = "v4l2"),
+    allow(dead_code, reason = "only cameras stamp their frames")
+)]
+pub fn monotonic_instant(nanos: i128) -> Instant {
+    let now = Instant::now();
+    let mut mono = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid timespec to fill.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut mono) };
+    let now_ns = mono.tv_sec as i128 * 1_000_000_000 + mono.tv_nsec as i128;
+    let age = now_ns - nanos;
+    if !(0..=1_000_000_000).contains(&age) {
+        return now;
+    }
+    now.checked_sub(Duration::from_nanos(age as u64))
+        .unwrap_or(now)
+}
+
 /// What a source produces.
 #[derive(Debug)]
 pub enum Frame<'a> {
@@ -143,6 +182,13 @@ pub enum SourceError {
     #[cfg_attr(not(feature = "v4l2"), allow(dead_code, reason = "only cameras stall"))]
     #[error("{0}")]
     Stalled(String),
+    /// The camera failed or went away while streaming.
+    #[cfg_attr(
+        not(feature = "libcamera"),
+        allow(dead_code, reason = "only libcamera cameras report it")
+    )]
+    #[error("{0}")]
+    Lost(String),
     /// A V4L2 device failed.
     #[cfg(feature = "v4l2")]
     #[error(transparent)]
@@ -180,24 +226,47 @@ pub fn open(config: &Config) -> Result<Box<dyn Source>, SourceError> {
             config.video.framerate,
         )?)),
         SourceKind::V4l2 => v4l2_camera(config),
-        SourceKind::Libcamera => Err(SourceError::Unavailable(
-            "source.kind = \"libcamera\" is not supported by this build yet; use \"auto\", \"v4l2\", \"testpattern\" or \"file\"".into(),
-        )),
+        SourceKind::Libcamera => libcamera_camera(config),
     }
 }
 
-/// `source.kind = "auto"`: a V4L2 camera, else the test pattern.
+/// `source.kind = "auto"`: a libcamera camera, else a V4L2 camera, else the
+/// test pattern.
 fn auto(config: &Config) -> Box<dyn Source> {
-    match v4l2_camera(config) {
+    let libcamera_why = match libcamera_camera(config) {
         Ok(camera) => {
             tracing::info!("source.kind = \"auto\": using {}", camera.name());
+            return camera;
+        }
+        Err(why) => why,
+    };
+    match v4l2_camera(config) {
+        Ok(camera) => {
+            tracing::info!(
+                "source.kind = \"auto\": using {} (libcamera: {libcamera_why})",
+                camera.name()
+            );
             camera
         }
         Err(why) => {
-            tracing::info!("source.kind = \"auto\": {why}; streaming the test pattern");
+            tracing::info!(
+                "source.kind = \"auto\": libcamera: {libcamera_why}; V4L2: {why}; streaming the test pattern"
+            );
             Box::new(testpattern::TestPattern::new(&config.video))
         }
     }
+}
+
+#[cfg(feature = "libcamera")]
+fn libcamera_camera(config: &Config) -> Result<Box<dyn Source>, SourceError> {
+    Ok(Box::new(libcamera::LibcameraSource::open(config)?))
+}
+
+#[cfg(not(feature = "libcamera"))]
+fn libcamera_camera(_config: &Config) -> Result<Box<dyn Source>, SourceError> {
+    Err(SourceError::Unavailable(
+        "this build has no libcamera support (cargo feature \"libcamera\")".into(),
+    ))
 }
 
 #[cfg(feature = "v4l2")]

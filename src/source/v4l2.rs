@@ -468,25 +468,15 @@ fn queue_buffer(
 }
 
 /// The capture time of a dequeued buffer: its monotonic kernel timestamp,
-/// as an `Instant` (the same clock on Linux), or now if it has none.
+/// as an `Instant`, or now if it has none.
 fn capture_time(buf: &V4l2Buffer) -> Instant {
-    let now = Instant::now();
     let ts = buf.timestamp();
     if !buf.flags().contains(BufferFlags::TIMESTAMP_MONOTONIC)
         || (ts.tv_sec == 0 && ts.tv_usec == 0)
     {
-        return now;
+        return Instant::now();
     }
-    let mut mono = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: a valid timespec to fill.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut mono) };
-    let now_us = mono.tv_sec as i128 * 1_000_000 + mono.tv_nsec as i128 / 1000;
-    let then_us = ts.tv_sec as i128 * 1_000_000 + ts.tv_usec as i128;
-    let age = Duration::from_micros((now_us - then_us).clamp(0, 1_000_000) as u64);
-    now.checked_sub(age).unwrap_or(now)
+    super::monotonic_instant(ts.tv_sec as i128 * 1_000_000_000 + ts.tv_usec as i128 * 1000)
 }
 
 fn describe(f: &Format) -> String {

@@ -190,4 +190,39 @@ mod vm_tests {
         stop.store(true, Ordering::Relaxed);
         pipeline.join().unwrap();
     }
+
+    /// Run on its own (it leaves libcamera holding the vanished camera, so
+    /// no libcamera camera opens again in this process).
+    #[cfg(feature = "libcamera")]
+    #[test]
+    #[ignore = "needs libcamera and the vimc driver: ci/vm runs it alone"]
+    fn a_libcamera_camera_that_vanishes_is_reported_without_a_crash() {
+        use crate::source::libcamera::vm_tests::{plug_vimc, vimc_config};
+        let mut config = vimc_config(320, 240);
+        config.video.encoder = EncoderKind::Software;
+        let stream = Broadcast::new();
+        let stop = Arc::new(AtomicBool::new(false));
+        let pipeline = start(&config, stream.clone(), stop.clone()).unwrap();
+        assert!(wait_for(Duration::from_secs(10), || stream
+            .last_frame_at()
+            .is_some()));
+
+        plug_vimc(false);
+        assert!(
+            wait_for(Duration::from_secs(10), || stream.info().error.is_some()),
+            "the pipeline did not notice the camera vanish"
+        );
+        plug_vimc(true);
+        // The reopen after the back-off says why there is no camera.
+        assert!(
+            wait_for(Duration::from_secs(10), || stream
+                .info()
+                .error
+                .is_some_and(|e| e.contains("until streamcam restarts"))),
+            "{:?}",
+            stream.info()
+        );
+        stop.store(true, Ordering::Relaxed);
+        pipeline.join().unwrap();
+    }
 }

@@ -39,6 +39,10 @@ use crate::config::{
 /// Set while this process has a libcamera camera manager: libcamera
 /// aborts the process if a second one is made.
 static MANAGER_IN_USE: AtomicBool = AtomicBool::new(false);
+/// Set once a camera vanished while streaming: libcamera can neither stop
+/// it (it aborts the process) nor make a second camera manager, so this
+/// process opens no camera again; the service watchdog restarts it.
+static MANAGER_LEFT_RUNNING: AtomicBool = AtomicBool::new(false);
 
 /// This process's claim on libcamera's one camera manager, given up when
 /// dropped (after the manager itself).
@@ -46,6 +50,13 @@ struct ManagerClaim;
 
 impl ManagerClaim {
     fn take() -> Result<Self, SourceError> {
+        if MANAGER_LEFT_RUNNING.load(Ordering::SeqCst) {
+            return Err(SourceError::Lost(
+                "the libcamera camera vanished while streaming and libcamera cannot let go of \
+                 it: no camera until streamcam restarts (the service watchdog does that)"
+                    .into(),
+            ));
+        }
         if MANAGER_IN_USE.swap(true, Ordering::SeqCst) {
             return Err(SourceError::Unavailable(
                 "a libcamera camera is already open in this process (libcamera allows one \
@@ -555,6 +566,9 @@ fn run_camera(
             return;
         }
     }
+    // The media devices as the camera started: one gone by the end means
+    // the camera may have vanished.
+    let media = media_devices();
     if started.send(Ok(streaming)).is_err() {
         let _ = camera.stop();
         return;
@@ -608,6 +622,19 @@ fn run_camera(
             ToCamera::Stop => break,
         }
     }
+    if media_devices() != media {
+        // libcamera asserts (aborting the process) when it stops a camera
+        // whose device is gone with requests queued: leave it running.
+        tracing::error!(
+            "{name} vanished while streaming (its media device is gone); libcamera cannot stop \
+             it, so no camera opens until streamcam restarts"
+        );
+        MANAGER_LEFT_RUNNING.store(true, Ordering::SeqCst);
+        std::mem::forget(held);
+        std::mem::forget(camera);
+        std::mem::forget(manager);
+        return;
+    }
     if let Err(e) = camera.stop() {
         tracing::warn!("{name}: stopping the camera: {e}");
     }
@@ -615,6 +642,23 @@ fn run_camera(
     // while the camera still exists.
     while inbox.try_recv().is_ok() {}
     drop(held);
+}
+
+/// The media devices there are now, as (name, device number), sorted.
+fn media_devices() -> Vec<(String, String)> {
+    let mut found: Vec<(String, String)> = std::fs::read_dir("/sys/bus/media/devices")
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| {
+                    let dev = std::fs::read_to_string(e.path().join("dev")).unwrap_or_default();
+                    (e.file_name().to_string_lossy().into_owned(), dev)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    found
 }
 
 /// Queues `request` again with the same buffer; false if libcamera refused.
@@ -1080,13 +1124,33 @@ fn pick(table: &[(&'static str, i32)], i: usize) -> (i32, &'static str) {
 /// Tests against a real libcamera driving the kernel's vimc test camera
 /// (and vicodec for the encoder); `ci/vm` runs them in a VM.
 #[cfg(test)]
-mod vm_tests {
+pub(crate) mod vm_tests {
     use super::*;
     use crate::config::SourceKind;
     use crate::encode::v4l2_m2m::vm_tests::code_frames;
 
+    /// Unbinds (false) or binds (true) vimc's platform device: the camera
+    /// vanishes or comes back. When it comes back, its nodes get the udev
+    /// database entries libcamera looks for, as udev would give them.
+    pub(crate) fn plug_vimc(present: bool) {
+        let action = if present { "bind" } else { "unbind" };
+        std::fs::write(format!("/sys/bus/platform/drivers/vimc/{action}"), "vimc.0")
+            .unwrap_or_else(|e| panic!("vimc {action}: {e}"));
+        if !present {
+            return;
+        }
+        for class in ["/sys/bus/media/devices", "/sys/class/video4linux"] {
+            for entry in std::fs::read_dir(class).unwrap().filter_map(Result::ok) {
+                if let Ok(dev) = std::fs::read_to_string(entry.path().join("dev")) {
+                    let path = format!("/run/udev/data/c{}", dev.trim());
+                    std::fs::write(&path, "I:1\n").unwrap_or_else(|e| panic!("{path}: {e}"));
+                }
+            }
+        }
+    }
+
     /// A config for vimc's camera at `width`x`height`.
-    fn vimc_config(width: u32, height: u32) -> Config {
+    pub(crate) fn vimc_config(width: u32, height: u32) -> Config {
         let mut config = Config::default();
         config.source.kind = SourceKind::Libcamera;
         config.video.width = width;

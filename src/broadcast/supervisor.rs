@@ -151,6 +151,18 @@ mod vm_tests {
         false
     }
 
+    /// Starts the pipeline on `config` and waits for its first frame.
+    fn start_streaming(config: &Config) -> (Arc<Broadcast>, Arc<AtomicBool>, JoinHandle<()>) {
+        let stream = Broadcast::new();
+        let stop = Arc::new(AtomicBool::new(false));
+        let pipeline = start(config, stream.clone(), stop.clone()).unwrap();
+        assert!(
+            wait_for(Duration::from_secs(10), || stream.last_frame_at().is_some()),
+            "no first frame"
+        );
+        (stream, stop, pipeline)
+    }
+
     #[test]
     #[ignore = "needs the vivid driver: ci/vm runs it"]
     fn a_camera_unplugged_and_plugged_back_streams_again() {
@@ -158,12 +170,7 @@ mod vm_tests {
         config.video.width = 320;
         config.video.height = 180;
         config.video.encoder = EncoderKind::Software;
-        let stream = Broadcast::new();
-        let stop = Arc::new(AtomicBool::new(false));
-        let pipeline = start(&config, stream.clone(), stop.clone()).unwrap();
-        assert!(wait_for(Duration::from_secs(10), || stream
-            .last_frame_at()
-            .is_some()));
+        let (stream, stop, pipeline) = start_streaming(&config);
         let rtp_before = stream.current_rtp_timestamp();
 
         plug(false);
@@ -200,12 +207,7 @@ mod vm_tests {
         use crate::source::libcamera::vm_tests::{plug_vimc, vimc_config};
         let mut config = vimc_config(320, 240);
         config.video.encoder = EncoderKind::Software;
-        let stream = Broadcast::new();
-        let stop = Arc::new(AtomicBool::new(false));
-        let pipeline = start(&config, stream.clone(), stop.clone()).unwrap();
-        assert!(wait_for(Duration::from_secs(10), || stream
-            .last_frame_at()
-            .is_some()));
+        let (stream, stop, pipeline) = start_streaming(&config);
 
         plug_vimc(false);
         assert!(

@@ -559,6 +559,13 @@ fn importable(frame: &RawFrame<'_>, raw: &Format) -> Result<(), String> {
             raw.height, frame.height
         ));
     }
+    let wants = raw.plane_fmt.first().map_or(0, |p| p.sizeimage) as usize;
+    if let Some(dmabuf) = frame.dmabuf.as_ref().filter(|d| d.length < wants) {
+        return Err(format!(
+            "the camera's buffers hold {} bytes, the encoder reads {wants}",
+            dmabuf.length
+        ));
+    }
     Ok(())
 }
 

@@ -87,6 +87,10 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     service::init_logging(config.log.level);
+    match &cli.config {
+        Some(path) => tracing::info!("configuration: {}", path.display()),
+        None => tracing::info!("configuration: defaults (no --config)"),
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -15,7 +15,7 @@ IMAGE_LINGUAS = ""
 
 IMAGE_INSTALL = "packagegroup-core-boot \
                  streamcam \
-                 streamcam-image \
+                 streamcam-system \
                  libcamera \
                  kernel-modules \
                  linux-firmware-rpidistro-bcm43430 \

@@ -1,5 +1,5 @@
 SUMMARY = "Lean RTSP camera daemon for the Raspberry Pi"
-SUMMARY:${PN}-image = "System configuration of the streamcam camera image"
+SUMMARY:${PN}-system = "System configuration of the streamcam camera image"
 DESCRIPTION = "streamcam streams a Raspberry Pi camera (libcamera) or a V4L2 \
                camera over RTSP, encoded once by the Pi's hardware H.264 \
                encoder and shared by every client; a systemd service with a \
@@ -60,15 +60,15 @@ addtask deploy after do_install before do_build
 
 # The image's system configuration around the daemon (from dist/image):
 # networkd, mDNS, the journal in RAM, the boot-partition config.
-PACKAGES =+ "${PN}-image"
+PACKAGES =+ "${PN}-system"
 
-FILES:${PN}-image += "${systemd_system_unitdir}/streamcam.service.d \
-                      ${systemd_system_unitdir}/wpa_supplicant@wlan0.service.d \
-                      ${systemd_unitdir}/network \
-                      ${systemd_unitdir}/resolved.conf.d \
-                      ${systemd_unitdir}/dnssd \
-                      ${systemd_unitdir}/journald.conf.d \
-                      ${systemd_unitdir}/system-preset"
+FILES:${PN}-system += "${systemd_system_unitdir}/streamcam.service.d \
+                       ${systemd_system_unitdir}/wpa_supplicant@wlan0.service.d \
+                       ${systemd_unitdir}/network \
+                       ${systemd_unitdir}/resolved.conf.d \
+                       ${systemd_unitdir}/dnssd \
+                       ${systemd_unitdir}/journald.conf.d \
+                       ${systemd_unitdir}/system-preset"
 CONFFILES:${PN} = "${sysconfdir}/streamcam/streamcam.toml"
 
-RDEPENDS:${PN}-image = "${PN} systemd-networkd wpa-supplicant"
+RDEPENDS:${PN}-system = "${PN} systemd-networkd wpa-supplicant"

@@ -64,6 +64,7 @@ PACKAGES =+ "${PN}-system"
 
 FILES:${PN}-system += "${systemd_system_unitdir}/streamcam.service.d \
                        ${systemd_system_unitdir}/wpa_supplicant@wlan0.service.d \
+                       ${systemd_system_unitdir}/sys-subsystem-net-devices-wlan0.device.wants \
                        ${systemd_unitdir}/network \
                        ${systemd_unitdir}/resolved.conf.d \
                        ${systemd_unitdir}/dnssd \

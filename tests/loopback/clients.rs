@@ -240,6 +240,7 @@ pub fn gstreamer(url: &str, transport: &str, frames: usize, mode: Mode) -> Decod
     ])
     .args(["!", "fakesink", "sync=false"]);
     let mut warnings = String::new();
+    let mut teardown = String::new();
     let errors = run_lines(&mut cmd, Duration::from_secs(30), |l, at| {
         // identity's last-message: one "chain" line per picture.
         if l.contains("GstIdentity:identity0: last-message = chain") {
@@ -263,10 +264,26 @@ pub fn gstreamer(url: &str, transport: &str, frames: usize, mode: Mode) -> Decod
             }
         }
         if l.starts_with("ERROR") || l.starts_with("WARNING") {
-            warnings.push_str(l);
-            warnings.push('\n');
+            // After the last picture the client is tearing down; what it
+            // reports then is no decoding error (printed, not counted).
+            let log = if d.frames >= frames {
+                &mut teardown
+            } else {
+                &mut warnings
+            };
+            log.push_str(l);
+            log.push('\n');
         }
     });
+    if !teardown.is_empty() {
+        eprintln!("gstreamer/{transport}: after the last picture:\n{teardown}");
+    }
+    let errors = if teardown.is_empty() || d.frames < frames {
+        errors
+    } else {
+        // gst-launch exits 1 for an error in its teardown.
+        errors.replace("\nexit status exit status: 1", "")
+    };
     d.errors = warnings + &errors;
     d
 }

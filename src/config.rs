@@ -3,12 +3,30 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::ops::{Range, RangeInclusive};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
 /// Exit code for a bad configuration (sysexits.h `EX_CONFIG`).
 pub const EX_CONFIG: i32 = 78;
+
+/// `server.max_clients`: sessions served at once.
+pub const MAX_CLIENTS: RangeInclusive<usize> = 1..=1024;
+/// `video.width` and `video.height` in pixels (even numbers).
+pub const PICTURE_SIZE: RangeInclusive<u32> = 16..=4096;
+/// `video.framerate` in frames per second.
+pub const FRAMERATE: RangeInclusive<u32> = 1..=120;
+/// `video.bitrate` in bit/s.
+pub const BITRATE: RangeInclusive<u32> = 50_000..=50_000_000;
+/// `video.keyframe_interval` in frames.
+pub const KEYFRAME_INTERVAL: RangeInclusive<u32> = 1..=1000;
+/// `camera.brightness`.
+pub const BRIGHTNESS: RangeInclusive<f32> = -1.0..=1.0;
+/// `camera.contrast` and `camera.saturation`.
+pub const CONTRAST: RangeInclusive<f32> = 0.0..=32.0;
+/// `camera.sharpness`.
+pub const SHARPNESS: RangeInclusive<f32> = 0.0..=16.0;
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -31,7 +49,8 @@ pub struct Config {
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     /// Address and port the RTSP server listens on.
-    pub listen: String,
+    #[serde(deserialize_with = "socket_addr")]
+    pub listen: SocketAddr,
     /// Path of the stream in the RTSP URL.
     pub path: String,
     /// Most sessions (clients) served at once.
@@ -41,7 +60,7 @@ pub struct ServerConfig {
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
-            listen: "0.0.0.0:8554".into(),
+            listen: SocketAddr::from(([0, 0, 0, 0], 8554)),
             path: "/stream".into(),
             max_clients: 32,
         }
@@ -284,12 +303,13 @@ impl Config {
     /// relative `source.file` paths are resolved against `base_dir`.
     pub fn parse(text: &str, origin: &str, base_dir: Option<&Path>) -> Result<Config, ConfigError> {
         let mut config: Config = toml::from_str(text).map_err(|e| {
-            let line = e.span().map(|s| line_of(text, s.start));
+            let keys = KeyMap::new(text);
+            let at = e.span().map(|s| s.start);
             let message = e.message().trim();
             ConfigError {
                 origin: origin.to_string(),
-                line,
-                message: match line.and_then(|l| key_at_line(text, l)) {
+                line: at.map(|pos| line_of(text, pos)),
+                message: match at.and_then(|pos| keys.name_at(pos)) {
                     Some(key) => format!("{key}: {message}"),
                     None => message.to_string(),
                 },
@@ -303,33 +323,17 @@ impl Config {
             .validate()
             .map_err(|(table, key, message)| ConfigError {
                 origin: origin.to_string(),
-                line: find_key_line(text, table, key),
+                line: KeyMap::new(text)
+                    .span_of(&format!("{table}.{key}"))
+                    .map(|span| line_of(text, span.start)),
                 message: format!("{table}.{key}: {message}"),
             })?;
         Ok(config)
     }
 
-    /// The listen address, parsed (validated by `parse`).
-    pub fn listen_addr(&self) -> SocketAddr {
-        self.server
-            .listen
-            .parse()
-            .expect("server.listen is validated when the config is parsed")
-    }
-
     /// Checks every value; on error returns (table, key, message).
     fn validate(&self) -> Result<(), (&'static str, &'static str, String)> {
         let s = &self.server;
-        if s.listen.parse::<SocketAddr>().is_err() {
-            return Err((
-                "server",
-                "listen",
-                format!(
-                    "{:?} is not an address and port, e.g. \"0.0.0.0:8554\" or \"[::]:8554\"",
-                    s.listen
-                ),
-            ));
-        }
         let path_ok = s.path.starts_with('/')
             && s.path.len() > 1
             && !s.path.ends_with('/')
@@ -346,62 +350,75 @@ impl Config {
                 ),
             ));
         }
-        if !(1..=1024).contains(&s.max_clients) {
+        if !MAX_CLIENTS.contains(&s.max_clients) {
             return Err((
                 "server",
                 "max_clients",
-                format!("{} is out of range: 1 to 1024", s.max_clients),
+                format!("{} is out of range: {}", s.max_clients, span(&MAX_CLIENTS)),
             ));
         }
         let v = &self.video;
         for (key, value) in [("width", v.width), ("height", v.height)] {
-            if !(16..=4096).contains(&value) || value % 2 != 0 {
+            if !PICTURE_SIZE.contains(&value) || value % 2 != 0 {
                 return Err((
                     "video",
                     key,
-                    format!("{value} must be an even number from 16 to 4096"),
+                    format!(
+                        "{value} must be an even number from {}",
+                        span(&PICTURE_SIZE)
+                    ),
                 ));
             }
         }
-        if !(1..=120).contains(&v.framerate) {
+        if !FRAMERATE.contains(&v.framerate) {
             return Err((
                 "video",
                 "framerate",
                 format!(
-                    "{} is out of range: 1 to 120 frames per second",
-                    v.framerate
+                    "{} is out of range: {} frames per second",
+                    v.framerate,
+                    span(&FRAMERATE)
                 ),
             ));
         }
-        if !(50_000..=50_000_000).contains(&v.bitrate) {
+        if !BITRATE.contains(&v.bitrate) {
             return Err((
                 "video",
                 "bitrate",
                 format!(
-                    "{} is out of range: 50000 to 50000000 bit/s (1 Mbit/s is 1000000)",
-                    v.bitrate
+                    "{} is out of range: {} bit/s (1 Mbit/s is 1000000)",
+                    v.bitrate,
+                    span(&BITRATE)
                 ),
             ));
         }
-        if !(1..=1000).contains(&v.keyframe_interval) {
+        if !KEYFRAME_INTERVAL.contains(&v.keyframe_interval) {
             return Err((
                 "video",
                 "keyframe_interval",
-                format!("{} is out of range: 1 to 1000 frames", v.keyframe_interval),
+                format!(
+                    "{} is out of range: {} frames",
+                    v.keyframe_interval,
+                    span(&KEYFRAME_INTERVAL)
+                ),
             ));
         }
         let c = &self.camera;
-        for (key, value, min, max) in [
-            ("brightness", c.brightness, -1.0, 1.0),
-            ("contrast", c.contrast, 0.0, 32.0),
-            ("saturation", c.saturation, 0.0, 32.0),
-            ("sharpness", c.sharpness, 0.0, 16.0),
+        for (key, value, range) in [
+            ("brightness", c.brightness, BRIGHTNESS),
+            ("contrast", c.contrast, CONTRAST),
+            ("saturation", c.saturation, CONTRAST),
+            ("sharpness", c.sharpness, SHARPNESS),
         ] {
-            if let Some(value) = value.filter(|v| !(min..=max).contains(v)) {
+            if let Some(value) = value.filter(|v| !range.contains(v)) {
                 return Err((
                     "camera",
                     key,
-                    format!("{value} is out of range: {min:.1} to {max:.1}"),
+                    format!(
+                        "{value} is out of range: {:.1} to {:.1}",
+                        range.start(),
+                        range.end()
+                    ),
                 ));
             }
         }
@@ -427,55 +444,71 @@ impl Config {
     }
 }
 
+/// "MIN to MAX" for messages.
+fn span<T: fmt::Display>(range: &RangeInclusive<T>) -> String {
+    format!("{} to {}", range.start(), range.end())
+}
+
 /// 1-based line number of byte offset `pos` in `text`.
 fn line_of(text: &str, pos: usize) -> usize {
     text[..pos.min(text.len())].matches('\n').count() + 1
 }
 
-/// The full name (`table.key`) of the key set on 1-based line `line`, if
-/// that line sets one.
-fn key_at_line(text: &str, line: usize) -> Option<String> {
-    let mut table = String::new();
-    for raw in text.lines().take(line.saturating_sub(1)) {
-        if let Some(name) = raw
-            .trim()
-            .strip_prefix('[')
-            .and_then(|l| l.split(']').next())
-        {
-            table = name.trim().to_string();
+/// Where each key of a TOML text is set: its dotted name (`server.listen`)
+/// and the bytes from the key to the end of its value, as toml's own parser
+/// reads them (so dotted keys, quoted keys and inline tables are placed
+/// right).
+struct KeyMap(Vec<(String, Range<usize>)>);
+
+impl KeyMap {
+    fn new(text: &str) -> Self {
+        let mut keys = Vec::new();
+        if let Ok(root) = toml::de::DeTable::parse(text) {
+            Self::walk(root.get_ref(), "", &mut keys);
+        }
+        Self(keys)
+    }
+
+    fn walk(table: &toml::de::DeTable<'_>, prefix: &str, out: &mut Vec<(String, Range<usize>)>) {
+        for (key, value) in table {
+            let name = if prefix.is_empty() {
+                key.get_ref().to_string()
+            } else {
+                format!("{prefix}.{}", key.get_ref())
+            };
+            match value.get_ref() {
+                toml::de::DeValue::Table(inner) => Self::walk(inner, &name, out),
+                _ => out.push((name, key.span().start..value.span().end)),
+            }
         }
     }
-    let (lhs, _) = text.lines().nth(line - 1)?.split_once('=')?;
-    let key = lhs.trim().trim_matches('"');
-    if key.is_empty() || key.starts_with('[') || key.starts_with('#') {
-        return None;
+
+    /// Where the value `name` is set.
+    fn span_of(&self, name: &str) -> Option<Range<usize>> {
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, s)| s.clone())
     }
-    Some(if table.is_empty() {
-        key.to_string()
-    } else {
-        format!("{table}.{key}")
-    })
+
+    /// The key whose setting covers byte `pos`.
+    fn name_at(&self, pos: usize) -> Option<&str> {
+        self.0
+            .iter()
+            .filter(|(_, span)| span.contains(&pos))
+            .min_by_key(|(_, span)| span.len())
+            .map(|(n, _)| n.as_str())
+    }
 }
 
-/// The line where `key` is set inside `[table]` (or as `table.key`), if any.
-fn find_key_line(text: &str, table: &str, key: &str) -> Option<usize> {
-    let mut current = String::new();
-    for (i, raw) in text.lines().enumerate() {
-        let line = raw.trim();
-        if let Some(name) = line.strip_prefix('[').and_then(|l| l.split(']').next()) {
-            current = name.trim().to_string();
-            continue;
-        }
-        let Some((lhs, _)) = line.split_once('=') else {
-            continue;
-        };
-        let lhs = lhs.trim();
-        let dotted = format!("{table}.{key}");
-        if (current == table && lhs == key) || (current.is_empty() && lhs == dotted) {
-            return Some(i + 1);
-        }
-    }
-    None
+/// Reads `server.listen`, saying what a valid one looks like.
+fn socket_addr<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    let text = String::deserialize(d)?;
+    text.parse().map_err(|_| {
+        serde::de::Error::custom(format!(
+            "{text:?} is not an address and port, e.g. \"0.0.0.0:8554\" or \"[::]:8554\""
+        ))
+    })
 }
 
 #[cfg(test)]
@@ -490,7 +523,7 @@ mod tests {
     fn empty_file_gives_defaults() {
         let c = parse("").unwrap();
         assert_eq!(c, Config::default());
-        assert_eq!(c.server.listen, "0.0.0.0:8554");
+        assert_eq!(c.server.listen, "0.0.0.0:8554".parse().unwrap());
         assert_eq!(c.server.path, "/stream");
         assert_eq!(c.server.max_clients, 32);
         assert_eq!((c.video.width, c.video.height), (1280, 720));
@@ -529,7 +562,7 @@ level = "debug"
 "#,
         )
         .unwrap();
-        assert_eq!(c.listen_addr(), "[::]:554".parse().unwrap());
+        assert_eq!(c.server.listen, "[::]:554".parse().unwrap());
         assert_eq!(c.server.path, "/cam");
         assert_eq!(c.source.kind, SourceKind::Testpattern);
         assert_eq!(c.video.encoder, EncoderKind::Software);

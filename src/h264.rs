@@ -226,16 +226,22 @@ impl ParameterSets {
     }
 }
 
+/// Parameter sets for tests, shared by every module's tests.
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    // SPS/PPS of tests/data/testsrc2-720p30.h264 (libx264, baseline, 720p30).
-    const SPS_720P: &[u8] = &[
+pub mod fixtures {
+    /// The SPS of tests/data/testsrc2-720p30.h264 (libx264, baseline, 720p30).
+    pub const SPS_720P: &[u8] = &[
         0x67, 0x42, 0xc0, 0x1f, 0xda, 0x01, 0x40, 0x16, 0xec, 0x04, 0x40, 0x00, 0x00, 0x03, 0x00,
         0x40, 0x00, 0x00, 0x0f, 0x03, 0xc6, 0x0c, 0xa8,
     ];
-    const PPS: &[u8] = &[0x68, 0xce, 0x3c, 0x80];
+    /// Its PPS.
+    pub const PPS: &[u8] = &[0x68, 0xce, 0x3c, 0x80];
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::{PPS, SPS_720P};
+    use super::*;
 
     #[test]
     fn splits_three_and_four_byte_start_codes() {

@@ -1,32 +1,11 @@
-//! streamcam: a lean RTSP camera daemon.
-//!
-//! Data flow: source -> [encoder] -> broadcast -> RTSP sessions -> RTP/RTCP.
-
-mod broadcast;
-mod config;
-mod encode;
-mod h264;
-mod rtp;
-mod rtsp;
-mod service;
-mod source;
-#[cfg(feature = "v4l2")]
-mod v4l2;
+//! The `streamcam` command: runs the daemon or checks a configuration file.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
-use tokio::net::TcpListener;
-use tokio::signal::unix::{SignalKind, signal};
-
-use crate::config::{Config, EX_CONFIG};
-
-/// Longest the daemon spends saying goodbye to clients on SIGTERM.
-const SHUTDOWN_GRACE: Duration = Duration::from_millis(700);
+use streamcam::config::{Config, EX_CONFIG};
+use streamcam::{daemon, service};
 
 #[derive(Parser)]
 #[command(
@@ -91,97 +70,5 @@ fn main() -> ExitCode {
         Some(path) => tracing::info!("configuration: {}", path.display()),
         None => tracing::info!("configuration: defaults (no --config)"),
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("building the tokio runtime");
-    runtime.block_on(run(config))
-}
-
-async fn run(config: Config) -> ExitCode {
-    let listen = config.listen_addr();
-    let listener = match TcpListener::bind(listen).await {
-        Ok(l) => l,
-        Err(e) => {
-            let hint = match e.kind() {
-                std::io::ErrorKind::AddrInUse => {
-                    "another program (perhaps another streamcam) uses this port; stop it or change server.listen"
-                }
-                std::io::ErrorKind::PermissionDenied => {
-                    "ports below 1024 need CAP_NET_BIND_SERVICE (the shipped systemd unit grants it) or root"
-                }
-                std::io::ErrorKind::AddrNotAvailable => {
-                    "this machine has no such address; use 0.0.0.0 or [::] to listen everywhere"
-                }
-                _ => "check server.listen",
-            };
-            tracing::error!("cannot listen on {listen}: {e}: {hint}");
-            return ExitCode::FAILURE;
-        }
-    };
-
-    let stream = broadcast::Broadcast::new();
-    let stop = Arc::new(AtomicBool::new(false));
-    let pipeline =
-        match broadcast::supervisor::start(&config, Arc::clone(&stream), Arc::clone(&stop)) {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::error!("cannot start the video source: {e}");
-                return ExitCode::from(EX_CONFIG as u8);
-            }
-        };
-    let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
-    let ctx = rtsp::ServerContext::new(
-        Arc::clone(&stream),
-        config.server.path.clone(),
-        config.video.framerate,
-        config.server.max_clients,
-        shutdown.clone(),
-    );
-    let local = listener
-        .local_addr()
-        .map_or(listen.to_string(), |a| a.to_string());
-    tracing::info!(
-        "listening on {local}; watch rtsp://{}{}",
-        display_host(&local),
-        config.server.path
-    );
-    let server = tokio::spawn(rtsp::serve(listener, Arc::clone(&ctx)));
-    let notifier = tokio::spawn(service::run(Arc::clone(&stream), shutdown.clone()));
-
-    let (mut term, mut int) = match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(t), Ok(i)) => (t, i),
-        _ => {
-            tracing::error!("cannot install signal handlers");
-            return ExitCode::FAILURE;
-        }
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: stopping"),
-        _ = int.recv() => tracing::info!("SIGINT: stopping"),
-    }
-    let _ = shutdown_tx.send(true);
-    stop.store(true, Ordering::Relaxed);
-    // Sessions send BYE and leave the table; wait for them, briefly.
-    let deadline = Instant::now() + SHUTDOWN_GRACE;
-    while ctx.sessions.len() > 0 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let _ = notifier.await;
-    server.abort();
-    drop(pipeline);
-    tracing::info!("stopped");
-    ExitCode::SUCCESS
-}
-
-/// "rtsp://HOST:PORT" for a listen address, naming this machine when it
-/// listens everywhere.
-fn display_host(local: &str) -> String {
-    local
-        .replace("0.0.0.0", "<this-machine>")
-        .replace("[::]", "<this-machine>")
+    daemon::run(config)
 }

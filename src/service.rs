@@ -24,7 +24,13 @@ pub fn init_logging(level: LogLevel) {
         match tracing_journald::layer() {
             Ok(journald) => {
                 tracing_subscriber::registry()
-                    .with(journald.with_syslog_identifier("streamcam".into()))
+                    .with(
+                        journald
+                            .with_syslog_identifier("streamcam".into())
+                            // Fields under their own names (CLIENT=,
+                            // REASON=, ...), so `journalctl REASON=timeout` works.
+                            .with_field_prefix(None),
+                    )
                     .with(filter)
                     .init();
                 return;

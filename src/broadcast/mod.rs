@@ -135,6 +135,7 @@ impl Broadcast {
             stream: Arc::clone(self),
             waiting_for_idr: true,
             lags: Vec::new(),
+            lags_total: 0,
         }
     }
 
@@ -212,6 +213,7 @@ pub struct Subscriber {
     stream: Arc<Broadcast>,
     waiting_for_idr: bool,
     lags: Vec<Instant>,
+    lags_total: usize,
 }
 
 impl Subscriber {
@@ -230,6 +232,7 @@ impl Subscriber {
                     let now = Instant::now();
                     self.lags.retain(|t| now.duration_since(*t) < LAG_WINDOW);
                     self.lags.push(now);
+                    self.lags_total += 1;
                     if self.lags.len() >= MAX_LAGS {
                         return Err(SubscribeError::TooSlow(self.lags.len()));
                     }
@@ -240,6 +243,11 @@ impl Subscriber {
                 Err(broadcast::error::RecvError::Closed) => return Err(SubscribeError::Closed),
             }
         }
+    }
+
+    /// Times this subscriber fell behind the stream.
+    pub fn lags(&self) -> usize {
+        self.lags_total
     }
 
     fn with_parameter_sets(&self, au: Arc<AccessUnit>) -> Arc<AccessUnit> {
@@ -260,12 +268,7 @@ impl Subscriber {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const SPS: &[u8] = &[
-        0x67, 0x42, 0xc0, 0x1f, 0xda, 0x01, 0x40, 0x16, 0xec, 0x04, 0x40, 0x00, 0x00, 0x03, 0x00,
-        0x40, 0x00, 0x00, 0x0f, 0x03, 0xc6, 0x0c, 0xa8,
-    ];
-    const PPS: &[u8] = &[0x68, 0xce, 0x3c, 0x80];
+    use crate::h264::fixtures::{PPS, SPS_720P as SPS};
 
     fn idr(with_ps: bool) -> AccessUnit {
         let mut nals = Vec::new();

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::protocol::PlayStart;
 use crate::broadcast::{Broadcast, ClientGuard, SubscribeError, Subscriber};
 use crate::h264::AccessUnit;
 use crate::rtp::Packetizer;
@@ -24,15 +25,9 @@ pub struct ClientMedia {
     /// The key frame PLAY waited for, sent first.
     first: Option<Arc<AccessUnit>>,
     cname: String,
-}
-
-/// What PLAY tells the client about the first packet it will get.
-#[derive(Debug, Clone, Copy)]
-pub struct PlayStart {
-    /// Sequence number of the first packet.
-    pub seq: u16,
-    /// RTP time at (or before) the first packet.
-    pub rtptime: u32,
+    /// Times the client fell behind and skipped to a key frame, in earlier
+    /// PLAYs.
+    lag_drops: usize,
 }
 
 impl ClientMedia {
@@ -43,6 +38,7 @@ impl ClientMedia {
             stream: Arc::clone(stream),
             playing: None,
             first: None,
+            lag_drops: 0,
             cname: format!("streamcam-{:08x}", stream.ssrc()),
         }
     }
@@ -72,7 +68,9 @@ impl ClientMedia {
 
     /// Stops sending until the next `play`.
     pub fn pause(&mut self) {
-        self.playing = None;
+        if let Some((sub, _)) = self.playing.take() {
+            self.lag_drops += sub.lags();
+        }
         self.first = None;
     }
 
@@ -116,6 +114,21 @@ impl ClientMedia {
             octet_count,
         };
         rtcp::write_report(buf, &info, &self.cname, bye)
+    }
+
+    /// Packets and payload octets sent so far.
+    pub fn counts(&self) -> (u32, u32) {
+        self.packetizer.counts()
+    }
+
+    /// Times the client fell behind the stream and skipped to a key frame.
+    pub fn lag_drops(&self) -> usize {
+        self.lag_drops + self.playing.as_ref().map_or(0, |(sub, _)| sub.lags())
+    }
+
+    /// The shared stream.
+    pub fn stream(&self) -> &Broadcast {
+        &self.stream
     }
 
     /// The stream's SSRC.

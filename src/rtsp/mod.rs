@@ -1,12 +1,18 @@
-//! The RTSP 1.0 server (RFC 2326): connections, sessions, transports and the
-//! SDP. Reaches the camera and encoder only through the broadcast.
+//! The RTSP 1.0 server (RFC 2326). `message` and `protocol` are the server
+//! without I/O (bytes to requests, requests to responses and effects);
+//! `connection`, `writer` and `session` do the I/O; `media`, `rtp_sender`,
+//! `transport` and `sdp` serve them. Reaches the camera and encoder only
+//! through the broadcast.
 
 pub mod connection;
 pub mod media;
+pub mod message;
+pub mod protocol;
 pub mod rtp_sender;
 pub mod sdp;
 pub mod session;
 pub mod transport;
+pub mod writer;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -16,6 +22,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::broadcast::Broadcast;
+use protocol::ServerInfo;
 use session::SessionTable;
 
 /// What every connection shares.
@@ -25,12 +32,8 @@ pub struct ServerContext {
     pub stream: Arc<Broadcast>,
     /// Live sessions.
     pub sessions: Arc<SessionTable>,
-    /// The stream's path, e.g. "/stream".
-    pub path: String,
-    /// Configured frame rate (for the SDP when the SPS has none).
-    pub framerate: u32,
-    /// `o=` session id of the SDP.
-    pub sdp_session_id: u64,
+    /// What requests are told about the server.
+    pub info: ServerInfo,
     /// Becomes true when the daemon stops.
     pub shutdown: watch::Receiver<bool>,
     /// Most connections open at once.
@@ -50,9 +53,11 @@ impl ServerContext {
         Arc::new(Self {
             stream,
             sessions: Arc::new(SessionTable::new(max_clients)),
-            path,
-            framerate,
-            sdp_session_id: rand::random::<u32>().into(),
+            info: ServerInfo {
+                path,
+                framerate,
+                sdp_session_id: rand::random::<u32>().into(),
+            },
             shutdown,
             // Room for clients that DESCRIBE on a second connection, and probes.
             max_connections: max_clients * 2 + 8,
@@ -84,7 +89,7 @@ pub async fn serve(listener: TcpListener, ctx: Arc<ServerContext>) {
             }
         };
         if ctx.connections.load(Ordering::Relaxed) >= ctx.max_connections {
-            tracing::warn!(%peer, "refusing connection: {} connections open", ctx.max_connections);
+            tracing::warn!(client = %peer.ip().to_canonical(), "refusing connection: {} connections open", ctx.max_connections);
             tokio::spawn(async move {
                 let msg = b"RTSP/1.0 503 Service Unavailable\r\nCSeq: 0\r\n\r\n";
                 let _ = stream.write_all(msg).await;
@@ -94,7 +99,7 @@ pub async fn serve(listener: TcpListener, ctx: Arc<ServerContext>) {
         ctx.connections.fetch_add(1, Ordering::Relaxed);
         let ctx = Arc::clone(&ctx);
         tokio::spawn(async move {
-            tracing::debug!(%peer, "connection opened");
+            tracing::debug!(client = %peer.ip().to_canonical(), "connection opened");
             connection::serve(Arc::clone(&ctx), stream, peer).await;
             ctx.connections.fetch_sub(1, Ordering::Relaxed);
         });

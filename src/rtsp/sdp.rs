@@ -92,16 +92,10 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
+    use crate::h264::fixtures::{PPS, SPS_720P};
 
     fn params() -> ParameterSets {
-        ParameterSets::new(
-            Bytes::from_static(&[
-                0x67, 0x42, 0xc0, 0x1f, 0xda, 0x01, 0x40, 0x16, 0xec, 0x04, 0x40, 0x00, 0x00, 0x03,
-                0x00, 0x40, 0x00, 0x00, 0x0f, 0x03, 0xc6, 0x0c, 0xa8,
-            ]),
-            Bytes::from_static(&[0x68, 0xce, 0x3c, 0x80]),
-        )
-        .unwrap()
+        ParameterSets::new(Bytes::from_static(SPS_720P), Bytes::from_static(PPS)).unwrap()
     }
 
     #[test]

@@ -1,6 +1,8 @@
-//! RTSP sessions: the table of live sessions, their liveness, and the task
-//! that streams a UDP session (TCP-interleaved sessions are streamed by
-//! their connection, see `connection`).
+//! Media sessions: the table of live sessions, and the one task that
+//! streams a session whatever its transport. The task feeds a [`Sink`] (the
+//! UDP sockets, or the interleaved writer of the RTSP connection) and is the
+//! one place for the first sender report, the report timer, key-frame
+//! requests, liveness, BYE and the session's end line in the log.
 
 use std::collections::HashMap;
 use std::io;
@@ -8,22 +10,29 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bytes::{BufMut, BytesMut};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::media::{ClientMedia, PlayStart, REPORT_INTERVAL};
+use super::media::{ClientMedia, REPORT_INTERVAL};
+use super::message::{INTERLEAVED_HEADER, interleaved_header};
+use super::protocol::{Carriage, PlayStart, SESSION_TIMEOUT_S, SessionId, Sessions};
 use super::rtp_sender::RtpSender;
-use crate::broadcast::Broadcast;
+use super::writer::{Outgoing, WriterHandle};
+use crate::broadcast::SubscribeError;
+use crate::rtp::packetizer::MAX_PACKET;
 use crate::rtp::rtcp::{self, MAX_RTCP};
 
-/// A session with neither RTSP requests nor RTCP for this long is ended.
-pub const SESSION_TIMEOUT: Duration = Duration::from_secs(60);
-/// Longest the UDP task waits for the PLAY reply to be written.
+/// A UDP session with neither RTSP requests nor RTCP for this long is ended.
+pub const SESSION_TIMEOUT: Duration = Duration::from_secs(SESSION_TIMEOUT_S);
+/// Longest a session waits for its PLAY reply to be written.
 const PLAY_REPLY_WAIT: Duration = Duration::from_secs(2);
+/// Commands queued for a session before senders wait.
+const COMMAND_QUEUE: usize = 8;
 
-/// Commands from RTSP requests to a UDP session's task.
+/// Commands to a session's task.
 #[derive(Debug)]
-pub enum UdpCommand {
+pub enum Command {
     /// Start sending after `go` fires (the PLAY reply is out).
     Play {
         /// Where the first packet's seq/rtptime go.
@@ -35,24 +44,21 @@ pub enum UdpCommand {
     Pause(oneshot::Sender<()>),
     /// Send BYE and end the session.
     Teardown(oneshot::Sender<()>),
-}
-
-/// How a session's media travels.
-#[derive(Debug)]
-pub enum SessionKind {
-    /// UDP: driven by its own task through this channel.
-    Udp(mpsc::Sender<UdpCommand>),
-    /// Interleaved on the RTSP connection that set it up.
-    Interleaved,
+    /// RTCP the client sent on the session's interleaved channel.
+    Rtcp(Vec<u8>),
+    /// The connection carrying the session closed.
+    ConnectionClosed(End),
 }
 
 /// A live session as the table knows it.
 #[derive(Debug)]
 pub struct SessionHandle {
-    /// Session id (what the `Session` header carries, in hex).
-    pub id: u64,
+    /// Session id.
+    pub id: SessionId,
     /// How its media travels.
-    pub kind: SessionKind,
+    pub carriage: Carriage,
+    /// Commands to its task.
+    pub commands: mpsc::Sender<Command>,
     last_seen: Mutex<Instant>,
 }
 
@@ -79,7 +85,7 @@ pub enum SessionError {
 /// Every live session, bounded by `server.max_clients`.
 #[derive(Debug)]
 pub struct SessionTable {
-    sessions: Mutex<HashMap<u64, Arc<SessionHandle>>>,
+    sessions: Mutex<HashMap<SessionId, Arc<SessionHandle>>>,
     max: usize,
 }
 
@@ -92,36 +98,40 @@ impl SessionTable {
         }
     }
 
-    /// Adds a session with a fresh random id.
-    pub fn insert(&self, kind: SessionKind) -> Result<Arc<SessionHandle>, SessionError> {
+    /// Adds a session with a fresh random id, and the receiving end of its
+    /// command queue (for its task).
+    pub fn insert(
+        &self,
+        carriage: Carriage,
+    ) -> Result<(Arc<SessionHandle>, mpsc::Receiver<Command>), SessionError> {
         let mut map = self.sessions.lock().unwrap();
         if map.len() >= self.max {
             return Err(SessionError::Full(self.max));
         }
         let id = loop {
-            let id: u64 = rand::random();
-            if id != 0 && !map.contains_key(&id) {
+            let id = SessionId(rand::random());
+            if id.0 != 0 && !map.contains_key(&id) {
                 break id;
             }
         };
+        let (commands, rx) = mpsc::channel(COMMAND_QUEUE);
         let handle = Arc::new(SessionHandle {
             id,
-            kind,
+            carriage,
+            commands,
             last_seen: Mutex::new(Instant::now()),
         });
         map.insert(id, Arc::clone(&handle));
-        Ok(handle)
+        Ok((handle, rx))
     }
 
-    /// Looks a session up by the value of a `Session` header.
-    pub fn get(&self, header: &str) -> Option<Arc<SessionHandle>> {
-        let id = header.split(';').next()?.trim();
-        let id = u64::from_str_radix(id, 16).ok()?;
+    /// Looks a session up.
+    pub fn get(&self, id: SessionId) -> Option<Arc<SessionHandle>> {
         self.sessions.lock().unwrap().get(&id).cloned()
     }
 
     /// Removes a session.
-    pub fn remove(&self, id: u64) {
+    pub fn remove(&self, id: SessionId) {
         self.sessions.lock().unwrap().remove(&id);
     }
 
@@ -129,11 +139,19 @@ impl SessionTable {
     pub fn len(&self) -> usize {
         self.sessions.lock().unwrap().len()
     }
+
+    /// True when no session is live.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
-/// Formats a session id for the `Session` header.
-pub fn format_id(id: u64) -> String {
-    format!("{id:016X}")
+impl Sessions for SessionTable {
+    fn find(&self, id: SessionId) -> Option<Carriage> {
+        let handle = self.get(id)?;
+        handle.touch();
+        Some(handle.carriage)
+    }
 }
 
 /// Binds an RTP/RTCP socket pair (even, even + 1) on `ip`.
@@ -159,44 +177,222 @@ pub async fn bind_pair(ip: IpAddr) -> io::Result<(UdpSocket, UdpSocket)> {
     Err(last)
 }
 
-/// Everything a UDP session's task needs.
-pub struct UdpSession {
-    /// The table entry (for liveness and removal).
+/// Where a session's packets go.
+#[derive(Debug)]
+pub enum Sink {
+    /// RTP and RTCP over UDP to the client's ports.
+    Udp {
+        /// RTP out.
+        rtp: RtpSender,
+        /// Our RTCP socket (reports out, the client's RTCP in).
+        rtcp: UdpSocket,
+        /// The client's RTCP port.
+        client_rtcp: SocketAddr,
+    },
+    /// Interleaved frames on the RTSP connection, through its writer.
+    Interleaved {
+        /// The connection's writer.
+        writer: WriterHandle,
+        /// Channel of RTP.
+        rtp_channel: u8,
+        /// Channel of RTCP.
+        rtcp_channel: u8,
+    },
+}
+
+impl Sink {
+    /// The transport's name in the log.
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Udp { .. } => "udp",
+            Self::Interleaved { .. } => "tcp",
+        }
+    }
+
+    /// Sends the packets of one access unit.
+    async fn send_au(
+        &mut self,
+        mut packets: crate::rtp::packetizer::Packets<'_>,
+    ) -> Result<(), End> {
+        match self {
+            Self::Udp { rtp, .. } => {
+                rtp.send(packets).await;
+                Ok(())
+            }
+            Self::Interleaved {
+                writer,
+                rtp_channel,
+                ..
+            } => {
+                let mut out = BytesMut::with_capacity(16 * 1024);
+                let mut pkt = [0u8; MAX_PACKET];
+                while let Some(n) = packets.next_into(&mut pkt) {
+                    out.reserve(INTERLEAVED_HEADER + n);
+                    out.put_slice(&interleaved_header(*rtp_channel, n));
+                    out.put_slice(&pkt[..n]);
+                }
+                writer.send(Outgoing::data(out.freeze())).await
+            }
+        }
+    }
+
+    /// Sends one RTCP packet; a UDP send error is the client's network's
+    /// business (it times out if it is gone).
+    async fn send_rtcp(&mut self, packet: &[u8]) -> Result<(), End> {
+        match self {
+            Self::Udp {
+                rtcp, client_rtcp, ..
+            } => {
+                let _ = rtcp.send_to(packet, *client_rtcp).await;
+                Ok(())
+            }
+            Self::Interleaved {
+                writer,
+                rtcp_channel,
+                ..
+            } => {
+                let mut out = BytesMut::with_capacity(INTERLEAVED_HEADER + packet.len());
+                out.put_slice(&interleaved_header(*rtcp_channel, packet.len()));
+                out.put_slice(packet);
+                writer.send(Outgoing::data(out.freeze())).await
+            }
+        }
+    }
+
+    /// The next RTCP packet from the client on a UDP sink (interleaved RTCP
+    /// arrives as [`Command::Rtcp`]); pending forever otherwise.
+    async fn recv_rtcp<'b>(&mut self, buf: &'b mut [u8]) -> &'b [u8] {
+        match self {
+            Self::Udp {
+                rtcp, client_rtcp, ..
+            } => loop {
+                match rtcp.recv_from(buf).await {
+                    Ok((n, from)) if from.ip() == client_rtcp.ip() => return &buf[..n],
+                    _ => continue,
+                }
+            },
+            Self::Interleaved { .. } => std::future::pending().await,
+        }
+    }
+
+    /// True if the session must show signs of life: UDP has no connection
+    /// to tell that the client is gone.
+    fn needs_liveness(&self) -> bool {
+        matches!(self, Self::Udp { .. })
+    }
+}
+
+/// Why a session ended: the `REASON` field of its end line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum End {
+    /// The client sent TEARDOWN.
+    Teardown,
+    /// The client closed its connection, or said RTCP BYE.
+    ClientClosed(&'static str),
+    /// The client's connection was reset.
+    ClientReset,
+    /// No sign of life from a UDP client.
+    Timeout,
+    /// The client could not keep up with the stream.
+    Lagging(String),
+    /// The daemon is stopping.
+    ServerStopping,
+    /// Something else failed.
+    Error(String),
+}
+
+impl End {
+    /// The `REASON` value: one of a small fixed set.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Teardown => "teardown",
+            Self::ClientClosed(_) => "client-closed",
+            Self::ClientReset => "client-reset",
+            Self::Timeout => "timeout",
+            Self::Lagging(_) => "lagging",
+            Self::ServerStopping => "server-stopping",
+            Self::Error(_) => "error",
+        }
+    }
+
+    /// A sentence for people.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Teardown => "TEARDOWN".into(),
+            Self::ClientClosed(how) => (*how).into(),
+            Self::ClientReset => "the client reset its connection".into(),
+            Self::Timeout => format!(
+                "timed out: no RTSP request or RTCP from the client for {SESSION_TIMEOUT_S} s"
+            ),
+            Self::Lagging(why) => format!("dropped: {why}"),
+            Self::ServerStopping => "server stopping".into(),
+            Self::Error(e) => e.clone(),
+        }
+    }
+
+    /// True if a playing client gets a BYE at the end: it may still be
+    /// there to read it (TEARDOWN sends its own, ahead of the reply).
+    fn says_bye(&self) -> bool {
+        matches!(
+            self,
+            Self::ServerStopping | Self::Timeout | Self::Lagging(_)
+        )
+    }
+}
+
+/// One session's task: its media, where it goes, and its commands.
+pub struct MediaSession {
+    /// The table entry (liveness).
     pub handle: Arc<SessionHandle>,
-    /// The table (to remove the session when it ends).
+    /// The table (to leave it when the session ends).
     pub table: Arc<SessionTable>,
     /// The session's media state.
     pub media: ClientMedia,
-    /// RTP out, from our RTP socket to the client's.
-    pub rtp: RtpSender,
-    /// Our RTCP socket.
-    pub rtcp: UdpSocket,
-    /// Where RTP goes.
-    pub client_rtp: SocketAddr,
-    /// Where RTCP goes.
-    pub client_rtcp: SocketAddr,
-    /// Commands from RTSP requests.
-    pub commands: mpsc::Receiver<UdpCommand>,
+    /// Where packets go.
+    pub sink: Sink,
+    /// The client's address, for the log.
+    pub client: IpAddr,
+    /// The stream's path, for the log.
+    pub path: String,
+    /// Commands from RTSP requests and the connection.
+    pub commands: mpsc::Receiver<Command>,
     /// Set when the daemon stops.
     pub shutdown: watch::Receiver<bool>,
 }
 
-impl UdpSession {
-    /// Streams until TEARDOWN, BYE, timeout, a too-slow client or shutdown.
-    pub async fn run(mut self, stream: Arc<Broadcast>) {
-        let id = format_id(self.handle.id);
-        let reason = self.serve().await;
-        if self.media.is_playing() || matches!(reason, End::Teardown | End::Shutdown) {
-            self.send_report(true).await;
+impl MediaSession {
+    /// Streams until the session ends, then leaves the table and logs one
+    /// end line.
+    pub async fn run(mut self) {
+        let started = Instant::now();
+        let id = self.handle.id;
+        tracing::info!(
+            client = %self.client,
+            session = %id,
+            transport = %self.sink.name(),
+            path = %self.path,
+            "session started"
+        );
+        let end = self.serve().await;
+        if end.says_bye() && self.media.is_playing() {
+            let _ = self.send_report(true).await;
         }
-        self.table.remove(self.handle.id);
+        self.table.remove(id);
+        let (packets, bytes) = self.media.counts();
+        let lag_drops = self.media.lag_drops();
         self.media.pause(); // no longer counted as a client
         tracing::info!(
+            client = %self.client,
             session = %id,
-            client = %self.client_rtp,
-            clients = stream.clients(),
-            "UDP session ended: {}",
-            reason.describe()
+            transport = %self.sink.name(),
+            duration_s = format_args!("{:.1}", started.elapsed().as_secs_f64()),
+            packets,
+            bytes,
+            lag_drops,
+            reason = %end.reason(),
+            clients = self.media.stream().clients(),
+            "session ended: {}",
+            end.describe()
         );
     }
 
@@ -206,39 +402,61 @@ impl UdpSession {
         let mut liveness = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
-                _ = self.shutdown.changed() => return End::Shutdown,
+                _ = super::stopped(&mut self.shutdown) => return End::ServerStopping,
                 cmd = self.commands.recv() => match cmd {
-                    Some(UdpCommand::Play { reply, go }) => {
+                    Some(Command::Play { reply, go }) => {
                         let start = self.media.play().await;
                         let _ = reply.send(start);
-                        let _ = tokio::time::timeout(PLAY_REPLY_WAIT, go).await;
+                        if tokio::time::timeout(PLAY_REPLY_WAIT, go).await.is_err() {
+                            tracing::debug!(session = %self.handle.id, "PLAY reply not written in time");
+                        }
                         // A sender report ahead of the first RTP packet lets
                         // clients map RTP time to wall time from the start.
-                        self.send_report(false).await;
+                        if let Err(end) = self.send_report(false).await {
+                            return end;
+                        }
                         report.reset();
                     }
-                    Some(UdpCommand::Pause(done)) => {
+                    Some(Command::Pause(done)) => {
                         self.media.pause();
                         let _ = done.send(());
                     }
-                    Some(UdpCommand::Teardown(done)) => {
+                    Some(Command::Teardown(done)) => {
+                        // BYE goes ahead of the TEARDOWN reply.
+                        let _ = self.send_report(true).await;
                         let _ = done.send(());
                         return End::Teardown;
                     }
-                    None => return End::Teardown,
+                    Some(Command::Rtcp(data)) => {
+                        if let Some(end) = self.client_rtcp(&data) {
+                            return end;
+                        }
+                    }
+                    Some(Command::ConnectionClosed(end)) => return end,
+                    None => return End::Error("session dropped".into()),
                 },
                 au = self.media.next() => match au {
-                    Ok(au) => self.rtp.send(self.media.packets(&au)).await,
-                    Err(e) => return End::Slow(e.to_string()),
+                    Ok(au) => {
+                        let packets = self.media.packets(&au);
+                        if let Err(end) = self.sink.send_au(packets).await {
+                            return end;
+                        }
+                    }
+                    Err(e @ SubscribeError::TooSlow(_)) => return End::Lagging(e.to_string()),
+                    Err(SubscribeError::Closed) => return End::ServerStopping,
                 },
-                got = self.rtcp.recv_from(&mut rtcp_in) => {
-                    let from_client = got.ok().filter(|(_, from)| from.ip() == self.client_rtcp.ip());
-                    if let Some(end) = from_client.and_then(|(n, _)| self.client_rtcp_packet(&rtcp_in[..n])) {
+                data = self.sink.recv_rtcp(&mut rtcp_in) => {
+                    let data = data.to_vec();
+                    if let Some(end) = self.client_rtcp(&data) {
                         return end;
                     }
                 }
-                _ = report.tick(), if self.media.is_playing() => self.send_report(false).await,
-                _ = liveness.tick() => {
+                _ = report.tick(), if self.media.is_playing() => {
+                    if let Err(end) = self.send_report(false).await {
+                        return end;
+                    }
+                }
+                _ = liveness.tick(), if self.sink.needs_liveness() => {
                     if self.handle.idle() >= SESSION_TIMEOUT {
                         return End::Timeout;
                     }
@@ -248,50 +466,27 @@ impl UdpSession {
     }
 
     /// Handles RTCP from the client; returns how the session ends, if it does.
-    fn client_rtcp_packet(&mut self, data: &[u8]) -> Option<End> {
+    fn client_rtcp(&mut self, data: &[u8]) -> Option<End> {
         match rtcp::parse_feedback(data) {
             Ok(fb) => {
                 self.handle.touch();
                 if fb.keyframe_request {
                     self.media.request_keyframe();
                 }
-                fb.bye.then_some(End::Bye)
+                fb.bye
+                    .then_some(End::ClientClosed("the client sent RTCP BYE"))
             }
             Err(e) => {
-                tracing::debug!("ignoring RTCP from {}: {e}", self.client_rtcp);
+                tracing::debug!(client = %self.client, "ignoring RTCP: {e}");
                 None
             }
         }
     }
 
-    async fn send_report(&self, bye: bool) {
+    async fn send_report(&mut self, bye: bool) -> Result<(), End> {
         let mut buf = [0u8; MAX_RTCP];
         let n = self.media.report(&mut buf, bye);
-        let _ = self.rtcp.send_to(&buf[..n], self.client_rtcp).await;
-    }
-}
-
-/// How a UDP session ended.
-enum End {
-    Teardown,
-    Shutdown,
-    Bye,
-    Timeout,
-    Slow(String),
-}
-
-impl End {
-    fn describe(&self) -> String {
-        match self {
-            End::Teardown => "TEARDOWN".into(),
-            End::Shutdown => "server stopping".into(),
-            End::Bye => "client sent RTCP BYE".into(),
-            End::Timeout => format!(
-                "timed out: no RTSP request or RTCP from the client for {} s",
-                SESSION_TIMEOUT.as_secs()
-            ),
-            End::Slow(e) => format!("dropped: {e}"),
-        }
+        self.sink.send_rtcp(&buf[..n]).await
     }
 }
 
@@ -302,20 +497,22 @@ mod tests {
     #[test]
     fn table_limits_and_lookup() {
         let t = SessionTable::new(2);
-        let a = t.insert(SessionKind::Interleaved).unwrap();
-        let _b = t.insert(SessionKind::Interleaved).unwrap();
+        let (a, _ra) = t.insert(Carriage::Interleaved).unwrap();
+        let (_b, _rb) = t.insert(Carriage::Udp).unwrap();
         assert!(matches!(
-            t.insert(SessionKind::Interleaved),
+            t.insert(Carriage::Udp),
             Err(SessionError::Full(2))
         ));
-        let header = format!("{};timeout=60", format_id(a.id));
-        assert_eq!(t.get(&header).unwrap().id, a.id);
-        assert_eq!(t.get(&format_id(a.id).to_lowercase()).unwrap().id, a.id);
-        assert!(t.get("nonsense").is_none());
-        assert!(t.get("").is_none());
+        let header = format!("{};timeout=60", a.id);
+        let id = SessionId::from_header(&header).unwrap();
+        assert_eq!(t.find(id), Some(Carriage::Interleaved));
+        let lower = SessionId::from_header(&a.id.to_string().to_lowercase()).unwrap();
+        assert_eq!(t.get(lower).unwrap().id, a.id);
+        assert!(SessionId::from_header("nonsense").is_none());
+        assert!(SessionId::from_header("").is_none());
         t.remove(a.id);
         assert_eq!(t.len(), 1);
-        assert!(t.get(&header).is_none());
+        assert_eq!(t.find(id), None);
     }
 
     #[tokio::test]

@@ -1,0 +1,17 @@
+//! streamcam: a lean RTSP camera daemon for the Raspberry Pi.
+//!
+//! Data flow: source -> [encoder] -> broadcast -> RTSP sessions -> RTP/RTCP.
+//! The modules follow it; `daemon` wires them together and `main.rs` is the
+//! command line over this library.
+
+pub mod broadcast;
+pub mod config;
+pub mod daemon;
+pub mod encode;
+pub mod h264;
+pub mod rtp;
+pub mod rtsp;
+pub mod service;
+pub mod source;
+#[cfg(feature = "v4l2")]
+pub mod v4l2;

@@ -1,0 +1,851 @@
+//! The RTSP 1.0 server's state machine (RFC 2326), without sockets, tasks
+//! or clocks: a request and the connection's state go in; a response, or an
+//! [`Effect`] for the I/O layer to carry out first, comes out. The I/O layer
+//! (`connection`) hands the effect's result back to [`Protocol::complete`]
+//! for the response. Every rule of the protocol lives here, so it is tested
+//! from recorded client transcripts and fuzzed without a network.
+
+use std::net::IpAddr;
+
+use rtsp_types::{Method, Request, Response, StatusCode, Version, headers};
+
+use super::sdp::{self, TRACK_CONTROL};
+use super::transport::{self, Transport, TransportError};
+use crate::h264::ParameterSets;
+
+/// Methods the server implements, for OPTIONS and 405 replies.
+pub const PUBLIC: &str =
+    "OPTIONS, DESCRIBE, SETUP, PLAY, PAUSE, TEARDOWN, GET_PARAMETER, SET_PARAMETER";
+/// Value of the Server header.
+const SERVER: &str = concat!("streamcam/", env!("CARGO_PKG_VERSION"));
+/// A session with neither RTSP requests nor RTCP for this long is ended;
+/// announced in every `Session` header.
+pub const SESSION_TIMEOUT_S: u64 = 60;
+
+/// A session's id (what the `Session` header carries, in hex).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SessionId(pub u64);
+
+impl SessionId {
+    /// Parses the id out of a `Session` header value ("ID;timeout=60").
+    pub fn from_header(value: &str) -> Option<Self> {
+        let id = value.split(';').next()?.trim();
+        u64::from_str_radix(id, 16).ok().map(Self)
+    }
+}
+
+impl std::fmt::Display for SessionId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:016X}", self.0)
+    }
+}
+
+/// How a live session's media travels, as far as requests care.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Carriage {
+    /// RTP/RTCP over UDP: any connection may control it.
+    Udp,
+    /// Interleaved on the connection that set it up, and only that one.
+    Interleaved,
+}
+
+/// The server's live sessions, as requests see them.
+pub trait Sessions {
+    /// How session `id` travels, if it is live. Being named in a request
+    /// is a sign of life: implementations note it.
+    fn find(&self, id: SessionId) -> Option<Carriage>;
+}
+
+/// What the server tells the protocol about itself.
+#[derive(Debug, Clone)]
+pub struct ServerInfo {
+    /// The stream's path, e.g. "/stream".
+    pub path: String,
+    /// The `o=` session id of the SDP.
+    pub sdp_session_id: u64,
+    /// Configured frame rate, for the SDP when the SPS carries none.
+    pub framerate: u32,
+}
+
+/// Something the I/O layer must do before the request can be answered; its
+/// result goes to [`Protocol::complete`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// Wait (briefly) for the stream's parameter sets: [`Done::Described`].
+    Describe,
+    /// Create a session with this transport: [`Done::Created`].
+    CreateSession(Transport),
+    /// Start (or resume) a session's media at the next key frame:
+    /// [`Done::Playing`]. Packets flow only once the reply is written
+    /// ([`After::StartMedia`]).
+    Play(SessionId),
+    /// Stop sending a session's media: [`Done::Paused`].
+    Pause(SessionId),
+    /// End a session (it says BYE): [`Done::TornDown`].
+    Teardown(SessionId),
+}
+
+/// The result of an [`Effect`].
+#[derive(Debug, Clone)]
+pub enum Done {
+    /// The parameter sets, if the stream has produced any.
+    Described(Option<ParameterSets>),
+    /// The new session.
+    Created(Created),
+    /// Where the client's first packet starts.
+    Playing(PlayStart),
+    /// Media stopped.
+    Paused,
+    /// The session is gone.
+    TornDown,
+    /// The effect could not be carried out: answer with this status.
+    Failed(StatusCode),
+}
+
+/// A session the I/O layer created.
+#[derive(Debug, Clone, Copy)]
+pub struct Created {
+    /// Its id.
+    pub id: SessionId,
+    /// The SSRC its packets carry.
+    pub ssrc: u32,
+    /// Our RTP and RTCP ports (UDP sessions).
+    pub server_ports: Option<(u16, u16)>,
+}
+
+/// What PLAY tells the client about the first packet it will get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlayStart {
+    /// Sequence number of the first packet.
+    pub seq: u16,
+    /// RTP time at (or before) the first packet.
+    pub rtptime: u32,
+}
+
+/// What the I/O layer does once a reply is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum After {
+    /// Nothing more.
+    Nothing,
+    /// Let the session's media flow (the PLAY reply is out).
+    StartMedia(SessionId),
+    /// Close the connection (the request could not be understood).
+    Close,
+}
+
+/// What handling a request produced.
+#[derive(Debug)]
+pub enum Output {
+    /// Write this response, then do `after`.
+    Reply {
+        /// The response.
+        response: Response<Vec<u8>>,
+        /// What follows it.
+        after: After,
+    },
+    /// Carry out this effect and pass its result to [`Protocol::complete`].
+    Effect(Effect),
+}
+
+/// A request that waits for its effect's result.
+#[derive(Debug)]
+struct Pending {
+    cseq: String,
+    /// The request URL without its query.
+    url: String,
+    effect: Effect,
+}
+
+/// The protocol state of one RTSP connection.
+#[derive(Debug)]
+pub struct Protocol {
+    peer: IpAddr,
+    local: IpAddr,
+    /// The interleaved session this connection carries.
+    interleaved: Option<SessionId>,
+    pending: Option<Pending>,
+}
+
+impl Protocol {
+    /// State for a new connection from `peer` to our address `local`.
+    pub fn new(peer: IpAddr, local: IpAddr) -> Self {
+        Self {
+            peer: peer.to_canonical(),
+            local: local.to_canonical(),
+            interleaved: None,
+            pending: None,
+        }
+    }
+
+    /// The interleaved session this connection carries, if any.
+    pub fn interleaved_session(&self) -> Option<SessionId> {
+        self.interleaved
+    }
+
+    /// Handles one request. At most one request is handled at a time: after
+    /// an [`Output::Effect`], call [`Protocol::complete`] before the next.
+    pub fn handle(
+        &mut self,
+        req: &Request<Vec<u8>>,
+        server: &ServerInfo,
+        sessions: &dyn Sessions,
+    ) -> Output {
+        debug_assert!(self.pending.is_none(), "a request is still pending");
+        let Some(cseq) = req
+            .header(&headers::CSEQ)
+            .map(|v| v.as_str().trim().to_string())
+        else {
+            return Output::Reply {
+                response: error_response(StatusCode::BadRequest, None),
+                after: After::Close,
+            };
+        };
+        let reply = |response| Output::Reply {
+            response,
+            after: After::Nothing,
+        };
+        if req.version() != Version::V1_0 {
+            return reply(error_response(
+                StatusCode::RTSPVersionNotSupported,
+                Some(&cseq),
+            ));
+        }
+        if let Some(required) = req.header(&headers::REQUIRE) {
+            let mut r = error_response(StatusCode::OptionNotSupported, Some(&cseq));
+            r.insert_header(headers::UNSUPPORTED, required.as_str());
+            return reply(r);
+        }
+        if let Err(refusal) = self.authorize(req, &cseq) {
+            return reply(refusal);
+        }
+        match self.decide(req, &cseq, server, sessions) {
+            Ok(Decision::Reply(r)) => reply(r),
+            Ok(Decision::Effect(url, effect)) => {
+                self.pending = Some(Pending {
+                    cseq,
+                    url,
+                    effect: effect.clone(),
+                });
+                Output::Effect(effect)
+            }
+            Err(status) => reply(error_response(status, Some(&cseq))),
+        }
+    }
+
+    /// The per-request access check: every request passes through here
+    /// before it is acted on. The stream is open to anyone today; this is
+    /// where credentials are checked.
+    fn authorize(&self, _req: &Request<Vec<u8>>, _cseq: &str) -> Result<(), Response<Vec<u8>>> {
+        Ok(())
+    }
+
+    /// Answers the pending request with the result of its effect.
+    pub fn complete(&mut self, done: Done, server: &ServerInfo) -> Output {
+        let Some(p) = self.pending.take() else {
+            return Output::Reply {
+                response: error_response(StatusCode::InternalServerError, None),
+                after: After::Close,
+            };
+        };
+        let cseq = p.cseq.as_str();
+        let mut after = After::Nothing;
+        let response = match (p.effect, done) {
+            (_, Done::Failed(status)) => error_response(status, Some(cseq)),
+            (Effect::Describe, Done::Described(Some(params))) => {
+                let body = sdp::describe(
+                    &params,
+                    self.local,
+                    server.sdp_session_id,
+                    params.fps.unwrap_or(f64::from(server.framerate)),
+                );
+                let base = if p.url.ends_with('/') {
+                    p.url
+                } else {
+                    format!("{}/", p.url)
+                };
+                let mut r = ok_response(cseq);
+                r.insert_header(headers::CONTENT_BASE, base);
+                r.insert_header(headers::CONTENT_TYPE, "application/sdp");
+                r.map_body(|_| body.into_bytes())
+            }
+            (Effect::Describe, Done::Described(None)) => {
+                error_response(StatusCode::ServiceUnavailable, Some(cseq))
+            }
+            (Effect::CreateSession(t), Done::Created(c)) => {
+                if matches!(t, Transport::Interleaved { .. }) {
+                    self.interleaved = Some(c.id);
+                }
+                let mut r = session_response(cseq, c.id);
+                r.insert_header(headers::TRANSPORT, reply_transport(t, &c));
+                r
+            }
+            (Effect::Play(id), Done::Playing(start)) => {
+                after = After::StartMedia(id);
+                let track = if p.url.ends_with(TRACK_CONTROL) {
+                    p.url
+                } else {
+                    format!("{}/{TRACK_CONTROL}", p.url.trim_end_matches('/'))
+                };
+                let mut r = session_response(cseq, id);
+                r.insert_header(headers::RANGE, "npt=now-");
+                r.insert_header(
+                    headers::RTP_INFO,
+                    format!("url={track};seq={};rtptime={}", start.seq, start.rtptime),
+                );
+                r
+            }
+            (Effect::Pause(id), Done::Paused) => session_response(cseq, id),
+            (Effect::Teardown(id), Done::TornDown) => {
+                if self.interleaved == Some(id) {
+                    self.interleaved = None;
+                }
+                ok_response(cseq)
+            }
+            (effect, done) => {
+                tracing::error!("{effect:?} completed with {done:?}");
+                error_response(StatusCode::InternalServerError, Some(cseq))
+            }
+        };
+        Output::Reply { response, after }
+    }
+
+    fn decide(
+        &self,
+        req: &Request<Vec<u8>>,
+        cseq: &str,
+        server: &ServerInfo,
+        sessions: &dyn Sessions,
+    ) -> Result<Decision, StatusCode> {
+        // A Session header must name a live session, whatever the method.
+        let session = match req.header(&headers::SESSION) {
+            Some(v) => {
+                let id = SessionId::from_header(v.as_str()).ok_or(StatusCode::SessionNotFound)?;
+                let carriage = sessions.find(id).ok_or(StatusCode::SessionNotFound)?;
+                Some((id, carriage))
+            }
+            None => None,
+        };
+        let keep_alive = || match session {
+            Some((id, _)) => session_response(cseq, id),
+            None => ok_response(cseq),
+        };
+        let method = req.method();
+        let track_allowed = !matches!(method, Method::Options | Method::Describe);
+        let url = match method {
+            // OPTIONS * and keep-alives on any URL are fine.
+            Method::Options | Method::GetParameter | Method::SetParameter => String::new(),
+            _ => self.stream_url(req, server, track_allowed)?,
+        };
+        let controlled = |s: Option<(SessionId, Carriage)>| -> Result<SessionId, StatusCode> {
+            let (id, carriage) = s.ok_or(StatusCode::SessionNotFound)?;
+            if carriage == Carriage::Interleaved && self.interleaved != Some(id) {
+                // Interleaved media can only flow on the connection that set it up.
+                return Err(StatusCode::MethodNotValidInThisState);
+            }
+            Ok(id)
+        };
+        Ok(match method {
+            Method::Options => {
+                let mut r = ok_response(cseq);
+                r.insert_header(headers::PUBLIC, PUBLIC);
+                Decision::Reply(r)
+            }
+            Method::Describe => Decision::Effect(url, Effect::Describe),
+            Method::Setup => {
+                if session.is_some() {
+                    // One track only: a second SETUP on a session changes nothing.
+                    return Err(StatusCode::AggregateOperationNotAllowed);
+                }
+                let header = req
+                    .header(&headers::TRANSPORT)
+                    .ok_or(StatusCode::BadRequest)?;
+                let chosen = transport::choose(header.as_str(), self.peer).map_err(|e| {
+                    tracing::info!(client = %self.peer, transport = %header.as_str(), "SETUP refused: {e}");
+                    match e {
+                        TransportError::Unsupported => StatusCode::UnsupportedTransport,
+                        TransportError::ForeignDestination(_) => StatusCode::Forbidden,
+                        TransportError::Malformed => StatusCode::BadRequest,
+                    }
+                })?;
+                if matches!(chosen, Transport::Interleaved { .. }) && self.interleaved.is_some() {
+                    // One interleaved session per connection keeps channels unambiguous.
+                    return Err(StatusCode::NotEnoughBandwidth);
+                }
+                Decision::Effect(url, Effect::CreateSession(chosen))
+            }
+            Method::Play => Decision::Effect(url, Effect::Play(controlled(session)?)),
+            Method::Pause => Decision::Effect(url, Effect::Pause(controlled(session)?)),
+            Method::Teardown => Decision::Effect(url, Effect::Teardown(controlled(session)?)),
+            Method::GetParameter => Decision::Reply(keep_alive()),
+            Method::SetParameter => {
+                if !req.body().is_empty() {
+                    return Err(StatusCode::ParameterNotUnderstood);
+                }
+                Decision::Reply(keep_alive())
+            }
+            Method::Announce | Method::Record | Method::Redirect | Method::PlayNotify => {
+                let mut r = error_response(StatusCode::MethodNotAllowed, Some(cseq));
+                r.insert_header(headers::ALLOW, PUBLIC);
+                Decision::Reply(r)
+            }
+            Method::Extension(_) => return Err(StatusCode::NotImplemented),
+        })
+    }
+
+    /// The request URL, without its query, if it names our stream (with
+    /// `allow_track`, also its track); else 404.
+    fn stream_url(
+        &self,
+        req: &Request<Vec<u8>>,
+        server: &ServerInfo,
+        allow_track: bool,
+    ) -> Result<String, StatusCode> {
+        let url = req.request_uri().ok_or(StatusCode::NotFound)?;
+        if names_stream(url.path(), &server.path, allow_track) {
+            let mut url = url.clone();
+            url.set_query(None);
+            Ok(url.to_string())
+        } else {
+            tracing::info!(client = %self.peer, url = %url, "no such stream (404); the stream is at {}", server.path);
+            Err(StatusCode::NotFound)
+        }
+    }
+}
+
+/// What a request calls for.
+enum Decision {
+    Reply(Response<Vec<u8>>),
+    /// An effect, and the request URL it concerns.
+    Effect(String, Effect),
+}
+
+/// True if a request URL's `path` names the stream at `base` (with or
+/// without a trailing slash), or its one track when `allow_track`.
+fn names_stream(path: &str, base: &str, allow_track: bool) -> bool {
+    let path = path.trim_end_matches('/');
+    path == base
+        || (allow_track
+            && path
+                .strip_prefix(base)
+                .and_then(|rest| rest.strip_prefix('/'))
+                .is_some_and(|rest| rest == TRACK_CONTROL))
+}
+
+/// The Transport header answered to SETUP.
+fn reply_transport(t: Transport, c: &Created) -> String {
+    let ssrc = c.ssrc;
+    match (t, c.server_ports) {
+        (
+            Transport::Interleaved {
+                rtp_channel,
+                rtcp_channel,
+            },
+            _,
+        ) => format!(
+            "RTP/AVP/TCP;unicast;interleaved={rtp_channel}-{rtcp_channel};ssrc={ssrc:08X};mode=\"PLAY\""
+        ),
+        (
+            Transport::Udp {
+                rtp_port,
+                rtcp_port,
+            },
+            ports,
+        ) => {
+            let (server_rtp, server_rtcp) = ports.unwrap_or_default();
+            format!(
+                "RTP/AVP;unicast;client_port={rtp_port}-{rtcp_port};server_port={server_rtp}-{server_rtcp};ssrc={ssrc:08X};mode=\"PLAY\""
+            )
+        }
+    }
+}
+
+fn ok_response(cseq: &str) -> Response<Vec<u8>> {
+    Response::builder(Version::V1_0, StatusCode::Ok)
+        .header(headers::CSEQ, cseq)
+        .header(headers::SERVER, SERVER)
+        .build(Vec::new())
+}
+
+fn session_response(cseq: &str, id: SessionId) -> Response<Vec<u8>> {
+    let mut r = ok_response(cseq);
+    r.insert_header(
+        headers::SESSION,
+        format!("{id};timeout={SESSION_TIMEOUT_S}"),
+    );
+    r
+}
+
+/// A response with no body: `status`, and the request's CSeq when known.
+pub fn error_response(status: StatusCode, cseq: Option<&str>) -> Response<Vec<u8>> {
+    let mut b = Response::builder(Version::V1_0, status).header(headers::SERVER, SERVER);
+    if let Some(c) = cseq {
+        b = b.header(headers::CSEQ, c);
+    }
+    b.build(Vec::new())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    use std::net::Ipv4Addr;
+
+    use bytes::Bytes;
+    use rtsp_types::Message;
+
+    use super::*;
+    use crate::h264::fixtures::{PPS, SPS_720P};
+
+    /// The requests one real client sent to streamcam, captured on the wire
+    /// (tests/data/requests/CLIENT-TRANSPORT.txt).
+    fn transcript(name: &str) -> Vec<Request<Vec<u8>>> {
+        let path = format!(
+            "{}/tests/data/requests/{name}.txt",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let data = std::fs::read(&path).unwrap();
+        let mut rest = &data[..];
+        let mut requests = Vec::new();
+        while !rest.is_empty() {
+            let (msg, used) = Message::<Vec<u8>>::parse(rest)
+                .unwrap_or_else(|e| panic!("{name}: unparsable request: {e:?}"));
+            match msg {
+                Message::Request(r) => requests.push(r),
+                other => panic!("{name}: not a request: {other:?}"),
+            }
+            rest = &rest[used..];
+        }
+        requests
+    }
+
+    fn server() -> ServerInfo {
+        ServerInfo {
+            path: "/stream".into(),
+            sdp_session_id: 7,
+            framerate: 30,
+        }
+    }
+
+    fn params() -> ParameterSets {
+        ParameterSets::new(Bytes::from_static(SPS_720P), Bytes::from_static(PPS)).unwrap()
+    }
+
+    /// A session table in memory, and what the "I/O layer" did.
+    #[derive(Default)]
+    struct Table {
+        live: RefCell<HashMap<u64, Carriage>>,
+        next: RefCell<u64>,
+    }
+
+    impl Sessions for Table {
+        fn find(&self, id: SessionId) -> Option<Carriage> {
+            self.live.borrow().get(&id.0).copied()
+        }
+    }
+
+    impl Table {
+        /// Carries out `effect` as the connection would.
+        fn execute(&self, effect: &Effect) -> Done {
+            match effect {
+                Effect::Describe => Done::Described(Some(params())),
+                Effect::CreateSession(t) => {
+                    *self.next.borrow_mut() += 1;
+                    let id = 0xABC0 + *self.next.borrow();
+                    let (carriage, ports) = match t {
+                        Transport::Udp { .. } => (Carriage::Udp, Some((6970, 6971))),
+                        Transport::Interleaved { .. } => (Carriage::Interleaved, None),
+                    };
+                    self.live.borrow_mut().insert(id, carriage);
+                    Done::Created(Created {
+                        id: SessionId(id),
+                        ssrc: 0x1234_5678,
+                        server_ports: ports,
+                    })
+                }
+                Effect::Play(_) => Done::Playing(PlayStart {
+                    seq: 100,
+                    rtptime: 9000,
+                }),
+                Effect::Pause(_) => Done::Paused,
+                Effect::Teardown(id) => {
+                    self.live.borrow_mut().remove(&id.0);
+                    Done::TornDown
+                }
+            }
+        }
+    }
+
+    /// Runs one request through the protocol to its response.
+    fn exchange(
+        p: &mut Protocol,
+        table: &Table,
+        req: &Request<Vec<u8>>,
+    ) -> (Response<Vec<u8>>, Vec<Effect>, After) {
+        let mut effects = Vec::new();
+        let mut out = p.handle(req, &server(), table);
+        loop {
+            match out {
+                Output::Reply { response, after } => return (response, effects, after),
+                Output::Effect(e) => {
+                    let done = table.execute(&e);
+                    effects.push(e);
+                    out = p.complete(done, &server());
+                }
+            }
+        }
+    }
+
+    fn header<'a>(r: &'a Response<Vec<u8>>, name: &rtsp_types::HeaderName) -> &'a str {
+        r.header(name).map_or("", |v| v.as_str())
+    }
+
+    /// A request for tests, from its text.
+    fn request(text: &str) -> Request<Vec<u8>> {
+        let text = text.replace('\n', "\r\n") + "\r\n";
+        match Message::<Vec<u8>>::parse(text.as_bytes()).unwrap().0 {
+            Message::Request(r) => r,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn real_clients_transcripts_play_and_tear_down() {
+        for client in ["ffmpeg", "gstreamer", "live555", "retina"] {
+            for kind in ["udp", "tcp"] {
+                let name = format!("{client}-{kind}");
+                let table = Table::default();
+                let mut p = Protocol::new(Ipv4Addr::LOCALHOST.into(), Ipv4Addr::LOCALHOST.into());
+                let mut session = None;
+                let mut seen = Vec::new();
+                for req in transcript(&name) {
+                    // The recording carries the session id streamcam gave
+                    // then; this run's table gave another.
+                    let mut req = req;
+                    if let Some(id) = session {
+                        if req.header(&headers::SESSION).is_some() {
+                            req.insert_header(headers::SESSION, format!("{id}"));
+                        }
+                    }
+                    let (r, effects, after) = exchange(&mut p, &table, &req);
+                    assert_eq!(
+                        r.status(),
+                        StatusCode::Ok,
+                        "{name}: {:?} -> {r:?}",
+                        req.method()
+                    );
+                    assert_eq!(
+                        header(&r, &headers::CSEQ),
+                        req.header(&headers::CSEQ).unwrap().as_str().trim(),
+                        "{name}"
+                    );
+                    match req.method() {
+                        Method::Describe => {
+                            assert_eq!(effects, [Effect::Describe], "{name}");
+                            assert!(header(&r, &headers::CONTENT_BASE).ends_with("/stream/"));
+                            let sdp = String::from_utf8(r.body().clone()).unwrap();
+                            assert!(sdp.contains("a=control:trackID=0"), "{name}: {sdp}");
+                        }
+                        Method::Setup => {
+                            let Some(Effect::CreateSession(t)) = effects.first() else {
+                                panic!("{name}: SETUP did {effects:?}");
+                            };
+                            let reply = header(&r, &headers::TRANSPORT);
+                            match (kind, t) {
+                                (
+                                    "udp",
+                                    Transport::Udp {
+                                        rtp_port,
+                                        rtcp_port,
+                                    },
+                                ) => {
+                                    assert_eq!(*rtcp_port, rtp_port + 1, "{name}");
+                                    assert!(reply.contains("server_port=6970-6971"), "{reply}");
+                                }
+                                (
+                                    "tcp",
+                                    Transport::Interleaved {
+                                        rtp_channel: 0,
+                                        rtcp_channel: 1,
+                                    },
+                                ) => {
+                                    assert!(reply.contains("interleaved=0-1"), "{reply}");
+                                    assert!(p.interleaved_session().is_some());
+                                }
+                                other => panic!("{name}: chose {other:?}"),
+                            }
+                            assert!(reply.contains("ssrc=12345678"), "{reply}");
+                            let s = SessionId::from_header(header(&r, &headers::SESSION)).unwrap();
+                            assert!(header(&r, &headers::SESSION).ends_with(";timeout=60"));
+                            session = Some(s);
+                        }
+                        Method::Play => {
+                            assert_eq!(effects, [Effect::Play(session.unwrap())], "{name}");
+                            assert_eq!(after, After::StartMedia(session.unwrap()));
+                            let info = header(&r, &headers::RTP_INFO);
+                            assert!(
+                                info.contains("/stream/trackID=0;seq=100;rtptime=9000"),
+                                "{name}: {info}"
+                            );
+                        }
+                        Method::Pause => {
+                            assert_eq!(effects, [Effect::Pause(session.unwrap())], "{name}");
+                            assert!(
+                                header(&r, &headers::SESSION)
+                                    .starts_with(&session.unwrap().to_string())
+                            );
+                        }
+                        Method::Teardown => {
+                            assert_eq!(effects, [Effect::Teardown(session.unwrap())], "{name}");
+                            assert_eq!(p.interleaved_session(), None);
+                        }
+                        _ => assert!(effects.is_empty(), "{name}: {effects:?}"),
+                    }
+                    seen.push(req.method().clone());
+                }
+                for needed in [
+                    Method::Describe,
+                    Method::Setup,
+                    Method::Play,
+                    Method::Teardown,
+                ] {
+                    assert!(seen.contains(&needed), "{name}: no {needed:?}");
+                }
+                assert!(
+                    table.live.borrow().is_empty(),
+                    "{name}: a session outlived TEARDOWN"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn requests_outside_the_rules_are_refused_without_effects() {
+        let table = Table::default();
+        let mut p = Protocol::new(Ipv4Addr::LOCALHOST.into(), Ipv4Addr::LOCALHOST.into());
+        let cases = [
+            (
+                "DESCRIBE rtsp://h/other RTSP/1.0\nCSeq: 1\n",
+                StatusCode::NotFound,
+            ),
+            (
+                "DESCRIBE rtsp://h/stream/trackID=0 RTSP/1.0\nCSeq: 1\n",
+                StatusCode::NotFound,
+            ),
+            (
+                "PLAY rtsp://h/stream RTSP/1.0\nCSeq: 2\n",
+                StatusCode::SessionNotFound,
+            ),
+            (
+                "PLAY rtsp://h/stream RTSP/1.0\nCSeq: 2\nSession: 1234\n",
+                StatusCode::SessionNotFound,
+            ),
+            (
+                "TEARDOWN rtsp://h/stream RTSP/1.0\nCSeq: 2\nSession: zz\n",
+                StatusCode::SessionNotFound,
+            ),
+            (
+                "SETUP rtsp://h/stream/trackID=0 RTSP/1.0\nCSeq: 3\n",
+                StatusCode::BadRequest,
+            ),
+            (
+                "SETUP rtsp://h/stream/trackID=0 RTSP/1.0\nCSeq: 3\nTransport: RTP/AVP;multicast\n",
+                StatusCode::UnsupportedTransport,
+            ),
+            (
+                "SETUP rtsp://h/stream/trackID=0 RTSP/1.0\nCSeq: 3\nTransport: RTP/AVP;unicast;destination=10.9.9.9;client_port=5000-5001\n",
+                StatusCode::Forbidden,
+            ),
+            (
+                "SET_PARAMETER rtsp://h/stream RTSP/1.0\nCSeq: 4\nContent-Length: 3\n\nx=1",
+                StatusCode::ParameterNotUnderstood,
+            ),
+            (
+                "OPTIONS * RTSP/1.0\nCSeq: 5\nRequire: funky\n",
+                StatusCode::OptionNotSupported,
+            ),
+            (
+                "RECORD rtsp://h/stream RTSP/1.0\nCSeq: 6\n",
+                StatusCode::MethodNotAllowed,
+            ),
+            (
+                "FROB rtsp://h/stream RTSP/1.0\nCSeq: 7\n",
+                StatusCode::NotImplemented,
+            ),
+            (
+                "OPTIONS * RTSP/2.0\nCSeq: 8\n",
+                StatusCode::RTSPVersionNotSupported,
+            ),
+        ];
+        for (text, status) in cases {
+            let (r, effects, after) = exchange(&mut p, &table, &request(text));
+            assert_eq!(r.status(), status, "{text}");
+            assert!(effects.is_empty(), "{text}: {effects:?}");
+            assert_eq!(after, After::Nothing, "{text}");
+        }
+        let (r, _, after) = exchange(&mut p, &table, &request("OPTIONS * RTSP/1.0\n"));
+        assert_eq!((r.status(), after), (StatusCode::BadRequest, After::Close));
+    }
+
+    #[test]
+    fn interleaved_sessions_belong_to_their_connection() {
+        let table = Table::default();
+        let local = Ipv4Addr::LOCALHOST.into();
+        let mut a = Protocol::new(local, local);
+        let mut b = Protocol::new(local, local);
+        let setup = "SETUP rtsp://h/stream/trackID=0 RTSP/1.0\nCSeq: 1\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1\n";
+        let (r, _, _) = exchange(&mut a, &table, &request(setup));
+        let id = SessionId::from_header(header(&r, &headers::SESSION)).unwrap();
+        // A second interleaved session on the same connection is refused.
+        let (r, _, _) = exchange(&mut a, &table, &request(setup));
+        assert_eq!(r.status(), StatusCode::NotEnoughBandwidth);
+        // Another connection may neither play nor tear it down...
+        for m in ["PLAY", "PAUSE", "TEARDOWN"] {
+            let text = format!("{m} rtsp://h/stream RTSP/1.0\nCSeq: 2\nSession: {id}\n");
+            let (r, effects, _) = exchange(&mut b, &table, &request(&text));
+            assert_eq!(r.status(), StatusCode::MethodNotValidInThisState, "{m}");
+            assert!(effects.is_empty());
+        }
+        // ...but may keep it alive, and SETUP on a live session is refused.
+        let text = format!("GET_PARAMETER rtsp://h/stream RTSP/1.0\nCSeq: 3\nSession: {id}\n");
+        assert_eq!(
+            exchange(&mut b, &table, &request(&text)).0.status(),
+            StatusCode::Ok
+        );
+        let text = format!("{setup}Session: {id}\n");
+        let (r, _, _) = exchange(&mut a, &table, &request(&text));
+        assert_eq!(r.status(), StatusCode::AggregateOperationNotAllowed);
+    }
+
+    #[test]
+    fn describe_before_the_first_picture_is_unavailable() {
+        let table = Table::default();
+        let mut p = Protocol::new(Ipv4Addr::LOCALHOST.into(), Ipv4Addr::LOCALHOST.into());
+        let out = p.handle(
+            &request("DESCRIBE rtsp://h/stream RTSP/1.0\nCSeq: 1\n"),
+            &server(),
+            &table,
+        );
+        assert!(matches!(out, Output::Effect(Effect::Describe)));
+        let Output::Reply { response, .. } = p.complete(Done::Described(None), &server()) else {
+            panic!("no reply");
+        };
+        assert_eq!(response.status(), StatusCode::ServiceUnavailable);
+    }
+
+    #[test]
+    fn stream_path_matching() {
+        assert!(names_stream("/stream", "/stream", false));
+        assert!(names_stream("/stream/", "/stream", false));
+        assert!(!names_stream("/stream/trackID=0", "/stream", false));
+        assert!(names_stream(
+            &format!("/stream/{TRACK_CONTROL}"),
+            "/stream",
+            true
+        ));
+        assert!(!names_stream("/streamx", "/stream", true));
+        assert!(!names_stream("/streamtrackID=0", "/stream", true));
+        assert!(!names_stream("/other", "/stream", true));
+        assert!(!names_stream("/", "/stream", true));
+        assert!(!names_stream("/cam/stream", "/stream", true));
+    }
+}

@@ -38,9 +38,15 @@ impl Decoded {
 
     /// Asserts a clean, complete, real-time 1280x720@30 decode of `frames`.
     pub fn assert_clean(&self, client: &str, frames: usize) {
+        self.assert_clean_at(client, frames, (1280, 720));
+    }
+
+    /// Asserts a clean, complete, real-time decode of `frames` at 30 fps
+    /// and `size`.
+    pub fn assert_clean_at(&self, client: &str, frames: usize, size: (u32, u32)) {
         assert_eq!(self.errors, "", "{client}: decoder errors");
         assert_eq!(self.frames, frames, "{client}: frames decoded ({self:?})");
-        assert_eq!((self.width, self.height), (1280, 720), "{client}: size");
+        assert_eq!((self.width, self.height), size, "{client}: size");
         let rate = self.rate();
         assert!((26.0..=34.0).contains(&rate), "{client}: {rate:.1} fps");
         // Timestamps advance steadily, one frame at a time: no picture is

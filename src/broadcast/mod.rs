@@ -1,6 +1,7 @@
-//! The one shared encode: access units published once and handed to every
-//! client by reference, per-client lag handling, key-frame requests, and the
-//! supervisor that keeps the source and encoder running.
+//! The one shared encode: each access unit packetized once (one sequence
+//! space and SSRC for the stream) and handed to every client by reference,
+//! per-client lag handling, key-frame requests, and the supervisor that
+//! keeps the source and encoder running.
 //!
 //! The queue is tokio's broadcast ring: the publisher never waits for a
 //! client, and memory is bounded by the ring's capacity whatever clients do.
@@ -13,11 +14,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use tokio::sync::{broadcast, watch};
 
 use crate::h264::{AccessUnit, ParameterSets};
-use crate::rtp::MediaClock;
+use crate::rtp::packetizer::RtpUnit;
+use crate::rtp::{MediaClock, Packetizer};
 
 /// Access units held for clients: about one second at 30 fps.
 const RING_CAPACITY: usize = 32;
@@ -57,7 +58,8 @@ struct KeyframeState {
 /// The shared stream. Clone the `Arc` to share it.
 #[derive(Debug)]
 pub struct Broadcast {
-    tx: broadcast::Sender<Arc<AccessUnit>>,
+    tx: broadcast::Sender<Arc<RtpUnit>>,
+    packetizer: Mutex<Packetizer>,
     params: watch::Sender<Option<ParameterSets>>,
     keyframe: Mutex<KeyframeState>,
     info: watch::Sender<StreamInfo>,
@@ -71,35 +73,55 @@ impl Broadcast {
     /// A new stream with a fresh media clock and a random SSRC.
     pub fn new() -> Arc<Self> {
         let (tx, _) = broadcast::channel(RING_CAPACITY);
+        let ssrc = rand::random();
         Arc::new(Self {
             tx,
+            packetizer: Mutex::new(Packetizer::new(ssrc, rand::random())),
             params: watch::Sender::new(None),
             keyframe: Mutex::default(),
             info: watch::Sender::new(StreamInfo::default()),
             clock: MediaClock::new(),
-            ssrc: rand::random(),
+            ssrc,
             last_frame: Mutex::new(None),
             clients: AtomicUsize::new(0),
         })
     }
 
-    /// Publishes one access unit to every subscriber. Never waits.
-    pub fn publish(&self, au: AccessUnit) {
-        if let Some(ps) = au.is_idr.then(|| au.parameter_sets()).flatten() {
-            self.params.send_if_modified(|cur| {
-                let changed = cur.as_ref() != Some(&ps);
-                if changed {
-                    *cur = Some(ps);
+    /// Packetizes one access unit and publishes it to every subscriber.
+    /// Never waits. Every IDR goes out with SPS/PPS in front, so that any
+    /// client can start at any IDR.
+    pub fn publish(&self, mut au: AccessUnit) {
+        if au.is_idr {
+            match au.parameter_sets() {
+                Some(ps) => {
+                    self.params.send_if_modified(|cur| {
+                        let changed = cur.as_ref() != Some(&ps);
+                        if changed {
+                            *cur = Some(ps);
+                        }
+                        changed
+                    });
                 }
-                changed
-            });
+                None => {
+                    if let Some(ps) = self.params.borrow().clone() {
+                        au.nals.splice(0..0, [ps.sps, ps.pps]);
+                    }
+                }
+            }
         }
-        let (timestamp, is_idr) = (au.timestamp, au.is_idr);
-        let _ = self.tx.send(Arc::new(au)); // no subscribers is fine
+        let timestamp = self.clock.rtp_timestamp(au.timestamp);
+        let unit = self.packetizer.lock().unwrap().packetize(&au, timestamp);
+        let (captured, is_idr) = (au.timestamp, au.is_idr);
+        let _ = self.tx.send(Arc::new(unit)); // no subscribers is fine
         if is_idr {
             self.keyframe.lock().unwrap().pending = false;
         }
-        *self.last_frame.lock().unwrap() = Some(timestamp);
+        *self.last_frame.lock().unwrap() = Some(captured);
+    }
+
+    /// The sequence number of the next packet the stream will send.
+    pub fn next_seq(&self) -> u16 {
+        self.packetizer.lock().unwrap().next_seq()
     }
 
     /// Sets the parameter sets out of band (a source whose IDRs lack them).
@@ -209,7 +231,7 @@ impl Drop for ClientGuard {
 /// One client's view of the stream.
 #[derive(Debug)]
 pub struct Subscriber {
-    rx: broadcast::Receiver<Arc<AccessUnit>>,
+    rx: broadcast::Receiver<Arc<RtpUnit>>,
     stream: Arc<Broadcast>,
     waiting_for_idr: bool,
     lags: Vec<Instant>,
@@ -217,17 +239,16 @@ pub struct Subscriber {
 }
 
 impl Subscriber {
-    /// The next access unit for this client. After a start or a lag, that is
-    /// the next IDR, with SPS/PPS put in front if it lacks them.
-    pub async fn next(&mut self) -> Result<Arc<AccessUnit>, SubscribeError> {
+    /// The next access unit's packets for this client. After a start or a
+    /// lag, that is the next IDR (which carries SPS/PPS).
+    pub async fn next(&mut self) -> Result<Arc<RtpUnit>, SubscribeError> {
         loop {
             match self.rx.recv().await {
-                Ok(au) if self.waiting_for_idr && !au.is_idr => continue,
-                Ok(au) if self.waiting_for_idr => {
+                Ok(unit) if self.waiting_for_idr && !unit.is_idr => continue,
+                Ok(unit) => {
                     self.waiting_for_idr = false;
-                    return Ok(self.with_parameter_sets(au));
+                    return Ok(unit);
                 }
-                Ok(au) => return Ok(au),
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
                     let now = Instant::now();
                     self.lags.retain(|t| now.duration_since(*t) < LAG_WINDOW);
@@ -249,26 +270,19 @@ impl Subscriber {
     pub fn lags(&self) -> usize {
         self.lags_total
     }
-
-    fn with_parameter_sets(&self, au: Arc<AccessUnit>) -> Arc<AccessUnit> {
-        if au.has_parameter_sets() {
-            return au;
-        }
-        let Some(ps) = self.stream.params.borrow().clone() else {
-            return au;
-        };
-        let mut nals: Vec<Bytes> = Vec::with_capacity(au.nals.len() + 2);
-        nals.push(ps.sps);
-        nals.push(ps.pps);
-        nals.extend(au.nals.iter().cloned());
-        Arc::new(AccessUnit::new(nals, au.timestamp))
-    }
 }
 
 #[cfg(test)]
 mod tests {
+    use bytes::Bytes;
+
     use super::*;
     use crate::h264::fixtures::{PPS, SPS_720P as SPS};
+
+    /// NAL unit types of a unit's packets (single NAL unit packets only).
+    fn nal_types(unit: &RtpUnit) -> Vec<u8> {
+        unit.packets().map(|p| p[12] & 0x1f).collect()
+    }
 
     fn idr(with_ps: bool) -> AccessUnit {
         let mut nals = Vec::new();
@@ -294,10 +308,26 @@ mod tests {
         b.publish(p_frame());
         let first = s.next().await.unwrap();
         assert!(first.is_idr);
-        assert!(first.has_parameter_sets(), "SPS/PPS put in front");
-        assert_eq!(first.nals.len(), 3);
+        assert_eq!(nal_types(&first), [7, 8, 5], "SPS/PPS put in front");
         assert!(!s.next().await.unwrap().is_idr);
         assert!(b.parameter_sets(Duration::ZERO).await.is_some());
+    }
+
+    #[tokio::test]
+    async fn every_client_gets_the_same_packets_in_one_sequence_space() {
+        let b = Broadcast::new();
+        let (mut s1, mut s2) = (b.subscribe(), b.subscribe());
+        let seq = b.next_seq();
+        b.publish(idr(true));
+        b.publish(p_frame());
+        let (a1, a2) = (s1.next().await.unwrap(), s2.next().await.unwrap());
+        assert!(Arc::ptr_eq(&a1, &a2), "packetized once, shared");
+        assert_eq!(a1.first_seq, seq);
+        let (b1, b2) = (s1.next().await.unwrap(), s2.next().await.unwrap());
+        assert!(Arc::ptr_eq(&b1, &b2));
+        assert_eq!(b1.first_seq, seq.wrapping_add(3));
+        assert_eq!(b.next_seq(), seq.wrapping_add(4));
+        assert_eq!(b1.rtp_timestamp, b.clock().rtp_timestamp(b1.captured));
     }
 
     #[tokio::test]

@@ -2,9 +2,12 @@
 //! packets, and FU-A fragments for NAL units larger than the payload limit.
 //!
 //! Hand-written (about a hundred lines) because it is the per-packet hot path:
-//! it writes each packet into a caller-owned buffer and allocates nothing.
+//! it runs once per access unit for every client together, writing all the
+//! packets into one buffer.
 
-use bytes::Bytes;
+use std::time::Instant;
+
+use bytes::{BufMut, Bytes, BytesMut};
 
 use super::PAYLOAD_TYPE;
 use crate::h264::AccessUnit;
@@ -20,24 +23,75 @@ pub const MAX_PACKET: usize = HEADER_LEN + MAX_PAYLOAD;
 /// NAL unit type of an FU-A fragment.
 const FU_A: u8 = 28;
 
-/// Per-client RTP state: SSRC, sequence numbers and sender statistics.
+/// Length of the RTSP interleaved header (`$`, channel, length; RFC 2326
+/// 10.12) in front of every packet of an [`RtpUnit`].
+pub const FRAME_HEADER: usize = 4;
+
+/// The RTP packets of one access unit, made once for every client. They lie
+/// back to back in one buffer, each behind the interleaved header of
+/// channel 0, so that a TCP client on channel 0 is sent the buffer as it is
+/// and a UDP client is sent the packets between the headers, both without
+/// a copy in user space.
+#[derive(Debug, Clone)]
+pub struct RtpUnit {
+    /// `$`, 0, length, packet; for every packet.
+    framed: Bytes,
+    /// Sequence number of the first packet.
+    pub first_seq: u16,
+    /// RTP timestamp of the packets.
+    pub rtp_timestamp: u32,
+    /// When the picture was captured.
+    pub captured: Instant,
+    /// True for an IDR picture (where a client can start).
+    pub is_idr: bool,
+    /// Number of packets.
+    pub packet_count: u32,
+    /// RTP payload octets in all packets (for sender reports).
+    pub payload_octets: u32,
+}
+
+impl RtpUnit {
+    /// The packets with their interleaved headers for channel 0.
+    pub fn framed(&self) -> &Bytes {
+        &self.framed
+    }
+
+    /// The RTP packets, in order.
+    pub fn packets(&self) -> RtpPackets<'_> {
+        RtpPackets {
+            rest: &self.framed[..],
+        }
+    }
+}
+
+/// Iterator over the RTP packets of an [`RtpUnit`].
+pub struct RtpPackets<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for RtpPackets<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let header = self.rest.get(..FRAME_HEADER)?;
+        let len = usize::from(u16::from_be_bytes([header[2], header[3]]));
+        let packet = self.rest.get(FRAME_HEADER..FRAME_HEADER + len)?;
+        self.rest = &self.rest[FRAME_HEADER + len..];
+        Some(packet)
+    }
+}
+
+/// The stream's RTP state: SSRC and one sequence space for every client.
 #[derive(Debug)]
 pub struct Packetizer {
     ssrc: u32,
     seq: u16,
-    packet_count: u32,
-    octet_count: u32,
 }
 
 impl Packetizer {
     /// A packetizer for stream `ssrc` whose first packet has sequence `seq`.
     pub fn new(ssrc: u32, seq: u16) -> Self {
-        Self {
-            ssrc,
-            seq,
-            packet_count: 0,
-            octet_count: 0,
-        }
+        Self { ssrc, seq }
     }
 
     /// The sequence number the next packet will carry.
@@ -45,101 +99,75 @@ impl Packetizer {
         self.seq
     }
 
-    /// The SSRC packets carry.
-    pub fn ssrc(&self) -> u32 {
-        self.ssrc
-    }
-
-    /// Packets and payload octets sent so far (for sender reports).
-    pub fn counts(&self) -> (u32, u32) {
-        (self.packet_count, self.octet_count)
-    }
-
     /// The packets of one access unit stamped with RTP time `timestamp`.
-    pub fn packets<'a>(&'a mut self, au: &'a AccessUnit, timestamp: u32) -> Packets<'a> {
-        Packets {
-            packetizer: self,
-            nals: &au.nals,
-            timestamp,
-            nal: 0,
-            offset: 0,
-        }
-    }
-}
-
-/// The packets of one access unit, written one at a time by [`Packets::next_into`].
-pub struct Packets<'a> {
-    packetizer: &'a mut Packetizer,
-    nals: &'a [Bytes],
-    timestamp: u32,
-    nal: usize,
-    offset: usize,
-}
-
-impl Packets<'_> {
-    /// Writes the next packet into `buf` and returns its length, or `None`
-    /// when the access unit is done.
-    pub fn next_into(&mut self, buf: &mut [u8; MAX_PACKET]) -> Option<usize> {
-        while self.nal < self.nals.len() && self.nals[self.nal].is_empty() {
-            self.nal += 1;
-        }
-        let nal = self.nals.get(self.nal)?;
-        let last_nal = self.nals[self.nal + 1..].iter().all(Bytes::is_empty);
-        let payload_len;
-        let end_of_nal;
-        if self.offset == 0 && nal.len() <= MAX_PAYLOAD {
-            // Single NAL unit packet.
-            buf[HEADER_LEN..HEADER_LEN + nal.len()].copy_from_slice(nal);
-            payload_len = nal.len();
-            end_of_nal = true;
-        } else {
-            // FU-A: indicator keeps F and NRI, header carries S/E and the type.
-            let start = self.offset == 0;
-            if start {
-                self.offset = 1; // the NAL header byte travels in the FU header
+    pub fn packetize(&mut self, au: &AccessUnit, timestamp: u32) -> RtpUnit {
+        let nals: Vec<&Bytes> = au.nals.iter().filter(|n| !n.is_empty()).collect();
+        let size: usize = nals.iter().map(|n| n.len()).sum();
+        let fragments = size / (MAX_PAYLOAD - 2) + nals.len();
+        let mut out = BytesMut::with_capacity(size + fragments * (FRAME_HEADER + HEADER_LEN + 2));
+        let first_seq = self.seq;
+        let mut packet_count = 0u32;
+        let mut payload_octets = 0u32;
+        for (i, nal) in nals.iter().enumerate() {
+            let last_nal = i + 1 == nals.len();
+            let mut packet = |out: &mut BytesMut, marker: bool, payload: &[&[u8]]| {
+                let len: usize = payload.iter().map(|p| p.len()).sum();
+                // The RTSP interleaved header (RFC 2326 10.12), channel 0.
+                out.put_u8(b'$');
+                out.put_u8(0);
+                out.put_u16((HEADER_LEN + len) as u16);
+                out.put_u8(0x80); // version 2, no padding, no extension, no CSRC
+                out.put_u8((u8::from(marker) << 7) | PAYLOAD_TYPE);
+                out.put_u16(self.seq);
+                out.put_u32(timestamp);
+                out.put_u32(self.ssrc);
+                for p in payload {
+                    out.put_slice(p);
+                }
+                self.seq = self.seq.wrapping_add(1);
+                packet_count += 1;
+                payload_octets = payload_octets.wrapping_add(len as u32);
+            };
+            if nal.len() <= MAX_PAYLOAD {
+                // Single NAL unit packet.
+                packet(&mut out, last_nal, &[nal]);
+                continue;
             }
-            let chunk = (nal.len() - self.offset).min(MAX_PAYLOAD - 2);
-            end_of_nal = self.offset + chunk == nal.len();
-            buf[HEADER_LEN] = (nal[0] & 0xe0) | FU_A;
-            buf[HEADER_LEN + 1] =
-                (u8::from(start) << 7) | (u8::from(end_of_nal) << 6) | (nal[0] & 0x1f);
-            buf[HEADER_LEN + 2..HEADER_LEN + 2 + chunk]
-                .copy_from_slice(&nal[self.offset..self.offset + chunk]);
-            self.offset += chunk;
-            payload_len = chunk + 2;
+            // FU-A: indicator keeps F and NRI, header carries S/E and the type;
+            // the NAL header byte travels in the FU header.
+            let indicator = (nal[0] & 0xe0) | FU_A;
+            let mut offset = 1;
+            while offset < nal.len() {
+                let chunk = (nal.len() - offset).min(MAX_PAYLOAD - 2);
+                let start = offset == 1;
+                let end = offset + chunk == nal.len();
+                let fu_header = (u8::from(start) << 7) | (u8::from(end) << 6) | (nal[0] & 0x1f);
+                packet(
+                    &mut out,
+                    end && last_nal,
+                    &[&[indicator, fu_header], &nal[offset..offset + chunk]],
+                );
+                offset += chunk;
+            }
         }
-        let marker = end_of_nal && last_nal;
-        let p = &mut *self.packetizer;
-        buf[0] = 0x80; // version 2, no padding, no extension, no CSRC
-        buf[1] = (u8::from(marker) << 7) | PAYLOAD_TYPE;
-        buf[2..4].copy_from_slice(&p.seq.to_be_bytes());
-        buf[4..8].copy_from_slice(&self.timestamp.to_be_bytes());
-        buf[8..12].copy_from_slice(&p.ssrc.to_be_bytes());
-        p.seq = p.seq.wrapping_add(1);
-        p.packet_count = p.packet_count.wrapping_add(1);
-        p.octet_count = p.octet_count.wrapping_add(payload_len as u32);
-        if end_of_nal {
-            self.nal += 1;
-            self.offset = 0;
+        RtpUnit {
+            framed: out.freeze(),
+            first_seq,
+            rtp_timestamp: timestamp,
+            captured: au.timestamp,
+            is_idr: au.is_idr,
+            packet_count,
+            payload_octets,
         }
-        Some(HEADER_LEN + payload_len)
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::time::Instant;
-
     use super::*;
 
     fn collect(p: &mut Packetizer, au: &AccessUnit, ts: u32) -> Vec<Vec<u8>> {
-        let mut buf = [0u8; MAX_PACKET];
-        let mut out = Vec::new();
-        let mut packets = p.packets(au, ts);
-        while let Some(n) = packets.next_into(&mut buf) {
-            out.push(buf[..n].to_vec());
-        }
-        out
+        p.packetize(au, ts).packets().map(<[u8]>::to_vec).collect()
     }
 
     fn nal(header: u8, len: usize) -> Bytes {
@@ -155,7 +183,11 @@ mod tests {
             Instant::now(),
         );
         let mut p = Packetizer::new(0x1234_5678, 65534);
-        let pkts = collect(&mut p, &au, 0xdead_beef);
+        let unit = p.packetize(&au, 0xdead_beef);
+        assert_eq!((unit.first_seq, unit.rtp_timestamp), (65534, 0xdead_beef));
+        assert!(unit.is_idr);
+        assert_eq!((unit.packet_count, unit.payload_octets), (3, 1024));
+        let pkts: Vec<&[u8]> = unit.packets().collect();
         assert_eq!(pkts.len(), 3);
         for (i, pkt) in pkts.iter().enumerate() {
             assert_eq!(pkt[0], 0x80);
@@ -168,7 +200,23 @@ mod tests {
             assert_eq!(&pkt[12..], &au.nals[i][..]);
         }
         assert_eq!(p.next_seq(), 1);
-        assert_eq!(p.counts(), (3, 1024));
+    }
+
+    #[test]
+    fn packets_are_framed_for_interleaved_channel_0() {
+        let au = AccessUnit::new(vec![nal(0x41, 10), nal(0x41, 3000)], Instant::now());
+        let unit = Packetizer::new(1, 0).packetize(&au, 0);
+        let mut rest = &unit.framed()[..];
+        for pkt in unit.packets() {
+            assert_eq!(rest[..2], [b'$', 0]);
+            assert_eq!(
+                usize::from(u16::from_be_bytes([rest[2], rest[3]])),
+                pkt.len()
+            );
+            assert_eq!(&rest[FRAME_HEADER..FRAME_HEADER + pkt.len()], pkt);
+            rest = &rest[FRAME_HEADER + pkt.len()..];
+        }
+        assert!(rest.is_empty());
     }
 
     #[test]
@@ -191,6 +239,7 @@ mod tests {
             rebuilt.extend_from_slice(&pkt[14..]);
         }
         assert_eq!(rebuilt, big.to_vec());
+        assert_eq!(p.next_seq(), 4);
     }
 
     #[test]

@@ -163,4 +163,35 @@ mod tests {
         assert!(parse_feedback(&[0x81, 0xc9, 0x00, 0x07, 0, 0, 0, 0]).is_err());
         assert!(parse_feedback(&[0x40, 0xc9, 0x00, 0x00]).is_err());
     }
+
+    #[test]
+    fn reads_the_recorded_packets() {
+        let read = |name: &str| {
+            let path = format!("{}/tests/data/rtcp/{name}", env!("CARGO_MANIFEST_DIR"));
+            parse_feedback(&std::fs::read(path).unwrap()).unwrap()
+        };
+        let report = ClientFeedback {
+            report: true,
+            ..ClientFeedback::default()
+        };
+        assert_eq!(read("receiver-report.bin"), report);
+        assert_eq!(
+            read("bye.bin"),
+            ClientFeedback {
+                bye: true,
+                ..report
+            }
+        );
+        for name in ["pli.bin", "fir.bin"] {
+            let keyframe_request = true;
+            assert_eq!(
+                read(name),
+                ClientFeedback {
+                    keyframe_request,
+                    ..report
+                },
+                "{name}"
+            );
+        }
+    }
 }

@@ -329,9 +329,16 @@ impl Connection {
                         return Done::Failed(StatusCode::InternalServerError);
                     }
                 };
+                let rtp = match RtpSender::new(rtp, SocketAddr::new(peer_ip, rtp_port)).await {
+                    Ok(sender) => sender,
+                    Err(e) => {
+                        tracing::info!(client = %peer_ip, "SETUP: cannot send to RTP port {rtp_port}: {e}");
+                        return Done::Failed(StatusCode::InternalServerError);
+                    }
+                };
                 (
                     Sink::Udp {
-                        rtp: RtpSender::new(rtp, SocketAddr::new(peer_ip, rtp_port)),
+                        rtp,
                         rtcp,
                         client_rtcp: SocketAddr::new(peer_ip, rtcp_port),
                     },

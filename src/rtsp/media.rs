@@ -1,14 +1,12 @@
-//! One client's media: its packetizer (sequence numbers survive PAUSE/PLAY),
-//! its place in the shared stream while playing, and its RTCP reports.
+//! One client's media: its place in the shared stream while playing, what
+//! it was sent, and its RTCP reports.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::protocol::PlayStart;
 use crate::broadcast::{Broadcast, ClientGuard, SubscribeError, Subscriber};
-use crate::h264::AccessUnit;
-use crate::rtp::Packetizer;
-use crate::rtp::packetizer::Packets;
+use crate::rtp::packetizer::RtpUnit;
 use crate::rtp::rtcp::{self, MAX_RTCP, SenderInfo};
 
 /// Time between RTCP sender reports.
@@ -20,25 +18,29 @@ const FIRST_FRAME_WAIT: Duration = Duration::from_secs(2);
 #[derive(Debug)]
 pub struct ClientMedia {
     stream: Arc<Broadcast>,
-    packetizer: Packetizer,
     playing: Option<(Subscriber, ClientGuard)>,
     /// The key frame PLAY waited for, sent first.
-    first: Option<Arc<AccessUnit>>,
+    first: Option<Arc<RtpUnit>>,
     cname: String,
     /// Times the client fell behind and skipped to a key frame, in earlier
     /// PLAYs.
     lag_drops: usize,
+    /// Packets sent to this client.
+    packets: u64,
+    /// RTP payload octets sent to this client.
+    octets: u64,
 }
 
 impl ClientMedia {
-    /// Media for a new session, starting at a random sequence number.
+    /// Media for a new session.
     pub fn new(stream: &Arc<Broadcast>) -> Self {
         Self {
-            packetizer: Packetizer::new(stream.ssrc(), rand::random()),
             stream: Arc::clone(stream),
             playing: None,
             first: None,
             lag_drops: 0,
+            packets: 0,
+            octets: 0,
             cname: format!("streamcam-{:08x}", stream.ssrc()),
         }
     }
@@ -56,13 +58,16 @@ impl ClientMedia {
                 .and_then(Result::ok);
             self.playing = Some((subscriber, self.stream.client_guard()));
         }
-        let rtptime = match &self.first {
-            Some(au) => self.stream.clock().rtp_timestamp(au.timestamp),
-            None => self.stream.current_rtp_timestamp(),
-        };
-        PlayStart {
-            seq: self.packetizer.next_seq(),
-            rtptime,
+        match &self.first {
+            Some(unit) => PlayStart {
+                seq: unit.first_seq,
+                rtptime: unit.rtp_timestamp,
+            },
+            // No picture yet: the client starts at whatever comes next.
+            None => PlayStart {
+                seq: self.stream.next_seq(),
+                rtptime: self.stream.current_rtp_timestamp(),
+            },
         }
     }
 
@@ -79,21 +84,19 @@ impl ClientMedia {
         self.playing.is_some()
     }
 
-    /// Waits for the next access unit to send; pending forever when paused.
-    pub async fn next(&mut self) -> Result<Arc<AccessUnit>, SubscribeError> {
-        if let Some(au) = self.first.take() {
-            return Ok(au);
-        }
-        match &mut self.playing {
-            Some((sub, _)) => sub.next().await,
-            None => std::future::pending().await,
-        }
-    }
-
-    /// The RTP packets of `au`.
-    pub fn packets<'a>(&'a mut self, au: &'a AccessUnit) -> Packets<'a> {
-        let ts = self.stream.clock().rtp_timestamp(au.timestamp);
-        self.packetizer.packets(au, ts)
+    /// Waits for the next access unit's packets to send (counted as sent);
+    /// pending forever when paused.
+    pub async fn next(&mut self) -> Result<Arc<RtpUnit>, SubscribeError> {
+        let unit = match self.first.take() {
+            Some(unit) => unit,
+            None => match &mut self.playing {
+                Some((sub, _)) => sub.next().await?,
+                None => std::future::pending().await,
+            },
+        };
+        self.packets += u64::from(unit.packet_count);
+        self.octets += u64::from(unit.payload_octets);
+        Ok(unit)
     }
 
     /// Asks the encoder for a key frame (the client reported picture loss).
@@ -105,20 +108,20 @@ impl ClientMedia {
     pub fn report(&self, buf: &mut [u8; MAX_RTCP], bye: bool) -> usize {
         let now = Instant::now();
         let clock = self.stream.clock();
-        let (packet_count, octet_count) = self.packetizer.counts();
         let info = SenderInfo {
-            ssrc: self.packetizer.ssrc(),
+            ssrc: self.stream.ssrc(),
             ntp_timestamp: clock.ntp_timestamp(now),
             rtp_timestamp: clock.rtp_timestamp(now),
-            packet_count,
-            octet_count,
+            // RFC 3550 counts wrap at 32 bits.
+            packet_count: self.packets as u32,
+            octet_count: self.octets as u32,
         };
         rtcp::write_report(buf, &info, &self.cname, bye)
     }
 
     /// Packets and payload octets sent so far.
-    pub fn counts(&self) -> (u32, u32) {
-        self.packetizer.counts()
+    pub fn counts(&self) -> (u64, u64) {
+        (self.packets, self.octets)
     }
 
     /// Times the client fell behind the stream and skipped to a key frame.
@@ -133,6 +136,6 @@ impl ClientMedia {
 
     /// The stream's SSRC.
     pub fn ssrc(&self) -> u32 {
-        self.packetizer.ssrc()
+        self.stream.ssrc()
     }
 }

@@ -5,6 +5,8 @@
 use bytes::{Buf, BytesMut};
 use rtsp_types::{Message, Request, Response, StatusCode};
 
+use crate::rtp::packetizer::FRAME_HEADER;
+
 /// Largest request (headers and body) a connection buffers.
 pub const MAX_REQUEST: usize = 16 * 1024;
 
@@ -105,11 +107,8 @@ pub fn write_response(out: &mut Vec<u8>, mut resp: Response<Vec<u8>>) {
     resp.write(out).expect("writing to a Vec cannot fail");
 }
 
-/// Length of an interleaved frame's header (`$`, channel, length).
-pub const INTERLEAVED_HEADER: usize = 4;
-
 /// The header of an interleaved frame (RFC 2326 10.12) carrying `len` bytes.
-pub fn interleaved_header(channel: u8, len: usize) -> [u8; INTERLEAVED_HEADER] {
+pub fn interleaved_header(channel: u8, len: usize) -> [u8; FRAME_HEADER] {
     let [hi, lo] = (len as u16).to_be_bytes();
     [b'$', channel, hi, lo]
 }

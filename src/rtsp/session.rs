@@ -15,12 +15,12 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::media::{ClientMedia, REPORT_INTERVAL};
-use super::message::{INTERLEAVED_HEADER, interleaved_header};
+use super::message::interleaved_header;
 use super::protocol::{Carriage, PlayStart, SESSION_TIMEOUT_S, SessionId, Sessions};
 use super::rtp_sender::RtpSender;
 use super::writer::{Outgoing, WriterHandle};
 use crate::broadcast::SubscribeError;
-use crate::rtp::packetizer::MAX_PACKET;
+use crate::rtp::packetizer::{FRAME_HEADER, RtpUnit};
 use crate::rtp::rtcp::{self, MAX_RTCP};
 
 /// A UDP session with neither RTSP requests nor RTCP for this long is ended.
@@ -210,26 +210,28 @@ impl Sink {
     }
 
     /// Sends the packets of one access unit.
-    async fn send_au(
-        &mut self,
-        mut packets: crate::rtp::packetizer::Packets<'_>,
-    ) -> Result<(), End> {
+    async fn send_au(&mut self, unit: &RtpUnit) -> Result<(), End> {
         match self {
             Self::Udp { rtp, .. } => {
-                rtp.send(packets).await;
+                rtp.send(unit).await;
                 Ok(())
             }
+            Self::Interleaved {
+                writer,
+                rtp_channel: 0,
+                ..
+            } => writer.send(Outgoing::data(unit.framed().clone())).await,
             Self::Interleaved {
                 writer,
                 rtp_channel,
                 ..
             } => {
-                let mut out = BytesMut::with_capacity(16 * 1024);
-                let mut pkt = [0u8; MAX_PACKET];
-                while let Some(n) = packets.next_into(&mut pkt) {
-                    out.reserve(INTERLEAVED_HEADER + n);
-                    out.put_slice(&interleaved_header(*rtp_channel, n));
-                    out.put_slice(&pkt[..n]);
+                // The shared buffer is framed for channel 0; another channel
+                // (rare) gets its own copy.
+                let mut out = BytesMut::with_capacity(unit.framed().len());
+                for packet in unit.packets() {
+                    out.put_slice(&interleaved_header(*rtp_channel, packet.len()));
+                    out.put_slice(packet);
                 }
                 writer.send(Outgoing::data(out.freeze())).await
             }
@@ -251,7 +253,7 @@ impl Sink {
                 rtcp_channel,
                 ..
             } => {
-                let mut out = BytesMut::with_capacity(INTERLEAVED_HEADER + packet.len());
+                let mut out = BytesMut::with_capacity(FRAME_HEADER + packet.len());
                 out.put_slice(&interleaved_header(*rtcp_channel, packet.len()));
                 out.put_slice(packet);
                 writer.send(Outgoing::data(out.freeze())).await
@@ -436,9 +438,8 @@ impl MediaSession {
                     None => return End::Error("session dropped".into()),
                 },
                 au = self.media.next() => match au {
-                    Ok(au) => {
-                        let packets = self.media.packets(&au);
-                        if let Err(end) = self.sink.send_au(packets).await {
+                    Ok(unit) => {
+                        if let Err(end) = self.sink.send_au(&unit).await {
                             return end;
                         }
                     }

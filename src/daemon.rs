@@ -69,6 +69,7 @@ async fn serve(config: Config) -> ExitCode {
         .local_addr()
         .map_or(listen.to_string(), |a| a.to_string());
     tracing::info!(
+        listen = %local,
         "listening on {local}; watch rtsp://{}{}",
         display_host(&local),
         config.server.path

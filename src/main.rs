@@ -67,7 +67,7 @@ fn main() -> ExitCode {
     };
     service::init_logging(config.log.level);
     match &cli.config {
-        Some(path) => tracing::info!("configuration: {}", path.display()),
+        Some(path) => tracing::info!(config = %path.display(), "configuration: {}", path.display()),
         None => tracing::info!("configuration: defaults (no --config)"),
     }
     daemon::run(config)

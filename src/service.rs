@@ -82,7 +82,7 @@ pub async fn run(stream: Arc<Broadcast>, mut shutdown: watch::Receiver<bool>) {
     }
     let mut status = status_line(&stream);
     notify(&[NotifyState::Ready, NotifyState::Status(&status)]);
-    tracing::info!("ready: {status}");
+    tracing::info!(status = %status, "ready: {status}");
     let watchdog = sd_notify::watchdog_enabled();
     let period = watchdog.map_or(STATUS_INTERVAL, |w| (w / 2).min(STATUS_INTERVAL));
     let stall_limit = watchdog

@@ -92,7 +92,11 @@ fn open(config: &Config, stream: &Broadcast) -> Result<Pipeline, String> {
             .map(|e| format!(" ({} encoder)", e.name()))
             .unwrap_or_default()
     );
-    tracing::info!("streaming {description}");
+    tracing::info!(
+        source = %source.name(),
+        encoder = encoder.as_ref().map_or("none", |e| e.name()),
+        "streaming {description}"
+    );
     stream.set_info(StreamInfo {
         description,
         error: None,

@@ -158,7 +158,12 @@ impl Connection {
             if !inbuf.is_empty() {
                 partial_since.get_or_insert_with(tokio::time::Instant::now);
             }
-            let playing = self.interleaved.as_ref().is_some_and(|i| i.playing);
+            // A session that ended on its own (it lagged) no longer keeps
+            // the connection from idling out.
+            let playing = self
+                .interleaved
+                .as_ref()
+                .is_some_and(|i| i.playing && self.ctx.sessions.get(i.handle.id).is_some());
             tokio::select! {
                 _ = super::stopped(&mut shutdown) => return Close::Shutdown,
                 n = reader.read_buf(&mut inbuf) => match n {

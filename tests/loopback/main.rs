@@ -3,6 +3,7 @@
 mod clients;
 mod daemon;
 mod hostile;
+mod journal;
 mod lifecycle;
 mod raw;
 mod retina_client;

@@ -1,6 +1,63 @@
-# Shared by the ci/ scripts (sourced, not run).
+# shellcheck shell=bash
+# Shared by the ci/ scripts (sourced, not run): the harness every tier uses
+# (log lines under the script's name, checks counted and timed, "N passed,
+# N failed" last) and the packages the tests need.
+
+# The harness. A script logs with `log`, counts with `pass`/`fail` or
+# `check NAME COMMAND...`, adds another runner's counts with `add_counts`,
+# and ends with `summary`, whose status says whether everything passed.
+CI_NAME=ci/${0##*/}
+passed=0
+failed=0
+log() { printf '%s\n' "$CI_NAME: $*" >&2; }
+seconds_since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.0f", b - a }'; }
+pass() {
+    log "pass: $*"
+    passed=$((passed + 1))
+}
+fail() {
+    log "FAIL: $*"
+    failed=$((failed + 1))
+}
+# Runs COMMAND (its output to stderr) as one check, timed; returns its status.
+check() {
+    local name=$1 t=$EPOCHREALTIME
+    shift
+    if "$@" >&2; then
+        pass "$name ($(seconds_since "$t") s)"
+    else
+        fail "$name ($(seconds_since "$t") s)"
+        return 1
+    fi
+}
+add_counts() {
+    passed=$((passed + $1))
+    failed=$((failed + $2))
+}
+summary() {
+    echo "$passed passed, $failed failed"
+    [ "$failed" -eq 0 ]
+}
+# A step the rest cannot do without: one failure, the counts, and out.
+abort() {
+    fail "$*"
+    summary
+    exit 1
+}
+# Adds the counts of the "N passed, N failed" line that ends file $1 (a
+# file without one is a failure).
+add_summary_of() {
+    local line
+    line=$(tail -n 1 "$1" 2>/dev/null)
+    if [[ $line =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+        add_counts "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}"
+    else
+        fail "$1 ends without \"N passed, N failed\""
+    fi
+}
 
 # The real clients the loopback tests drive, and what the tests build with.
+# shellcheck disable=SC2034 # used by the scripts that source this file
 CLIENT_PACKAGES=(
     build-essential pkg-config systemd libclang-dev
     ffmpeg
@@ -31,6 +88,20 @@ install_packages() {
 count_results() {
     awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
          END { printf "%d %d\n", p, f }' "$1"
+}
+
+# Runs a `cargo test` command, its output to stderr, and adds its counts;
+# a run that fails without a failed test (a build error) or reports no test
+# at all counts as one failure.
+run_cargo_tests() {
+    local out status p f
+    out=$(mktemp)
+    "$@" 2>&1 | tee "$out" >&2
+    status=${PIPESTATUS[0]}
+    read -r p f < <(count_results "$out")
+    rm -f "$out"
+    if { [ "$status" -ne 0 ] && [ "$f" -eq 0 ]; } || [ $((p + f)) -eq 0 ]; then f=$((f + 1)); fi
+    add_counts "$p" "$f"
 }
 
 # The V4L2 code needs newer kernel uapi headers than Debian 12's.

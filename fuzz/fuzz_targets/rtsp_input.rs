@@ -1,0 +1,73 @@
+//! A client's bytes on an RTSP connection: requests and interleaved frames
+//! are split off (`message::next_input`), and every request goes through
+//! the protocol state machine, with a session table that knows the
+//! sessions the effects created.
+#![no_main]
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+
+use bytes::BytesMut;
+use libfuzzer_sys::fuzz_target;
+use streamcam::rtsp::message::{self, Input};
+use streamcam::rtsp::protocol::{
+    Carriage, Created, Done, Effect, Output, PlayStart, Protocol, ServerInfo, SessionId, Sessions,
+};
+use streamcam::rtsp::transport::Transport;
+
+#[derive(Default)]
+struct Table(RefCell<HashMap<SessionId, Carriage>>);
+
+impl Sessions for Table {
+    fn find(&self, id: SessionId) -> Option<Carriage> {
+        self.0.borrow().get(&id).copied()
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let local = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let server = ServerInfo {
+        path: "/stream".into(),
+        sdp_session_id: 1,
+        framerate: 30,
+    };
+    let table = Table::default();
+    let mut protocol = Protocol::new(local, local);
+    let mut buf = BytesMut::from(data);
+    let mut next_id = 1;
+    while let Ok(Some(input)) = message::next_input(&mut buf) {
+        let Input::Request(req) = input else { continue };
+        let mut out = protocol.handle(&req, &server, &table);
+        while let Output::Effect(effect) = out {
+            let done = match effect {
+                Effect::Describe => Done::Described(None),
+                Effect::CreateSession(t) => {
+                    next_id += 1;
+                    let id = SessionId(next_id);
+                    let carriage = match t {
+                        Transport::Udp { .. } => Carriage::Udp,
+                        Transport::Interleaved { .. } => Carriage::Interleaved,
+                    };
+                    table.0.borrow_mut().insert(id, carriage);
+                    Done::Created(Created {
+                        id,
+                        ssrc: 1,
+                        server_ports: Some((6970, 6971)),
+                    })
+                }
+                Effect::Play(_) => Done::Playing(PlayStart { seq: 1, rtptime: 1 }),
+                Effect::Pause(_) => Done::Paused,
+                Effect::Teardown(id) => {
+                    table.0.borrow_mut().remove(&id);
+                    Done::TornDown
+                }
+            };
+            out = protocol.complete(done, &server);
+        }
+        if let Output::Reply { response, .. } = out {
+            let mut bytes = Vec::new();
+            message::write_response(&mut bytes, response);
+        }
+    }
+});

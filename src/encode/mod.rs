@@ -31,6 +31,19 @@ pub enum EncodeError {
     Device(#[from] crate::v4l2::V4l2Error),
 }
 
+impl EncodeError {
+    /// True if reopening the encoder may help (it failed or stalled);
+    /// false if it is missing or refuses the stream's settings.
+    pub fn may_recover(&self) -> bool {
+        match self {
+            Self::Unavailable(_) => false,
+            #[cfg(feature = "v4l2")]
+            Self::Device(e) => e.may_recover(),
+            Self::Failed(_) | Self::Stalled(_) => true,
+        }
+    }
+}
+
 /// An H.264 encoder.
 pub trait Encoder: Send {
     /// Short name for logs and status, e.g. "software".
@@ -45,17 +58,13 @@ pub trait Encoder: Send {
     ) -> Result<(), EncodeError>;
     /// Makes the next picture an IDR.
     fn request_keyframe(&mut self);
-    /// Sets the target bit rate in bit/s.
-    fn set_bitrate(&mut self, bps: u32) -> Result<(), EncodeError>;
-    /// Sets the number of frames between IDR pictures.
-    fn set_keyframe_interval(&mut self, frames: u32) -> Result<(), EncodeError>;
 }
 
-/// Opens the configured encoder and applies bit rate and key-frame
-/// interval. `auto` takes the hardware encoder where there is one and says
-/// why when it falls back to software.
+/// Opens the configured encoder with `video`'s bit rate, key-frame interval
+/// and frame rate, which it keeps. `auto` takes the hardware encoder where
+/// there is one and says why when it falls back to software.
 pub fn open(video: &VideoConfig) -> Result<Box<dyn Encoder>, EncodeError> {
-    let mut encoder = match video.encoder {
+    let encoder = match video.encoder {
         EncoderKind::V4l2M2m => hardware_encoder(video)?,
         EncoderKind::Software => software_encoder(video)?,
         EncoderKind::Auto => match hardware_encoder(video) {
@@ -66,8 +75,6 @@ pub fn open(video: &VideoConfig) -> Result<Box<dyn Encoder>, EncodeError> {
             }
         },
     };
-    encoder.set_bitrate(video.bitrate)?;
-    encoder.set_keyframe_interval(video.keyframe_interval)?;
     Ok(encoder)
 }
 
@@ -85,7 +92,7 @@ fn hardware_encoder(_video: &VideoConfig) -> Result<Box<dyn Encoder>, EncodeErro
 
 #[cfg(feature = "software-encoder")]
 fn software_encoder(video: &VideoConfig) -> Result<Box<dyn Encoder>, EncodeError> {
-    Ok(Box::new(software::SoftwareEncoder::new(video.framerate)))
+    Ok(Box::new(software::SoftwareEncoder::new(video)))
 }
 
 #[cfg(not(feature = "software-encoder"))]

@@ -11,10 +11,11 @@ use openh264::encoder::{
 use openh264::formats::YUVSlices;
 
 use super::{EncodeError, Encoder};
+use crate::config::VideoConfig;
 use crate::h264::{AccessUnit, split_annexb};
 use crate::source::{Pixels, Plane, RawFrame};
 
-/// openh264, (re)configured lazily on the next frame after a setting changes.
+/// openh264, configured from the video settings on the first frame.
 pub struct SoftwareEncoder {
     framerate: u32,
     bitrate: u32,
@@ -27,12 +28,13 @@ pub struct SoftwareEncoder {
 }
 
 impl SoftwareEncoder {
-    /// A software encoder for `framerate` frames per second.
-    pub fn new(framerate: u32) -> Self {
+    /// A software encoder for `video`'s frame rate, bit rate and key-frame
+    /// interval.
+    pub fn new(video: &VideoConfig) -> Self {
         Self {
-            framerate,
-            bitrate: 1_000_000,
-            keyframe_interval: 30,
+            framerate: video.framerate,
+            bitrate: video.bitrate,
+            keyframe_interval: video.keyframe_interval,
             encoder: None,
             force_idr: false,
             out: Vec::new(),
@@ -269,24 +271,11 @@ impl Encoder for SoftwareEncoder {
     fn request_keyframe(&mut self) {
         self.force_idr = true;
     }
-
-    fn set_bitrate(&mut self, bps: u32) -> Result<(), EncodeError> {
-        self.bitrate = bps;
-        self.encoder = None;
-        Ok(())
-    }
-
-    fn set_keyframe_interval(&mut self, frames: u32) -> Result<(), EncodeError> {
-        self.keyframe_interval = frames;
-        self.encoder = None;
-        Ok(())
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::VideoConfig;
     use crate::source::testpattern::TestPattern;
     use crate::source::{Frame, Source};
 
@@ -317,8 +306,10 @@ mod tests {
 
     #[test]
     fn idr_every_interval_with_parameter_sets() {
-        let mut enc = SoftwareEncoder::new(30);
-        enc.set_keyframe_interval(10).unwrap();
+        let mut enc = SoftwareEncoder::new(&VideoConfig {
+            keyframe_interval: 10,
+            ..VideoConfig::default()
+        });
         let aus = encode_frames(&mut enc, 25, None);
         assert_eq!(aus.len(), 25, "no skipped frames");
         let idrs: Vec<usize> = (0..aus.len()).filter(|&i| aus[i].is_idr).collect();
@@ -408,7 +399,7 @@ mod tests {
 
     #[test]
     fn a_short_plane_is_an_error_not_a_crash() {
-        let mut enc = SoftwareEncoder::new(30);
+        let mut enc = SoftwareEncoder::new(&VideoConfig::default());
         let small = [0u8; 10];
         let plane = Plane {
             data: &small,
@@ -431,8 +422,10 @@ mod tests {
 
     #[test]
     fn keyframe_on_request() {
-        let mut enc = SoftwareEncoder::new(30);
-        enc.set_keyframe_interval(100).unwrap();
+        let mut enc = SoftwareEncoder::new(&VideoConfig {
+            keyframe_interval: 100,
+            ..VideoConfig::default()
+        });
         let aus = encode_frames(&mut enc, 10, Some(6));
         let idrs: Vec<usize> = (0..aus.len()).filter(|&i| aus[i].is_idr).collect();
         assert_eq!(idrs, vec![0, 6]);

@@ -9,6 +9,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use v4l2r::ioctl::IntoErrno;
 use v4l2r::ioctl::{
     self, Capabilities, Capability, FormatIterator, MemoryConsistency, PlaneMapping, QueryBuffer,
 };
@@ -25,6 +26,24 @@ pub struct V4l2Error {
     pub action: String,
     /// The kernel's or the driver's answer.
     pub cause: String,
+    /// The kernel's error number, when the kernel refused; `None` when the
+    /// device works but cannot do what was asked (a format it lacks).
+    pub errno: Option<i32>,
+}
+
+impl V4l2Error {
+    /// True if the same operation may work later: the device went away,
+    /// is busy or timed out. False when it refused what was asked (a format
+    /// or size it cannot do, an ioctl it lacks) or access is denied: those
+    /// need a change of settings or of the machine.
+    pub fn may_recover(&self) -> bool {
+        self.errno.is_some_and(|e| {
+            !matches!(
+                e,
+                libc::EINVAL | libc::ENOTTY | libc::EPERM | libc::EACCES | libc::ENOMEM
+            )
+        })
+    }
 }
 
 /// An open V4L2 node and what it says it is.
@@ -46,11 +65,13 @@ impl Device {
                 device: path.display().to_string(),
                 action: "opening".into(),
                 cause: e.to_string(),
+                errno: e.raw_os_error(),
             })?;
         let caps: Capability = ioctl::querycap(&file).map_err(|e| V4l2Error {
             device: path.display().to_string(),
             action: "querying capabilities (is this a V4L2 device?)".into(),
             cause: e.to_string(),
+            errno: Some(e.into_errno()),
         })?;
         Ok(Self {
             file,
@@ -139,10 +160,12 @@ impl Device {
             if e.kind() == std::io::ErrorKind::Interrupted {
                 return Ok(false);
             }
-            return Err(self.error("waiting for a buffer", e));
+            return Err(self.error_with("waiting for a buffer", &e, e.raw_os_error()));
         }
         if pfd.revents & libc::POLLERR != 0 && pfd.revents & (libc::POLLIN | libc::POLLOUT) == 0 {
-            return Err(self.error("waiting for a buffer", "the device reported an error"));
+            // What an unplugged camera looks like.
+            let cause = "the device reported an error";
+            return Err(self.error_with("waiting for a buffer", cause, Some(libc::EIO)));
         }
         Ok(n > 0)
     }
@@ -161,20 +184,20 @@ impl Device {
             count,
             MemoryConsistency::empty(),
         )
-        .map_err(|e| self.error(format!("allocating {count} buffers"), e))?;
+        .map_err(|e| self.ioctl_error(format!("allocating {count} buffers"), e))?;
         if n == 0 {
             return Err(self.error("allocating buffers", "the driver gave none"));
         }
         (0..n)
             .map(|index| {
                 let info: QueryBuffer = ioctl::querybuf(&self.file, queue, index)
-                    .map_err(|e| self.error("querying a buffer", e))?;
+                    .map_err(|e| self.ioctl_error("querying a buffer", e))?;
                 let planes = info
                     .planes
                     .iter()
                     .map(|p| {
                         ioctl::mmap(&self.file, p.mem_offset, p.length)
-                            .map_err(|e| self.error("mapping a buffer", e))
+                            .map_err(|e| self.ioctl_error("mapping a buffer", e))
                     })
                     .collect::<Result<Vec<_>, _>>()?;
                 Ok(MappedBuffer { planes })
@@ -191,7 +214,7 @@ impl Device {
             0,
             ioctl::ExpbufFlags::CLOEXEC | ioctl::ExpbufFlags::RDWR,
         )
-        .map_err(|e| self.error("exporting a buffer as DMABUF", e))
+        .map_err(|e| self.ioctl_error("exporting a buffer as DMABUF", e))
     }
 
     /// Makes room for `count` DMABUF buffers on `queue` (imported, not
@@ -204,15 +227,36 @@ impl Device {
             count,
             MemoryConsistency::empty(),
         )
-        .map_err(|e| self.error(format!("making room for {count} DMABUF buffers"), e))
+        .map_err(|e| self.ioctl_error(format!("making room for {count} DMABUF buffers"), e))
     }
 
-    /// An error about this device.
+    /// The device cannot do what `action` asked, for `cause` (no retry
+    /// helps).
     pub fn error(&self, action: impl Into<String>, cause: impl std::fmt::Display) -> V4l2Error {
+        self.error_with(action, cause, None)
+    }
+
+    /// An ioctl for `action` failed; the kernel's error number is kept.
+    pub fn ioctl_error<E: std::fmt::Display + IntoErrno>(
+        &self,
+        action: impl Into<String>,
+        e: E,
+    ) -> V4l2Error {
+        let cause = e.to_string();
+        self.error_with(action, cause, Some(e.into_errno()))
+    }
+
+    fn error_with(
+        &self,
+        action: impl Into<String>,
+        cause: impl std::fmt::Display,
+        errno: Option<i32>,
+    ) -> V4l2Error {
         V4l2Error {
             device: self.path.display().to_string(),
             action: action.into(),
             cause: cause.to_string(),
+            errno,
         }
     }
 }
@@ -253,6 +297,9 @@ mod tests {
             text.starts_with("/dev/video-does-not-exist: opening: "),
             "{text}"
         );
+        // A node that is not there (yet, or any more: unplugged) may come.
+        assert_eq!(e.errno, Some(libc::ENOENT));
+        assert!(e.may_recover());
     }
 
     #[test]
@@ -261,5 +308,8 @@ mod tests {
             panic!("/dev/null is not a V4L2 device")
         };
         assert!(e.to_string().contains("is this a V4L2 device?"), "{e}");
+        // No retry turns a file that is not a camera into one.
+        assert_eq!(e.errno, Some(libc::ENOTTY));
+        assert!(!e.may_recover());
     }
 }

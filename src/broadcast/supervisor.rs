@@ -1,7 +1,9 @@
 //! Keeps the pipeline (source -> encoder -> broadcast) running on its own
-//! thread: a source or encoder that fails is reopened with back-off while
-//! clients stay connected; the media clock and sequence numbers live in the
-//! broadcast and in the sessions, so RTP time stays continuous.
+//! thread: a source or encoder that fails in a way that may pass (unplugged,
+//! busy, stalled) is reopened with back-off while clients stay connected;
+//! one that can never work as configured is reported once and left alone.
+//! The media clock and sequence numbers live in the broadcast, so RTP time
+//! stays continuous.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use super::{Broadcast, StreamInfo};
 use crate::config::Config;
-use crate::encode::{self, Encoder};
+use crate::encode::{self, EncodeError, Encoder};
 use crate::h264::AccessUnit;
-use crate::source::{self, Frame, Source};
+use crate::source::{self, Frame, Source, SourceError};
 
 /// First wait before reopening a failed pipeline; doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
@@ -20,6 +22,31 @@ const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// A pipeline that ran this long resets the back-off.
 const HEALTHY_RUN: Duration = Duration::from_secs(30);
+
+/// Why the pipeline stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// The source failed.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// The encoder failed.
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+    /// A raw frame came from a source that should not need an encoder.
+    #[error("raw frame but no encoder")]
+    NoEncoder,
+}
+
+impl PipelineError {
+    /// True if reopening the pipeline may help.
+    pub fn may_recover(&self) -> bool {
+        match self {
+            Self::Source(e) => e.may_recover(),
+            Self::Encode(e) => e.may_recover(),
+            Self::NoEncoder => false,
+        }
+    }
+}
 
 /// An open source, with the encoder it needs (if it delivers raw frames).
 struct Pipeline {
@@ -37,7 +64,7 @@ pub fn start(
     config: &Config,
     stream: Arc<Broadcast>,
     stop: Arc<AtomicBool>,
-) -> Result<JoinHandle<()>, String> {
+) -> Result<JoinHandle<()>, PipelineError> {
     let first = open(config, &stream)?;
     let config = config.clone();
     Ok(std::thread::Builder::new()
@@ -56,13 +83,24 @@ fn supervise(first: Pipeline, config: &Config, stream: &Broadcast, stop: &Atomic
             None => open(config, stream).and_then(|p| run(p, stream, stop)),
         };
         let Err(error) = result else { return };
+        if !error.may_recover() {
+            tracing::error!(
+                "video pipeline failed: {error}; this cannot work without a change to the \
+                 settings or the camera: not retrying (fix it and restart streamcam)"
+            );
+            stream.set_info(StreamInfo {
+                description: format!("pipeline failed ({error}); not retrying"),
+                error: Some(format!("{error} (not retrying)")),
+            });
+            return;
+        }
         if started.elapsed() >= HEALTHY_RUN {
             backoff = FIRST_BACKOFF;
         }
         tracing::error!("video pipeline failed: {error}; retrying in {backoff:?}");
         stream.set_info(StreamInfo {
             description: format!("pipeline failed ({error}); retrying"),
-            error: Some(error),
+            error: Some(error.to_string()),
         });
         let until = Instant::now() + backoff;
         while Instant::now() < until && !stop.load(Ordering::Relaxed) {
@@ -73,15 +111,15 @@ fn supervise(first: Pipeline, config: &Config, stream: &Broadcast, stop: &Atomic
 }
 
 /// Opens the source, and the encoder if it needs one.
-fn open(config: &Config, stream: &Broadcast) -> Result<Pipeline, String> {
-    let source = source::open(config).map_err(|e| e.to_string())?;
+fn open(config: &Config, stream: &Broadcast) -> Result<Pipeline, PipelineError> {
+    let source = source::open(config)?;
     let (w, h) = source.dimensions();
     let mut encoder = None;
     if let Some(ps) = source.parameter_sets() {
         stream.set_parameter_sets(ps);
     }
     if !source.is_encoded() {
-        encoder = Some(encode::open(&config.video).map_err(|e| e.to_string())?);
+        encoder = Some(encode::open(&config.video)?);
     }
     let description = format!(
         "{w}x{h}@{} h264 from {}{}",
@@ -109,7 +147,7 @@ fn open(config: &Config, stream: &Broadcast) -> Result<Pipeline, String> {
 }
 
 /// Publishes until stopped (`Ok`) or something fails (`Err`, for the user).
-fn run(mut p: Pipeline, stream: &Broadcast, stop: &AtomicBool) -> Result<(), String> {
+fn run(mut p: Pipeline, stream: &Broadcast, stop: &AtomicBool) -> Result<(), PipelineError> {
     while !stop.load(Ordering::Relaxed) {
         pump(&mut p, stream)?;
     }
@@ -117,8 +155,8 @@ fn run(mut p: Pipeline, stream: &Broadcast, stop: &AtomicBool) -> Result<(), Str
 }
 
 /// Moves one frame from the source through the encoder to the broadcast.
-fn pump(p: &mut Pipeline, stream: &Broadcast) -> Result<(), String> {
-    let frame = p.source.next_frame().map_err(|e| e.to_string())?;
+fn pump(p: &mut Pipeline, stream: &Broadcast) -> Result<(), PipelineError> {
+    let frame = p.source.next_frame()?;
     let wants_keyframe = stream.take_keyframe_request(Instant::now());
     match (frame, p.encoder.as_mut()) {
         (Frame::Encoded(au), _) => p.coded.push(au),
@@ -126,14 +164,65 @@ fn pump(p: &mut Pipeline, stream: &Broadcast) -> Result<(), String> {
             if wants_keyframe {
                 enc.request_keyframe();
             }
-            enc.encode(&raw, &mut p.coded).map_err(|e| e.to_string())?
+            enc.encode(&raw, &mut p.coded)?
         }
-        (Frame::Raw(_), None) => return Err("raw frame but no encoder".into()),
+        (Frame::Raw(_), None) => return Err(PipelineError::NoEncoder),
     };
     for au in p.coded.drain(..) {
         stream.publish(au);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SourceKind;
+
+    #[test]
+    fn a_source_that_can_never_work_again_is_reported_once_not_retried() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("clip.h264");
+        let sample = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/testsrc2-720p30.h264"
+        );
+        std::fs::copy(sample, &file).unwrap();
+        let mut config = Config::default();
+        config.source.kind = SourceKind::File;
+        config.source.file = file.clone();
+        let stream = Broadcast::new();
+        let stop = Arc::new(AtomicBool::new(false));
+        let pipeline = start(&config, Arc::clone(&stream), Arc::clone(&stop)).unwrap();
+        let until = Instant::now() + Duration::from_secs(5);
+        while stream.last_frame_at().is_none() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(stream.last_frame_at().is_some(), "no first frame");
+        // The file is cut to nothing: no reopen can play it.
+        std::fs::File::create(&file).unwrap();
+        let until = Instant::now() + Duration::from_secs(10);
+        while !pipeline.is_finished() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(
+            pipeline.is_finished(),
+            "still retrying: {:?}",
+            stream.info()
+        );
+        let error = stream.info().error.expect("the failure is reported");
+        assert!(error.contains("not retrying"), "{error}");
+        pipeline.join().unwrap();
+    }
+
+    #[test]
+    fn errors_say_whether_retrying_can_help() {
+        let invalid = PipelineError::from(SourceError::Invalid("not H.264".into()));
+        assert!(!invalid.may_recover());
+        assert!(PipelineError::from(SourceError::Stalled("no frame for 2 s".into())).may_recover());
+        assert!(PipelineError::from(EncodeError::Stalled("no picture".into())).may_recover());
+        assert!(!PipelineError::from(EncodeError::Unavailable("no encoder".into())).may_recover());
+    }
 }
 
 /// Tests against the kernel's vivid driver; `ci/vm` runs them in a VM.

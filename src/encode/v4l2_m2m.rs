@@ -21,13 +21,9 @@ use v4l2r::memory::{DmaBufHandle, MmapHandle};
 use super::{EncodeError, Encoder};
 use crate::config::VideoConfig;
 use crate::h264::{self, AccessUnit};
-use crate::source::{Lease, Pixels, Plane, RawFrame};
+use crate::source::{Lease, Pixels, Plane, RawFrame, STALL_TIMEOUT};
 use crate::v4l2::{Device, Format, MappedBuffer, PixelFormat, QueueType, V4l2Error};
 
-/// An encoder that returns nothing for this long while frames are queued
-/// is wedged (bcm2835-codec's rate control is known to hang at low bit
-/// rates): the pipeline reopens it.
-pub const STALL_TIMEOUT: Duration = Duration::from_secs(2);
 /// Raw frames the encoder may hold at once.
 const OUTPUT_BUFFERS: u32 = 4;
 /// Coded pictures the encoder may hold at once.
@@ -149,8 +145,9 @@ impl M2mCodec {
                 bytesperline: 0,
             }],
         };
-        let _: Format = ioctl::s_fmt(&mut device.fd(), (capture, &coded_format))
-            .map_err(|e| device.error(format!("setting the coded format {}", coded.fourcc()), e))?;
+        let _: Format = ioctl::s_fmt(&mut device.fd(), (capture, &coded_format)).map_err(|e| {
+            device.ioctl_error(format!("setting the coded format {}", coded.fourcc()), e)
+        })?;
         let wanted = Format {
             width,
             height,
@@ -225,8 +222,11 @@ impl M2mCodec {
             codec.queue_capture(index as u32)?;
         }
         for queue in [output, capture] {
-            ioctl::streamon(&codec.device.fd(), queue)
-                .map_err(|e| codec.device.error(format!("starting the {queue} queue"), e))?;
+            ioctl::streamon(&codec.device.fd(), queue).map_err(|e| {
+                codec
+                    .device
+                    .ioctl_error(format!("starting the {queue} queue"), e)
+            })?;
         }
         tracing::info!(
             "{}: {} (driver {}) encoding {width}x{height} {layout} (line stride {}) to {}, {path}",
@@ -276,7 +276,7 @@ impl M2mCodec {
                 plane.0.m.fd = dmabuf.fd.as_raw_fd();
                 q.planes = vec![plane];
                 ioctl::qbuf::<_, ()>(&self.device.fd(), q)
-                    .map_err(|e| self.device.error("queuing a camera buffer", e))?;
+                    .map_err(|e| self.device.ioctl_error("queuing a camera buffer", e))?;
                 *slot = Some(dmabuf.lease.clone());
             }
             Input::Copy(_) => {
@@ -298,7 +298,7 @@ impl M2mCodec {
                 q.planes = vec![QBufPlane::new(used)];
                 if let Err(e) = ioctl::qbuf::<_, ()>(&self.device.fd(), q) {
                     self.output_free.push(index);
-                    return Err(self.device.error("queuing a frame", e).into());
+                    return Err(self.device.ioctl_error("queuing a frame", e).into());
                 }
             }
         }
@@ -312,7 +312,9 @@ impl M2mCodec {
 
     /// Collects coded pictures into `out`, waiting up to `wait` for the
     /// first if none is ready. Errors if the encoder has sat on queued
-    /// frames for [`STALL_TIMEOUT`].
+    /// frames for [`STALL_TIMEOUT`]: it is wedged (bcm2835-codec's rate
+    /// control is known to hang at low bit rates) and the pipeline reopens
+    /// it.
     pub fn pull(&mut self, wait: Duration, out: &mut Vec<CodedBuffer>) -> Result<(), EncodeError> {
         let deadline = Instant::now() + wait;
         loop {
@@ -364,7 +366,7 @@ impl M2mCodec {
                 Err(ioctl::DqBufError::IoctlError(ioctl::DqBufIoctlError::NotReady)) => {
                     return Ok(());
                 }
-                Err(e) => return Err(self.device.error("taking back a frame buffer", e)),
+                Err(e) => return Err(self.device.ioctl_error("taking back a frame buffer", e)),
             }
         }
     }
@@ -376,7 +378,7 @@ impl M2mCodec {
             Err(ioctl::DqBufError::IoctlError(ioctl::DqBufIoctlError::NotReady)) => {
                 return Ok(None);
             }
-            Err(e) => return Err(self.device.error("dequeuing a coded picture", e)),
+            Err(e) => return Err(self.device.ioctl_error("dequeuing a coded picture", e)),
         };
         let index = buf.index();
         let used = *buf.get_first_plane().bytesused as usize;
@@ -414,7 +416,7 @@ impl M2mCodec {
         let mut q = QBuffer::<MmapHandle>::new(self.capture, index);
         q.planes = vec![QBufPlane::new(0)];
         ioctl::qbuf::<_, ()>(&self.device.fd(), q)
-            .map_err(|e| self.device.error("queuing a coded-picture buffer", e))
+            .map_err(|e| self.device.ioctl_error("queuing a coded-picture buffer", e))
     }
 }
 
@@ -793,16 +795,6 @@ impl Encoder for M2mH264Encoder {
 
     fn request_keyframe(&mut self) {
         self.force_keyframe = true;
-    }
-
-    fn set_bitrate(&mut self, bps: u32) -> Result<(), EncodeError> {
-        self.settings.bitrate = bps;
-        Ok(())
-    }
-
-    fn set_keyframe_interval(&mut self, frames: u32) -> Result<(), EncodeError> {
-        self.settings.keyframe_interval = frames;
-        Ok(())
     }
 }
 

@@ -15,7 +15,6 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
-use std::time::Duration;
 
 use libcamera::camera::{ActiveCamera, Orientation};
 use libcamera::camera_manager::CameraManager;
@@ -31,7 +30,7 @@ use libcamera::properties;
 use libcamera::request::{Request, RequestStatus, ReuseFlag};
 use libcamera::stream::StreamRole;
 
-use super::{DmaBuf, Frame, Lease, Pixels, Plane, RawFrame, Source, SourceError};
+use super::{DmaBuf, Frame, Lease, Pixels, Plane, RawFrame, STALL_TIMEOUT, Source, SourceError};
 use crate::config::{
     AutofocusMode, AwbMode, CameraConfig, Config, DenoiseMode, ExposureMode, VideoConfig,
 };
@@ -74,9 +73,6 @@ impl Drop for ManagerClaim {
     }
 }
 
-/// A camera that delivers nothing for this long is stalled: the pipeline
-/// reopens it.
-pub const STALL_TIMEOUT: Duration = Duration::from_secs(2);
 /// Buffers asked of libcamera: some with the encoder, one being filled, the
 /// rest to ride out scheduling hiccups.
 const BUFFERS: u32 = 6;
@@ -1125,6 +1121,8 @@ fn pick(table: &[(&'static str, i32)], i: usize) -> (i32, &'static str) {
 /// (and vicodec for the encoder); `ci/vm` runs them in a VM.
 #[cfg(test)]
 pub(crate) mod vm_tests {
+    use std::time::Duration;
+
     use super::*;
     use crate::config::SourceKind;
     use crate::encode::v4l2_m2m::vm_tests::code_frames;

@@ -16,6 +16,10 @@ use std::time::{Duration, Instant};
 use crate::config::{Config, SourceKind};
 use crate::h264::{AccessUnit, ParameterSets};
 
+/// A camera or encoder that delivers nothing for this long is stalled: the
+/// pipeline reopens it.
+pub const STALL_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// One plane of a raw picture: its bytes and the distance between lines.
 #[derive(Debug, Clone, Copy)]
 pub struct Plane<'a> {
@@ -193,6 +197,20 @@ pub enum SourceError {
     #[cfg(feature = "v4l2")]
     #[error(transparent)]
     Device(#[from] crate::v4l2::V4l2Error),
+}
+
+impl SourceError {
+    /// True if reopening the source may help: a camera that was unplugged,
+    /// is busy, stalled or failed. False for one that can never work as
+    /// configured (a format or size it refuses, a file that is not H.264).
+    pub fn may_recover(&self) -> bool {
+        match self {
+            Self::Invalid(_) => false,
+            #[cfg(feature = "v4l2")]
+            Self::Device(e) => e.may_recover(),
+            _ => true,
+        }
+    }
 }
 
 /// A source of frames, driven from the pipeline thread.

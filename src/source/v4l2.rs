@@ -5,21 +5,18 @@
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use v4l2r::bindings;
 use v4l2r::ioctl::{self, BufferFlags, QBufPlane, QBuffer, V4l2Buffer};
 use v4l2r::memory::MmapHandle;
 
-use super::{DmaBuf, Frame, Lease, Pixels, Plane, RawFrame, Source, SourceError};
+use super::{DmaBuf, Frame, Lease, Pixels, Plane, RawFrame, STALL_TIMEOUT, Source, SourceError};
 use crate::config::{Config, VideoConfig};
 use crate::h264::{self, AccessUnit};
 use crate::v4l2::{Device, Format, MappedBuffer, PixelFormat, QueueType, V4l2Error};
 
-/// A camera that delivers nothing for this long is stalled: the pipeline
-/// reopens it.
-pub const STALL_TIMEOUT: Duration = Duration::from_secs(2);
 /// Buffers asked of the driver: one with the encoder, one being filled,
 /// the rest to ride out scheduling hiccups.
 const BUFFERS: u32 = 4;
@@ -93,7 +90,7 @@ impl V4l2Source {
         let offered = device.formats(queue);
         let layout = choose_layout(&offered).ok_or_else(|| {
             let list: Vec<String> = offered.iter().map(|f| f.to_string()).collect();
-            SourceError::Unavailable(format!(
+            SourceError::Invalid(format!(
                 "{} ({}) offers {}; streamcam takes H264, YU12, NV12 or YUYV{}",
                 device.path().display(),
                 device.card(),
@@ -113,7 +110,7 @@ impl V4l2Source {
         };
         let dev = device;
         let format: Format = ioctl::s_fmt(&mut dev.fd(), (queue, &wanted))
-            .map_err(|e| dev.error(format!("setting format {}", describe(&wanted)), e))?;
+            .map_err(|e| dev.ioctl_error(format!("setting format {}", describe(&wanted)), e))?;
         if format.pixelformat != wanted.pixelformat {
             return Err(SourceError::Device(dev.error(
                 format!("setting format {}", describe(&wanted)),
@@ -148,7 +145,7 @@ impl V4l2Source {
             })
             .collect();
         ioctl::streamon(&dev.fd(), queue)
-            .map_err(|e| dev.error("starting the capture queue", e))?;
+            .map_err(|e| dev.ioctl_error("starting the capture queue", e))?;
         tracing::info!(
             "{}: {} (driver {}), {} at {framerate:.1} fps, {} buffers",
             dev.path().display(),
@@ -208,7 +205,7 @@ impl V4l2Source {
                         )));
                     }
                 }
-                Err(e) => return Err(self.device.error("dequeuing a frame", e).into()),
+                Err(e) => return Err(self.device.ioctl_error("dequeuing a frame", e).into()),
             }
         }
     }
@@ -464,7 +461,7 @@ fn queue_buffer(
 ) -> Result<(), V4l2Error> {
     let mut q = QBuffer::<MmapHandle>::new(queue, index);
     q.planes = buffer.planes.iter().map(|_| QBufPlane::new(0)).collect();
-    ioctl::qbuf::<_, ()>(&device.fd(), q).map_err(|e| device.error("queuing a buffer", e))
+    ioctl::qbuf::<_, ()>(&device.fd(), q).map_err(|e| device.ioctl_error("queuing a buffer", e))
 }
 
 /// The capture time of a dequeued buffer: its monotonic kernel timestamp,
@@ -521,6 +518,8 @@ mod tests {
 /// Tests against the kernel's vivid driver; `ci/vm` runs them in a VM.
 #[cfg(test)]
 pub(crate) mod vm_tests {
+    use std::time::Duration;
+
     use super::*;
 
     /// The node of the video device whose sysfs name is `name`.

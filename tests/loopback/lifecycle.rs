@@ -20,6 +20,26 @@ fn rtp_info(value: &str) -> (u16, u32) {
     )
 }
 
+/// Reads past sender reports to the first RTP packet on `c` and checks
+/// that it is the one RTP-Info named.
+fn first_media_is(c: &mut RawClient, seq: u16, rtptime: u32) {
+    loop {
+        match c.read_frame().expect("media after PLAY") {
+            Frame::Interleaved(1, _) => continue,
+            Frame::Interleaved(0, rtp) => {
+                assert_eq!(u16::from_be_bytes([rtp[2], rtp[3]]), seq);
+                assert_eq!(
+                    u32::from_be_bytes([rtp[4], rtp[5], rtp[6], rtp[7]]),
+                    rtptime
+                );
+                assert_eq!(rtp[1] & 0x7f, 96, "payload type");
+                return;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
 #[test]
 fn play_reply_precedes_media_and_names_the_first_packet() {
     let d = Daemon::start(Source::TestPattern);
@@ -60,21 +80,7 @@ fn play_reply_precedes_media_and_names_the_first_packet() {
     let (seq, rtptime) = rtp_info(info);
     // The very next thing on the connection is media (after at most a
     // sender report), and its first RTP packet is the one RTP-Info names.
-    loop {
-        match c.read_frame().expect("media after PLAY") {
-            Frame::Interleaved(1, _) => continue,
-            Frame::Interleaved(0, rtp) => {
-                assert_eq!(u16::from_be_bytes([rtp[2], rtp[3]]), seq);
-                assert_eq!(
-                    u32::from_be_bytes([rtp[4], rtp[5], rtp[6], rtp[7]]),
-                    rtptime
-                );
-                assert_eq!(rtp[1] & 0x7f, 96, "payload type");
-                break;
-            }
-            other => panic!("unexpected {other:?}"),
-        }
-    }
+    first_media_is(&mut c, seq, rtptime);
     // Keep-alives are answered.
     let session = setup.session();
     for method in ["GET_PARAMETER", "SET_PARAMETER", "OPTIONS"] {
@@ -110,20 +116,7 @@ fn play_reply_precedes_media_and_names_the_first_packet() {
         (1..0x8000).contains(&ahead),
         "sequence goes forward after PAUSE: {last_seq} then {resumed_seq}"
     );
-    loop {
-        match c.read_frame().expect("media after the second PLAY") {
-            Frame::Interleaved(1, _) => continue,
-            Frame::Interleaved(0, rtp) => {
-                assert_eq!(u16::from_be_bytes([rtp[2], rtp[3]]), resumed_seq);
-                assert_eq!(
-                    u32::from_be_bytes([rtp[4], rtp[5], rtp[6], rtp[7]]),
-                    resumed_rtptime
-                );
-                break;
-            }
-            other => panic!("unexpected {other:?}"),
-        }
-    }
+    first_media_is(&mut c, resumed_seq, resumed_rtptime);
     let teardown = c.request("TEARDOWN", &url, &[("Session", &session)]);
     assert_eq!(teardown.status, 200);
 }

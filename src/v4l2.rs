@@ -16,6 +16,31 @@ use v4l2r::ioctl::{
 use v4l2r::memory::MemoryType;
 pub use v4l2r::{Format, PixelFormat, QueueType};
 
+/// The V4L2 pixel formats streamcam speaks, by their kernel fourcc
+/// (`videodev2.h`): the one table for cameras and encoders.
+pub mod fourcc {
+    use super::PixelFormat;
+
+    /// YUV 4:2:0, three planes (I420).
+    pub const YU12: PixelFormat = PixelFormat::from_fourcc(b"YU12");
+    /// YUV 4:2:0, a Y plane and an interleaved CbCr plane.
+    pub const NV12: PixelFormat = PixelFormat::from_fourcc(b"NV12");
+    /// YUV 4:2:2, packed Y0 Cb Y1 Cr.
+    pub const YUYV: PixelFormat = PixelFormat::from_fourcc(b"YUYV");
+    /// Packed bytes R, G, B.
+    pub const RGB3: PixelFormat = PixelFormat::from_fourcc(b"RGB3");
+    /// Packed bytes B, G, R.
+    pub const BGR3: PixelFormat = PixelFormat::from_fourcc(b"BGR3");
+    /// H.264, Annex B.
+    pub const H264: PixelFormat = PixelFormat::from_fourcc(b"H264");
+    /// vicodec's FWHT (the kernel's test codec).
+    pub const FWHT: PixelFormat = PixelFormat::from_fourcc(b"FWHT");
+    /// Motion JPEG.
+    pub const MJPG: PixelFormat = PixelFormat::from_fourcc(b"MJPG");
+    /// JPEG (what some webcams call their Motion JPEG).
+    pub const JPEG: PixelFormat = PixelFormat::from_fourcc(b"JPEG");
+}
+
 /// A failed operation on a V4L2 node: which node, what was being done, why.
 #[derive(Debug, thiserror::Error)]
 #[error("{device}: {action}: {cause}")]

@@ -22,7 +22,7 @@ use super::{EncodeError, Encoder};
 use crate::config::VideoConfig;
 use crate::h264::{self, AccessUnit};
 use crate::source::{Lease, Pixels, Plane, RawFrame, STALL_TIMEOUT};
-use crate::v4l2::{Device, Format, MappedBuffer, PixelFormat, QueueType, V4l2Error};
+use crate::v4l2::{Device, Format, MappedBuffer, PixelFormat, QueueType, V4l2Error, fourcc};
 
 /// Raw frames the encoder may hold at once.
 const OUTPUT_BUFFERS: u32 = 4;
@@ -41,10 +41,10 @@ pub enum CodedFormat {
 
 impl CodedFormat {
     fn fourcc(self) -> PixelFormat {
-        PixelFormat::from_fourcc(match self {
-            Self::H264 => b"H264",
-            Self::Fwht => b"FWHT",
-        })
+        match self {
+            Self::H264 => fourcc::H264,
+            Self::Fwht => fourcc::FWHT,
+        }
     }
 }
 
@@ -682,13 +682,13 @@ fn copy_frame(frame: &RawFrame<'_>, format: &Format, dst: &mut [u8]) -> Result<u
 
 /// The V4L2 fourcc of a frame's layout.
 pub fn layout_of(pixels: &Pixels<'_>) -> PixelFormat {
-    PixelFormat::from_fourcc(match pixels {
-        Pixels::I420 { .. } => b"YU12",
-        Pixels::Nv12 { .. } => b"NV12",
-        Pixels::Yuyv(_) => b"YUYV",
-        Pixels::Rgb24(_) => b"RGB3",
-        Pixels::Bgr24(_) => b"BGR3",
-    })
+    match pixels {
+        Pixels::I420 { .. } => fourcc::YU12,
+        Pixels::Nv12 { .. } => fourcc::NV12,
+        Pixels::Yuyv(_) => fourcc::YUYV,
+        Pixels::Rgb24(_) => fourcc::RGB3,
+        Pixels::Bgr24(_) => fourcc::BGR3,
+    }
 }
 
 /// An H.264 encoder on a V4L2 memory-to-memory device, configured on the

@@ -15,7 +15,7 @@ use v4l2r::memory::MmapHandle;
 use super::{DmaBuf, Frame, Lease, Pixels, Plane, RawFrame, STALL_TIMEOUT, Source, SourceError};
 use crate::config::{Config, VideoConfig};
 use crate::h264::{self, AccessUnit};
-use crate::v4l2::{Device, Format, MappedBuffer, PixelFormat, QueueType, V4l2Error};
+use crate::v4l2::{Device, Format, MappedBuffer, PixelFormat, QueueType, V4l2Error, fourcc};
 
 /// Buffers asked of the driver: one with the encoder, one being filled,
 /// the rest to ride out scheduling hiccups.
@@ -32,12 +32,12 @@ enum Layout {
 
 impl Layout {
     fn fourcc(self) -> PixelFormat {
-        PixelFormat::from_fourcc(match self {
-            Self::I420 => b"YU12",
-            Self::Nv12 => b"NV12",
-            Self::Yuyv => b"YUYV",
-            Self::H264 => b"H264",
-        })
+        match self {
+            Self::I420 => fourcc::YU12,
+            Self::Nv12 => fourcc::NV12,
+            Self::Yuyv => fourcc::YUYV,
+            Self::H264 => fourcc::H264,
+        }
     }
 }
 
@@ -382,7 +382,7 @@ fn choose_layout(offered: &[PixelFormat]) -> Option<Layout> {
 }
 
 fn is_mjpeg(f: PixelFormat) -> bool {
-    f == PixelFormat::from_fourcc(b"MJPG") || f == PixelFormat::from_fourcc(b"JPEG")
+    f == fourcc::MJPG || f == fourcc::JPEG
 }
 
 /// Refuses a raw format whose one plane cannot hold the picture.

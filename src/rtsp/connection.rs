@@ -19,8 +19,7 @@ use super::ServerContext;
 use super::media::ClientMedia;
 use super::message::{self, FramingError, Input};
 use super::protocol::{After, Carriage, Created, Done, Effect, Output, Protocol, SessionId};
-use super::rtp_sender::RtpSender;
-use super::session::{self, Command, End, MediaSession, SESSION_TIMEOUT, SessionHandle, Sink};
+use super::session::{Command, End, MediaSession, SESSION_TIMEOUT, SessionHandle, Sink};
 use super::transport::Transport;
 use super::writer::{self, Outgoing, WriterHandle};
 
@@ -304,68 +303,57 @@ impl Connection {
         let peer_ip = self.peer.ip().to_canonical();
         let media = ClientMedia::new(&self.ctx.stream);
         let ssrc = media.ssrc();
-        let (sink, carriage, server_ports) = match t {
-            Transport::Interleaved {
-                rtp_channel,
-                rtcp_channel,
-            } => (
-                Sink::Interleaved {
-                    writer: self.writer.clone(),
-                    rtp_channel,
-                    rtcp_channel,
-                },
-                Carriage::Interleaved,
-                None,
-            ),
-            Transport::Udp {
-                rtp_port,
-                rtcp_port,
-            } => {
-                let bound = session::bind_pair(self.local.ip().to_canonical())
-                    .await
-                    .and_then(|(rtp, rtcp)| {
-                        let ports = (rtp.local_addr()?.port(), rtcp.local_addr()?.port());
-                        Ok((rtp, rtcp, ports))
-                    });
-                let (rtp, rtcp, ports) = match bound {
-                    Ok(b) => b,
-                    Err(e) => {
-                        tracing::error!(client = %self.peer.ip().to_canonical(), "SETUP: cannot bind UDP ports: {e}");
-                        return Done::Failed(StatusCode::InternalServerError);
-                    }
-                };
-                let rtp = match RtpSender::new(rtp, SocketAddr::new(peer_ip, rtp_port)).await {
-                    Ok(sender) => sender,
-                    Err(e) => {
-                        tracing::info!(client = %peer_ip, "SETUP: cannot send to RTP port {rtp_port}: {e}");
-                        return Done::Failed(StatusCode::InternalServerError);
-                    }
-                };
-                (
-                    Sink::Udp {
-                        rtp,
-                        rtcp,
-                        client_rtcp: SocketAddr::new(peer_ip, rtcp_port),
-                    },
-                    Carriage::Udp,
-                    Some(ports),
-                )
-            }
+        let carriage = match t {
+            Transport::Interleaved { .. } => Carriage::Interleaved,
+            Transport::Udp { .. } => Carriage::Udp,
         };
         let (handle, commands) = match self.ctx.sessions.insert(carriage) {
             Ok(h) => h,
             Err(e) => {
-                tracing::warn!(client = %self.peer.ip().to_canonical(), "SETUP refused: {e}");
+                tracing::warn!(client = %peer_ip, "SETUP refused: {e}");
                 return Done::Failed(StatusCode::NotEnoughBandwidth);
             }
         };
-        if let Sink::Interleaved { rtcp_channel, .. } = &sink {
-            self.interleaved = Some(Interleaved {
-                handle: Arc::clone(&handle),
-                rtcp_channel: *rtcp_channel,
-                playing: false,
-            });
-        }
+        let (sink, server_ports) = match t {
+            Transport::Interleaved {
+                rtp_channel,
+                rtcp_channel,
+            } => {
+                self.interleaved = Some(Interleaved {
+                    handle: Arc::clone(&handle),
+                    rtcp_channel,
+                    playing: false,
+                });
+                let sink = Sink::Interleaved {
+                    writer: self.writer.clone(),
+                    rtp_channel,
+                    rtcp_channel,
+                };
+                (sink, None)
+            }
+            Transport::Udp {
+                rtp_port,
+                rtcp_port,
+            } => {
+                let local = self.local.ip().to_canonical();
+                let udp = match self.ctx.udp.get(local, &self.ctx.stream, &self.ctx.shutdown).await {
+                    Ok(udp) => udp,
+                    Err(e) => {
+                        tracing::error!(client = %peer_ip, "SETUP: cannot bind UDP ports on {local}: {e}");
+                        self.ctx.sessions.remove(handle.id);
+                        return Done::Failed(StatusCode::InternalServerError);
+                    }
+                };
+                let client = udp.add(
+                    handle.id,
+                    SocketAddr::new(peer_ip, rtp_port),
+                    SocketAddr::new(peer_ip, rtcp_port),
+                    Arc::clone(media.counts()),
+                    handle.commands.clone(),
+                );
+                (Sink::Udp(client), Some(udp.ports()))
+            }
+        };
         let task = MediaSession {
             handle: Arc::clone(&handle),
             table: Arc::clone(&self.ctx.sessions),

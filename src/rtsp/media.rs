@@ -2,6 +2,7 @@
 //! it was sent, and its RTCP reports.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use super::protocol::PlayStart;
@@ -14,21 +15,60 @@ pub const REPORT_INTERVAL: Duration = Duration::from_secs(5);
 /// Longest PLAY waits for the key frame a client starts with.
 const FIRST_FRAME_WAIT: Duration = Duration::from_secs(2);
 
+/// What a session was sent, counted by whoever sends it (the session's
+/// own task, or the UDP fan-out) and read for its sender reports and its
+/// end line.
+#[derive(Debug, Default)]
+pub struct SentCounts {
+    packets: AtomicU64,
+    octets: AtomicU64,
+    /// Times the sender fell behind the stream and skipped to a key frame.
+    lags: AtomicUsize,
+}
+
+impl SentCounts {
+    /// Counts `unit` as sent.
+    pub fn add(&self, unit: &RtpUnit) {
+        self.packets
+            .fetch_add(u64::from(unit.packet_count), Ordering::Relaxed);
+        self.octets
+            .fetch_add(u64::from(unit.payload_octets), Ordering::Relaxed);
+    }
+
+    /// Counts one skip to a key frame.
+    pub fn lagged(&self) {
+        self.lags.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Packets and RTP payload octets sent.
+    pub fn sent(&self) -> (u64, u64) {
+        (
+            self.packets.load(Ordering::Relaxed),
+            self.octets.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// A playing session's place in the stream.
+#[derive(Debug)]
+struct Playing {
+    /// The stream's units, for a session that sends them itself (none for
+    /// UDP, where the fan-out does).
+    feed: Option<Subscriber>,
+    _client: ClientGuard,
+}
+
 /// RTP state of one session.
 #[derive(Debug)]
 pub struct ClientMedia {
     stream: Arc<Broadcast>,
-    playing: Option<(Subscriber, ClientGuard)>,
+    playing: Option<Playing>,
     /// The key frame PLAY waited for, sent first.
     first: Option<Arc<RtpUnit>>,
     cname: String,
-    /// Times the client fell behind and skipped to a key frame, in earlier
-    /// PLAYs.
-    lag_drops: usize,
-    /// Packets sent to this client.
-    packets: u64,
-    /// RTP payload octets sent to this client.
-    octets: u64,
+    /// Times the session's own feed fell behind, in earlier PLAYs.
+    feed_lags: usize,
+    counts: Arc<SentCounts>,
 }
 
 impl ClientMedia {
@@ -38,9 +78,8 @@ impl ClientMedia {
             stream: Arc::clone(stream),
             playing: None,
             first: None,
-            lag_drops: 0,
-            packets: 0,
-            octets: 0,
+            feed_lags: 0,
+            counts: Arc::default(),
             cname: format!("streamcam-{:08x}", stream.ssrc()),
         }
     }
@@ -56,7 +95,10 @@ impl ClientMedia {
                 .await
                 .ok()
                 .and_then(Result::ok);
-            self.playing = Some((subscriber, self.stream.client_guard()));
+            self.playing = Some(Playing {
+                feed: Some(subscriber),
+                _client: self.stream.client_guard(),
+            });
         }
         match &self.first {
             Some(unit) => PlayStart {
@@ -71,12 +113,19 @@ impl ClientMedia {
         }
     }
 
-    /// Stops sending until the next `play`.
-    pub fn pause(&mut self) {
-        if let Some((sub, _)) = self.playing.take() {
-            self.lag_drops += sub.lags();
+    /// Leaves sending to someone else (the UDP fan-out) until the next
+    /// `pause`: the session's own feed and the unit PLAY waited for go.
+    pub fn hand_off(&mut self) {
+        if let Some(feed) = self.playing.as_mut().and_then(|p| p.feed.take()) {
+            self.feed_lags += feed.lags();
         }
         self.first = None;
+    }
+
+    /// Stops sending until the next `play`.
+    pub fn pause(&mut self) {
+        self.hand_off();
+        self.playing = None;
     }
 
     /// True while playing.
@@ -85,17 +134,16 @@ impl ClientMedia {
     }
 
     /// Waits for the next access unit's packets to send (counted as sent);
-    /// pending forever when paused.
+    /// pending forever when paused or handed off.
     pub async fn next(&mut self) -> Result<Arc<RtpUnit>, SubscribeError> {
         let unit = match self.first.take() {
             Some(unit) => unit,
-            None => match &mut self.playing {
-                Some((sub, _)) => sub.next().await?,
+            None => match self.playing.as_mut().and_then(|p| p.feed.as_mut()) {
+                Some(feed) => feed.next().await?,
                 None => std::future::pending().await,
             },
         };
-        self.packets += u64::from(unit.packet_count);
-        self.octets += u64::from(unit.payload_octets);
+        self.counts.add(&unit);
         Ok(unit)
     }
 
@@ -108,25 +156,27 @@ impl ClientMedia {
     pub fn report(&self, buf: &mut [u8; MAX_RTCP], bye: bool) -> usize {
         let now = Instant::now();
         let clock = self.stream.clock();
+        let (packets, octets) = self.counts.sent();
         let info = SenderInfo {
             ssrc: self.stream.ssrc(),
             ntp_timestamp: clock.ntp_timestamp(now),
             rtp_timestamp: clock.rtp_timestamp(now),
             // RFC 3550 counts wrap at 32 bits.
-            packet_count: self.packets as u32,
-            octet_count: self.octets as u32,
+            packet_count: packets as u32,
+            octet_count: octets as u32,
         };
         rtcp::write_report(buf, &info, &self.cname, bye)
     }
 
-    /// Packets and payload octets sent so far.
-    pub fn counts(&self) -> (u64, u64) {
-        (self.packets, self.octets)
+    /// What was sent, shared with a sender the session hands off to.
+    pub fn counts(&self) -> &Arc<SentCounts> {
+        &self.counts
     }
 
     /// Times the client fell behind the stream and skipped to a key frame.
     pub fn lag_drops(&self) -> usize {
-        self.lag_drops + self.playing.as_ref().map_or(0, |(sub, _)| sub.lags())
+        let feed = self.playing.as_ref().and_then(|p| p.feed.as_ref());
+        self.feed_lags + feed.map_or(0, Subscriber::lags) + self.counts.lags.load(Ordering::Relaxed)
     }
 
     /// The shared stream.

@@ -1,6 +1,6 @@
 //! The RTSP 1.0 server (RFC 2326). `message` and `protocol` are the server
 //! without I/O (bytes to requests, requests to responses and effects);
-//! `connection`, `writer` and `session` do the I/O; `media`, `rtp_sender`,
+//! `connection`, `writer`, `session` and `udp` do the I/O; `media`,
 //! `transport` and `sdp` serve them. Reaches the camera and encoder only
 //! through the broadcast.
 
@@ -8,10 +8,10 @@ pub mod connection;
 pub mod media;
 pub mod message;
 pub mod protocol;
-pub mod rtp_sender;
 pub mod sdp;
 pub mod session;
 pub mod transport;
+pub mod udp;
 pub mod writer;
 
 use std::sync::Arc;
@@ -24,6 +24,7 @@ use tokio::sync::watch;
 use crate::broadcast::Broadcast;
 use protocol::ServerInfo;
 use session::SessionTable;
+use udp::UdpMediaTable;
 
 /// What every connection shares.
 #[derive(Debug)]
@@ -32,6 +33,8 @@ pub struct ServerContext {
     pub stream: Arc<Broadcast>,
     /// Live sessions.
     pub sessions: Arc<SessionTable>,
+    /// The UDP media sockets and their fan-out, per local address.
+    pub udp: UdpMediaTable,
     /// What requests are told about the server.
     pub info: ServerInfo,
     /// Becomes true when the daemon stops.
@@ -53,6 +56,7 @@ impl ServerContext {
         Arc::new(Self {
             stream,
             sessions: Arc::new(SessionTable::new(max_clients)),
+            udp: UdpMediaTable::default(),
             info: ServerInfo {
                 path,
                 framerate,

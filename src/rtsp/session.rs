@@ -1,23 +1,21 @@
 //! Media sessions: the table of live sessions, and the one task that
 //! streams a session whatever its transport. The task feeds a [`Sink`] (the
-//! UDP sockets, or the interleaved writer of the RTSP connection) and is the
+//! UDP fan-out, or the interleaved writer of the RTSP connection) and is the
 //! one place for the first sender report, the report timer, key-frame
 //! requests, liveness, BYE and the session's end line in the log.
 
 use std::collections::HashMap;
-use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, BytesMut};
-use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::media::{ClientMedia, REPORT_INTERVAL};
 use super::message::interleaved_header;
 use super::protocol::{Carriage, PlayStart, SESSION_TIMEOUT_S, SessionId, Sessions};
-use super::rtp_sender::RtpSender;
+use super::udp::UdpClient;
 use super::writer::{Outgoing, WriterHandle};
 use crate::broadcast::SubscribeError;
 use crate::rtp::packetizer::{FRAME_HEADER, RtpUnit};
@@ -154,41 +152,12 @@ impl Sessions for SessionTable {
     }
 }
 
-/// Binds an RTP/RTCP socket pair (even, even + 1) on `ip`.
-pub async fn bind_pair(ip: IpAddr) -> io::Result<(UdpSocket, UdpSocket)> {
-    let mut last = io::Error::other("no free port pair");
-    for _ in 0..32 {
-        let first = UdpSocket::bind(SocketAddr::new(ip, 0)).await?;
-        let port = first.local_addr()?.port();
-        let pair = if port % 2 == 0 {
-            UdpSocket::bind(SocketAddr::new(ip, port + 1))
-                .await
-                .map(|rtcp| (first, rtcp))
-        } else {
-            UdpSocket::bind(SocketAddr::new(ip, port - 1))
-                .await
-                .map(|rtp| (rtp, first))
-        };
-        match pair {
-            Ok(p) => return Ok(p),
-            Err(e) => last = e,
-        }
-    }
-    Err(last)
-}
-
 /// Where a session's packets go.
 #[derive(Debug)]
 pub enum Sink {
-    /// RTP and RTCP over UDP to the client's ports.
-    Udp {
-        /// RTP out.
-        rtp: RtpSender,
-        /// Our RTCP socket (reports out, the client's RTCP in).
-        rtcp: UdpSocket,
-        /// The client's RTCP port.
-        client_rtcp: SocketAddr,
-    },
+    /// RTP and RTCP over UDP to the client's ports: the media by the UDP
+    /// fan-out, which hands the client's RTCP in as [`Command::Rtcp`].
+    Udp(UdpClient),
     /// Interleaved frames on the RTSP connection, through its writer.
     Interleaved {
         /// The connection's writer.
@@ -204,18 +173,36 @@ impl Sink {
     /// The transport's name in the log.
     fn name(&self) -> &'static str {
         match self {
-            Self::Udp { .. } => "udp",
+            Self::Udp(_) => "udp",
             Self::Interleaved { .. } => "tcp",
+        }
+    }
+
+    /// Starts sending from the unit whose first packet is `seq` (PLAY).
+    /// Returns true if the sink takes the stream from there itself (the
+    /// UDP fan-out), false if the session hands it each unit.
+    fn play(&mut self, seq: u16) -> bool {
+        match self {
+            Self::Udp(client) => {
+                client.play(seq);
+                true
+            }
+            Self::Interleaved { .. } => false,
+        }
+    }
+
+    /// Stops sending (PAUSE).
+    fn pause(&mut self) {
+        if let Self::Udp(client) = self {
+            client.pause();
         }
     }
 
     /// Sends the packets of one access unit.
     async fn send_au(&mut self, unit: &RtpUnit) -> Result<(), End> {
         match self {
-            Self::Udp { rtp, .. } => {
-                rtp.send(unit).await;
-                Ok(())
-            }
+            // Never handed units: the fan-out sends them (see `play`).
+            Self::Udp(_) => Ok(()),
             Self::Interleaved {
                 writer,
                 rtp_channel: 0,
@@ -242,10 +229,8 @@ impl Sink {
     /// business (it times out if it is gone).
     async fn send_rtcp(&mut self, packet: &[u8]) -> Result<(), End> {
         match self {
-            Self::Udp {
-                rtcp, client_rtcp, ..
-            } => {
-                let _ = rtcp.send_to(packet, *client_rtcp).await;
+            Self::Udp(client) => {
+                client.send_rtcp(packet).await;
                 Ok(())
             }
             Self::Interleaved {
@@ -261,26 +246,10 @@ impl Sink {
         }
     }
 
-    /// The next RTCP packet from the client on a UDP sink (interleaved RTCP
-    /// arrives as [`Command::Rtcp`]); pending forever otherwise.
-    async fn recv_rtcp<'b>(&mut self, buf: &'b mut [u8]) -> &'b [u8] {
-        match self {
-            Self::Udp {
-                rtcp, client_rtcp, ..
-            } => loop {
-                match rtcp.recv_from(buf).await {
-                    Ok((n, from)) if from.ip() == client_rtcp.ip() => return &buf[..n],
-                    _ => continue,
-                }
-            },
-            Self::Interleaved { .. } => std::future::pending().await,
-        }
-    }
-
     /// True if the session must show signs of life: UDP has no connection
     /// to tell that the client is gone.
     fn needs_liveness(&self) -> bool {
-        matches!(self, Self::Udp { .. })
+        matches!(self, Self::Udp(_))
     }
 }
 
@@ -380,7 +349,7 @@ impl MediaSession {
             let _ = self.send_report(true).await;
         }
         self.table.remove(id);
-        let (packets, bytes) = self.media.counts();
+        let (packets, bytes) = self.media.counts().sent();
         let lag_drops = self.media.lag_drops();
         self.media.pause(); // no longer counted as a client
         tracing::info!(
@@ -399,7 +368,6 @@ impl MediaSession {
     }
 
     async fn serve(&mut self) -> End {
-        let mut rtcp_in = [0u8; 1500];
         let mut report = tokio::time::interval(REPORT_INTERVAL);
         let mut liveness = tokio::time::interval(Duration::from_secs(1));
         loop {
@@ -408,6 +376,7 @@ impl MediaSession {
                 cmd = self.commands.recv() => match cmd {
                     Some(Command::Play { reply, go }) => {
                         let start = self.media.play().await;
+                        let seq = start.seq;
                         let _ = reply.send(start);
                         if tokio::time::timeout(PLAY_REPLY_WAIT, go).await.is_err() {
                             tracing::debug!(session = %self.handle.id, "PLAY reply not written in time");
@@ -417,9 +386,13 @@ impl MediaSession {
                         if let Err(end) = self.send_report(false).await {
                             return end;
                         }
+                        if self.sink.play(seq) {
+                            self.media.hand_off();
+                        }
                         report.reset();
                     }
                     Some(Command::Pause(done)) => {
+                        self.sink.pause();
                         self.media.pause();
                         let _ = done.send(());
                     }
@@ -446,12 +419,6 @@ impl MediaSession {
                     Err(e @ SubscribeError::TooSlow(_)) => return End::Lagging(e.to_string()),
                     Err(SubscribeError::Closed) => return End::ServerStopping,
                 },
-                data = self.sink.recv_rtcp(&mut rtcp_in) => {
-                    let data = data.to_vec();
-                    if let Some(end) = self.client_rtcp(&data) {
-                        return end;
-                    }
-                }
                 _ = report.tick(), if self.media.is_playing() => {
                     if let Err(end) = self.send_report(false).await {
                         return end;
@@ -514,16 +481,5 @@ mod tests {
         t.remove(a.id);
         assert_eq!(t.len(), 1);
         assert_eq!(t.find(id), None);
-    }
-
-    #[tokio::test]
-    async fn binds_even_odd_pairs() {
-        let (rtp, rtcp) = bind_pair("127.0.0.1".parse().unwrap()).await.unwrap();
-        let (p, q) = (
-            rtp.local_addr().unwrap().port(),
-            rtcp.local_addr().unwrap().port(),
-        );
-        assert_eq!(p % 2, 0);
-        assert_eq!(q, p + 1);
     }
 }

@@ -4,11 +4,15 @@
 //!
 //! A bare RTSP/RTP receiver, hand-written so that the load itself costs as
 //! little CPU as possible: it counts packets, sequence gaps and frames
-//! (marker bits) and decodes nothing.
+//! (marker bits) and decodes nothing. Latency: each access unit's capture
+//! time is read from the server's RTCP sender reports (their NTP time and
+//! RTP timestamp map one onto the other) and compared with the wall-clock
+//! time its last packet (the marker) arrives; client and server share the
+//! machine's clock.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -46,6 +50,33 @@ struct Counts {
     lost: u64,
     frames: u64,
     first_frame: Option<Duration>,
+    /// Capture to last packet of each access unit, in milliseconds.
+    latencies: Vec<f64>,
+}
+
+/// RTP clock rate of H.264 video.
+const RTP_CLOCK: f64 = 90_000.0;
+/// Seconds from the NTP epoch (1900) to the Unix epoch (1970).
+const NTP_UNIX_OFFSET: f64 = 2_208_988_800.0;
+
+/// Now as NTP seconds.
+fn ntp_now() -> f64 {
+    let unix = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    unix.as_secs_f64() + NTP_UNIX_OFFSET
+}
+
+/// The NTP time (seconds) and RTP timestamp of a sender report in `rtcp`
+/// (the first packet of a compound one).
+fn sender_report(rtcp: &[u8]) -> Option<(f64, u32)> {
+    if rtcp.len() < 20 || rtcp[1] != 200 {
+        return None;
+    }
+    let secs = u32::from_be_bytes(rtcp[8..12].try_into().ok()?);
+    let frac = u32::from_be_bytes(rtcp[12..16].try_into().ok()?);
+    let rtp = u32::from_be_bytes(rtcp[16..20].try_into().ok()?);
+    Some((f64::from(secs) + f64::from(frac) / 4_294_967_296.0, rtp))
 }
 
 /// The measured window, set once every client plays.
@@ -56,9 +87,17 @@ struct Receiver {
     last_seq: Option<u16>,
     window: Window,
     play_sent: Instant,
+    /// The last sender report's NTP time and RTP timestamp.
+    report: Option<(f64, u32)>,
 }
 
 impl Receiver {
+    fn rtcp(&mut self, rtcp: &[u8]) {
+        if let Some(report) = sender_report(rtcp) {
+            self.report = Some(report);
+        }
+    }
+
     fn packet(&mut self, rtp: &[u8]) {
         if rtp.len() < 12 {
             return;
@@ -82,6 +121,11 @@ impl Receiver {
             }
             self.counts.packets += 1;
             self.counts.frames += u64::from(marker);
+            if let (true, Some((ntp, at))) = (marker, self.report) {
+                let ts = u32::from_be_bytes([rtp[4], rtp[5], rtp[6], rtp[7]]);
+                let captured = ntp + f64::from(ts.wrapping_sub(at) as i32) / RTP_CLOCK;
+                self.counts.latencies.push((ntp_now() - captured) * 1000.0);
+            }
         }
         self.last_seq = Some(seq);
     }
@@ -238,16 +282,18 @@ async fn client(
         last_seq: None,
         window: Arc::clone(&window),
         play_sent,
+        report: None,
     };
     let done = |w: &Window| w.get().is_some_and(|(_, end)| Instant::now() >= *end);
     match pair {
-        Some((rtp, _rtcp)) => {
+        Some((rtp, rtcp)) => {
             let mut pkt = [0u8; 2048];
+            let mut report = [0u8; 2048];
             while !done(&window) {
-                if let Ok(Ok(n)) =
-                    tokio::time::timeout(Duration::from_millis(200), rtp.recv(&mut pkt)).await
-                {
-                    rx.packet(&pkt[..n]);
+                tokio::select! {
+                    got = rtp.recv(&mut pkt) => if let Ok(n) = got { rx.packet(&pkt[..n]) },
+                    got = rtcp.recv(&mut report) => if let Ok(n) = got { rx.rtcp(&report[..n]) },
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
                 }
             }
         }
@@ -259,8 +305,10 @@ async fn client(
                     if buf.len() < 4 + len {
                         break;
                     }
-                    if buf[1] == 0 {
-                        rx.packet(&buf[4..4 + len]);
+                    match buf[1] {
+                        0 => rx.packet(&buf[4..4 + len]),
+                        1 => rx.rtcp(&buf[4..4 + len]),
+                        _ => {}
                     }
                     buf.drain(..4 + len);
                 }
@@ -364,9 +412,17 @@ async fn main() {
         .collect();
     let first_avg = first.iter().sum::<f64>() / first.len().max(1) as f64;
     let stream_minutes = args.clients as f64 * args.seconds as f64 / 60.0;
+    let mut latencies: Vec<f64> = results.iter().flat_map(|c| c.latencies.clone()).collect();
+    latencies.sort_by(f64::total_cmp);
+    let percentile = |p: f64| match latencies.len() {
+        0 => "-".to_string(),
+        n => format!("{:.2}", latencies[((n - 1) as f64 * p).round() as usize]),
+    };
     println!(
-        "cpu_s={cpu:.2} cpu_per_stream_min={:.3} peak_rss_mib={:.1} frames_min={frames_min} frames_avg={frames_avg:.1} loss_pct={loss:.3} first_frame_ms={first_avg:.0} failed={failed}",
+        "cpu_s={cpu:.2} cpu_per_stream_min={:.3} peak_rss_mib={:.1} frames_min={frames_min} frames_avg={frames_avg:.1} loss_pct={loss:.3} first_frame_ms={first_avg:.0} latency_p50_ms={} latency_p99_ms={} failed={failed}",
         cpu / stream_minutes,
-        rss as f64 / 1024.0
+        rss as f64 / 1024.0,
+        percentile(0.5),
+        percentile(0.99)
     );
 }

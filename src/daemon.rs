@@ -16,9 +16,15 @@ use crate::{broadcast, rtsp, service};
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(700);
 
 /// Runs the daemon on its own tokio runtime until a signal stops it.
+///
+/// One thread does all network I/O: the camera and the encoder have their
+/// own threads (the pipeline's), and what is left per access unit (one
+/// `sendmmsg` for the UDP clients, one write per TCP client) is far less
+/// than a core even on a Pi 3. A second worker thread costs more than it
+/// gives: each access unit would wake it, and the thread switches cost
+/// more CPU than the sends themselves (measured with `bench/run`).
 pub fn run(config: Config) -> ExitCode {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("building the tokio runtime");

@@ -336,7 +336,12 @@ impl Connection {
                 rtcp_port,
             } => {
                 let local = self.local.ip().to_canonical();
-                let udp = match self.ctx.udp.get(local, &self.ctx.stream, &self.ctx.shutdown).await {
+                let udp = match self
+                    .ctx
+                    .udp
+                    .get(local, &self.ctx.stream, &self.ctx.shutdown)
+                    .await
+                {
                     Ok(udp) => udp,
                     Err(e) => {
                         tracing::error!(client = %peer_ip, "SETUP: cannot bind UDP ports on {local}: {e}");

@@ -149,7 +149,9 @@ impl UdpMediaTable {
         let media = UdpMedia::start(ip, Arc::clone(stream), shutdown.clone()).await?;
         // Two first sessions at once: the first one in is kept (the other
         // pair's task ends with its last handle).
-        Ok(Arc::clone(self.0.lock().unwrap().entry(ip).or_insert(media)))
+        Ok(Arc::clone(
+            self.0.lock().unwrap().entry(ip).or_insert(media),
+        ))
     }
 }
 
@@ -434,14 +436,10 @@ impl Fanout {
     /// Hands RTCP from `from` to its session: the client that sends from
     /// the RTCP port it gave, or the one client at that address.
     fn route_rtcp(&self, data: &[u8], from: SocketAddr) {
-        let client = self
-            .clients
-            .values()
-            .find(|c| c.rtcp == from)
-            .or_else(|| {
-                let mut at = self.clients.values().filter(|c| c.rtcp.ip() == from.ip());
-                at.next().filter(|_| at.next().is_none())
-            });
+        let client = self.clients.values().find(|c| c.rtcp == from).or_else(|| {
+            let mut at = self.clients.values().filter(|c| c.rtcp.ip() == from.ip());
+            at.next().filter(|_| at.next().is_none())
+        });
         match client {
             Some(c) => {
                 // A session that is not reading its commands loses RTCP,
@@ -582,10 +580,15 @@ mod tests {
     #[test]
     fn runs_end_at_short_packets() {
         let full = [0u8; MAX_PACKET];
-        let p: Vec<&[u8]> = vec![&[0; 16], &[0; 16], &full, &full, &full, &[0; 100], &[0; 300]];
+        let p: Vec<&[u8]> = vec![
+            &[0; 16], &[0; 16], &full, &full, &full, &[0; 100], &[0; 300],
+        ];
         assert_eq!(runs(&p), [0..1, 1..2, 2..6, 6..7]);
         let long: Vec<&[u8]> = vec![&full; MAX_SEGMENTS + 2];
-        assert_eq!(runs(&long), [0..MAX_SEGMENTS, MAX_SEGMENTS..MAX_SEGMENTS + 2]);
+        assert_eq!(
+            runs(&long),
+            [0..MAX_SEGMENTS, MAX_SEGMENTS..MAX_SEGMENTS + 2]
+        );
     }
 
     #[test]
@@ -634,7 +637,10 @@ mod tests {
             assert_eq!(got, sent, "the packets, byte for byte, in order");
             assert_eq!(counts.sent().0, 7);
         }
-        stream.publish(AccessUnit::new(vec![Bytes::from(vec![0x41; 200])], Instant::now()));
+        stream.publish(AccessUnit::new(
+            vec![Bytes::from(vec![0x41; 200])],
+            Instant::now(),
+        ));
         let next = watch.next().await.unwrap();
         for (socket, _, _, _) in &clients[..2] {
             let got = receive(socket, 1).await;
@@ -642,10 +648,16 @@ mod tests {
         }
         let (paused, counts, _, rx) = &mut clients[2];
         let mut buf = [0u8; 2048];
-        assert!(paused.try_recv(&mut buf).is_err(), "a paused client gets nothing");
+        assert!(
+            paused.try_recv(&mut buf).is_err(),
+            "a paused client gets nothing"
+        );
         assert_eq!(counts.sent().0, 0);
         // RTCP from a client's port reaches its session.
-        paused.send_to(b"rtcp", ("127.0.0.1", rtcp_port)).await.unwrap();
+        paused
+            .send_to(b"rtcp", ("127.0.0.1", rtcp_port))
+            .await
+            .unwrap();
         let got = tokio::time::timeout(Duration::from_secs(2), rx.recv()).await;
         assert!(matches!(got, Ok(Some(Command::Rtcp(d))) if d == b"rtcp"));
     }

@@ -56,6 +56,9 @@ struct Counts {
 
 /// RTP clock rate of H.264 video.
 const RTP_CLOCK: f64 = 90_000.0;
+/// Largest difference in seconds between a sender report's NTP time and
+/// the wall clock when it arrives, for the report to map capture times.
+const MAX_REPORT_AGE: f64 = 0.5;
 /// Seconds from the NTP epoch (1900) to the Unix epoch (1970).
 const NTP_UNIX_OFFSET: f64 = 2_208_988_800.0;
 
@@ -92,9 +95,14 @@ struct Receiver {
 }
 
 impl Receiver {
+    /// Takes a sender report whose NTP time is the wall clock's (a report
+    /// carries the time it was sent). A server whose reports run on
+    /// another clock (gst-rtsp-server's pipeline clock) gives no latency.
     fn rtcp(&mut self, rtcp: &[u8]) {
         if let Some(report) = sender_report(rtcp) {
-            self.report = Some(report);
+            if (ntp_now() - report.0).abs() < MAX_REPORT_AGE {
+                self.report = Some(report);
+            }
         }
     }
 

@@ -499,7 +499,7 @@ fn send_messages(fd: libc::c_int, packets: &[&[u8]], messages: &[Message]) -> io
             h.msg_iovlen = m.packets.len() as _;
             if m.packets.len() > 1 {
                 h.msg_control = control_ptr;
-                h.msg_controllen = size_of::<SegmentControl>() as _;
+                h.msg_controllen = SegmentControl::space() as _;
             }
             libc::mmsghdr {
                 msg_hdr: h,
@@ -519,7 +519,8 @@ fn send_messages(fd: libc::c_int, packets: &[&[u8]], messages: &[Message]) -> io
 }
 
 /// The control message that asks for segmentation at [`MAX_PACKET`]: a
-/// `cmsghdr` followed by the segment size, padded as `CMSG_SPACE` pads it.
+/// `cmsghdr` followed by the segment size (`CMSG_DATA` is right after the
+/// header on every Linux target), with room for `CMSG_SPACE`'s padding.
 #[repr(C)]
 struct SegmentControl {
     header: libc::cmsghdr,
@@ -528,6 +529,12 @@ struct SegmentControl {
 }
 
 impl SegmentControl {
+    /// The message's length with its padding, as `msg_controllen`.
+    fn space() -> u32 {
+        // SAFETY: CMSG_SPACE only computes a length.
+        unsafe { libc::CMSG_SPACE(size_of::<u16>() as u32) }
+    }
+
     fn new() -> Self {
         // SAFETY: CMSG_LEN only computes a length.
         let len = unsafe { libc::CMSG_LEN(size_of::<u16>() as u32) };

@@ -42,6 +42,8 @@ pub struct Config {
     pub camera: CameraConfig,
     /// `[log]`: logging.
     pub log: LogConfig,
+    /// `[auth]`: who may watch.
+    pub auth: AuthConfig,
 }
 
 /// `[server]` section.
@@ -275,6 +277,66 @@ pub struct LogConfig {
     pub level: LogLevel,
 }
 
+/// `[auth]` section: with no users, the stream is open to anyone who can
+/// reach the port.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// The realm clients are challenged with; a user's `ha1` depends on it.
+    pub realm: String,
+    /// Accept Basic authentication (the password in clear) on plain RTSP.
+    pub basic: bool,
+    /// `[[auth.users]]`: who may watch.
+    pub users: Vec<UserConfig>,
+}
+
+/// The default realm.
+pub const DEFAULT_REALM: &str = "streamcam";
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            realm: DEFAULT_REALM.into(),
+            basic: false,
+            users: Vec::new(),
+        }
+    }
+}
+
+/// One `[[auth.users]]` entry: a name and either its password or its
+/// `ha1` (MD5 of "name:realm:password" in hex, from `streamcam
+/// hash-password`).
+#[derive(Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct UserConfig {
+    /// The user name.
+    pub name: String,
+    /// The password, in clear.
+    pub password: Option<String>,
+    /// MD5("name:realm:password") as 32 hex digits.
+    pub ha1: Option<String>,
+}
+
+/// Never shows a password or `ha1`.
+impl fmt::Debug for UserConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UserConfig")
+            .field("name", &self.name)
+            .field("password", &self.password.as_ref().map(|_| "<hidden>"))
+            .field("ha1", &self.ha1.as_ref().map(|_| "<hidden>"))
+            .finish()
+    }
+}
+
+/// True for a name or realm that fits inside a quoted header parameter and
+/// a Basic `name:password` pair: printable, no `"`, `\` or `:`, not empty.
+fn header_safe(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .chars()
+            .all(|c| !c.is_control() && !matches!(c, '"' | '\\' | ':'))
+}
+
 /// A configuration error: what is wrong, where, and what to do.
 #[derive(Debug, thiserror::Error)]
 #[error("{origin}{}: {message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
@@ -319,20 +381,29 @@ impl Config {
         if let Some(dir) = base_dir.filter(|_| file.is_relative() && !file.as_os_str().is_empty()) {
             config.source.file = dir.join(file);
         }
-        config
-            .validate()
-            .map_err(|(table, key, message)| ConfigError {
+        config.validate().map_err(|(key, message)| {
+            let keys = KeyMap::new(text);
+            // A key left out (a user without a password) is placed at its table.
+            let table = key.rsplit_once('.').map_or("", |(t, _)| t);
+            let span = keys.span_of(&key).or_else(|| keys.span_of(table));
+            ConfigError {
                 origin: origin.to_string(),
-                line: KeyMap::new(text)
-                    .span_of(&format!("{table}.{key}"))
-                    .map(|span| line_of(text, span.start)),
-                message: format!("{table}.{key}: {message}"),
-            })?;
+                line: span.map(|span| line_of(text, span.start)),
+                message: format!("{key}: {message}"),
+            }
+        })?;
         Ok(config)
     }
 
-    /// Checks every value; on error returns (table, key, message).
-    fn validate(&self) -> Result<(), (&'static str, &'static str, String)> {
+    /// Checks every value; on error returns the dotted key and a message.
+    fn validate(&self) -> Result<(), (String, String)> {
+        self.validate_values()
+            .map_err(|(table, key, message)| (format!("{table}.{key}"), message))?;
+        self.auth.validate()
+    }
+
+    /// Checks the values of the fixed keys; on error returns (table, key, message).
+    fn validate_values(&self) -> Result<(), (&'static str, &'static str, String)> {
         let s = &self.server;
         let path_ok = s.path.starts_with('/')
             && s.path.len() > 1
@@ -444,6 +515,64 @@ impl Config {
     }
 }
 
+impl AuthConfig {
+    /// Checks the realm and users; on error returns the dotted key
+    /// (`auth.users[1].ha1`) and a message.
+    fn validate(&self) -> Result<(), (String, String)> {
+        if !header_safe(&self.realm) {
+            return Err((
+                "auth.realm".into(),
+                format!(
+                    "{:?} must be printable text without '\"', '\\' or ':'",
+                    self.realm
+                ),
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, user) in self.users.iter().enumerate() {
+            let key = |k: &str| format!("auth.users[{i}].{k}");
+            if !header_safe(&user.name) {
+                return Err((
+                    key("name"),
+                    format!(
+                        "{:?} must be printable text without '\"', '\\' or ':'",
+                        user.name
+                    ),
+                ));
+            }
+            if !seen.insert(user.name.as_str()) {
+                return Err((key("name"), format!("{:?} is listed twice", user.name)));
+            }
+            match (&user.password, &user.ha1) {
+                (Some(_), Some(_)) => {
+                    return Err((key("ha1"), "give either password or ha1, not both".into()));
+                }
+                (None, None) => {
+                    return Err((
+                        key("password"),
+                        format!(
+                            "user {:?} needs a password (or an ha1 from `streamcam hash-password`)",
+                            user.name
+                        ),
+                    ));
+                }
+                (Some(p), None) if p.is_empty() => {
+                    return Err((key("password"), "must not be empty".into()));
+                }
+                (None, Some(h)) if h.len() != 32 || !h.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                    return Err((
+                        key("ha1"),
+                        "must be 32 hex digits: MD5(name:realm:password), as `streamcam hash-password NAME` prints"
+                            .into(),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// "MIN to MAX" for messages.
 fn span<T: fmt::Display>(range: &RangeInclusive<T>) -> String {
     format!("{} to {}", range.start(), range.end())
@@ -477,13 +606,26 @@ impl KeyMap {
                 format!("{prefix}.{}", key.get_ref())
             };
             match value.get_ref() {
-                toml::de::DeValue::Table(inner) => Self::walk(inner, &name, out),
+                toml::de::DeValue::Table(inner) => {
+                    out.push((name.clone(), key.span().start..value.span().end));
+                    Self::walk(inner, &name, out)
+                }
+                toml::de::DeValue::Array(items) => {
+                    out.push((name.clone(), key.span().start..value.span().end));
+                    for (i, item) in items.iter().enumerate() {
+                        if let toml::de::DeValue::Table(inner) = item.get_ref() {
+                            let element = format!("{name}[{i}]");
+                            out.push((element.clone(), item.span()));
+                            Self::walk(inner, &element, out);
+                        }
+                    }
+                }
                 _ => out.push((name, key.span().start..value.span().end)),
             }
         }
     }
 
-    /// Where the value `name` is set.
+    /// Where the value `name` is set (a table or array element: all of it).
     fn span_of(&self, name: &str) -> Option<Range<usize>> {
         self.0
             .iter()
@@ -632,7 +774,7 @@ level = "debug"
                 "video.keyframe_interval",
                 1,
             ),
-            ("[source]\nkind = \"file\"\n", "source.file", 0),
+            ("[source]\nkind = \"file\"\n", "source.file", 1),
             (
                 "[source]\nkind = \"file\"\nfile = \"/nonexistent/x.h264\"\n",
                 "source.file",
@@ -643,6 +785,75 @@ level = "debug"
             let e = parse(text).unwrap_err();
             assert!(e.message.starts_with(key), "{text:?}: {e}");
             assert_eq!(e.line, (line > 0).then_some(line), "{text:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn auth_users() {
+        let c = parse(
+            "[auth]\nrealm = \"garden\"\n[[auth.users]]\nname = \"viewer\"\npassword = \"secret\"\n\
+             [[auth.users]]\nname = \"admin\"\nha1 = \"0123456789abcdef0123456789ABCDEF\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.auth.realm, "garden");
+        assert!(!c.auth.basic);
+        assert_eq!(c.auth.users.len(), 2);
+        let shown = format!("{:?}", c.auth);
+        assert!(
+            !shown.contains("secret") && !shown.contains("0123"),
+            "{shown}"
+        );
+        assert_eq!(parse("").unwrap().auth.realm, DEFAULT_REALM);
+        let user = |body: &str| {
+            format!(
+                "[auth]\n[[auth.users]]\nname = \"a\"\npassword = \"p\"\n[[auth.users]]\n{body}"
+            )
+        };
+        let cases = [
+            (
+                user("name = \"\"\npassword = \"x\"\n"),
+                "auth.users[1].name",
+                6,
+            ),
+            (
+                user("name = \"a\"\npassword = \"x\"\n"),
+                "auth.users[1].name",
+                6,
+            ),
+            (
+                user("name = \"b:c\"\npassword = \"x\"\n"),
+                "auth.users[1].name",
+                6,
+            ),
+            (
+                user("name = \"b\"\nha1 = \"abc\"\n"),
+                "auth.users[1].ha1",
+                7,
+            ),
+            (
+                user("name = \"b\"\nha1 = \"zz23456789abcdef0123456789abcdef\"\n"),
+                "auth.users[1].ha1",
+                7,
+            ),
+            (
+                user(
+                    "name = \"b\"\npassword = \"x\"\nha1 = \"0123456789abcdef0123456789abcdef\"\n",
+                ),
+                "auth.users[1].ha1",
+                8,
+            ),
+            (user("name = \"b\"\n"), "auth.users[1].password", 5),
+            (
+                user("name = \"b\"\npassword = \"\"\n"),
+                "auth.users[1].password",
+                7,
+            ),
+            ("[auth]\nrealm = \"a\\\"b\"\n".to_string(), "auth.realm", 2),
+        ];
+        for (text, key, line) in cases {
+            let e = parse(&text).unwrap_err();
+            assert!(e.message.starts_with(key), "{text:?}: {e}");
+            assert_eq!(e.line, Some(line), "{text:?}: {e}");
         }
     }
 

@@ -64,11 +64,30 @@ async fn serve(config: Config) -> ExitCode {
             }
         };
     let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
+    let auth = rtsp::auth::Auth::new(&config.auth).map(Arc::new);
+    match &auth {
+        Some(a) => tracing::info!(
+            users = a.user_count(),
+            realm = a.realm(),
+            "authentication: {} user(s) in realm {:?}; Basic on plain RTSP {}",
+            a.user_count(),
+            a.realm(),
+            if config.auth.basic {
+                "allowed (auth.basic)"
+            } else {
+                "refused"
+            }
+        ),
+        None => tracing::info!(
+            "authentication: none ([auth] has no users): anyone who can reach {listen} can watch"
+        ),
+    }
     let ctx = rtsp::ServerContext::new(
         Arc::clone(&stream),
         config.server.path.clone(),
         config.video.framerate,
         config.server.max_clients,
+        auth,
         shutdown.clone(),
     );
     let local = listener

@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use rtsp_types::{Request, StatusCode};
@@ -203,9 +203,9 @@ impl Connection {
     /// Answers one request.
     async fn handle(&mut self, req: Request<Vec<u8>>) -> Result<(), Close> {
         tracing::debug!(client = %self.peer.ip().to_canonical(), method = ?req.method(), uri = ?req.request_uri().map(|u| u.as_str()), "request");
-        let mut out = self
-            .protocol
-            .handle(&req, &self.ctx.info, &*self.ctx.sessions);
+        let mut out =
+            self.protocol
+                .handle(&req, &self.ctx.info, &*self.ctx.sessions, Instant::now());
         loop {
             match out {
                 Output::Effect(effect) => {

@@ -95,6 +95,10 @@ fn declared_body_len(buf: &[u8]) -> Option<usize> {
     })
 }
 
+/// Separates the challenges of one `WWW-Authenticate` value that go out as
+/// headers of their own (rtsp-types keeps one value per header name).
+pub const CHALLENGE_SEPARATOR: char = '\n';
+
 /// Appends the bytes of `resp` (with its Content-Length) to `out`.
 pub fn write_response(out: &mut Vec<u8>, mut resp: Response<Vec<u8>>) {
     if !resp.body().is_empty() {
@@ -104,7 +108,26 @@ pub fn write_response(out: &mut Vec<u8>, mut resp: Response<Vec<u8>>) {
         );
     }
     resp.set_reason_phrase(reason_phrase(resp.status()));
-    resp.write(out).expect("writing to a Vec cannot fail");
+    let name = rtsp_types::headers::WWW_AUTHENTICATE;
+    let challenges = resp.header(&name).map(|v| v.as_str().to_string());
+    let start = out.len();
+    match challenges {
+        Some(all) if all.contains(CHALLENGE_SEPARATOR) => {
+            resp.remove_header(&name);
+            resp.write(out).expect("writing to a Vec cannot fail");
+            let lines: String = all
+                .split(CHALLENGE_SEPARATOR)
+                .map(|c| format!("{name}: {c}\r\n"))
+                .collect();
+            // After the status line and the other headers, before the blank line.
+            let end = out[start..]
+                .windows(4)
+                .position(|w| w == b"\r\n\r\n")
+                .map_or(out.len(), |p| start + p + 2);
+            out.splice(end..end, lines.into_bytes());
+        }
+        _ => resp.write(out).expect("writing to a Vec cannot fail"),
+    }
 }
 
 /// The header of an interleaved frame (RFC 2326 10.12) carrying `len` bytes.

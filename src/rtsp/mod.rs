@@ -1,9 +1,11 @@
-//! The RTSP 1.0 server (RFC 2326). `message` and `protocol` are the server
-//! without I/O (bytes to requests, requests to responses and effects);
+//! The RTSP 1.0 server (RFC 2326). `message`, `protocol` and `auth` are the
+//! server without I/O (bytes to requests, requests to responses and
+//! effects, credentials to verdicts);
 //! `connection`, `writer`, `session` and `udp` do the I/O; `media`,
 //! `transport` and `sdp` serve them. Reaches the camera and encoder only
 //! through the broadcast.
 
+pub mod auth;
 pub mod connection;
 pub mod media;
 pub mod message;
@@ -22,6 +24,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::broadcast::Broadcast;
+use auth::Auth;
 use protocol::ServerInfo;
 use session::SessionTable;
 use udp::UdpMediaTable;
@@ -45,12 +48,14 @@ pub struct ServerContext {
 }
 
 impl ServerContext {
-    /// Context for a server of `max_clients` sessions.
+    /// Context for a server of `max_clients` sessions; `auth`: who may
+    /// watch (`None`: anyone).
     pub fn new(
         stream: Arc<Broadcast>,
         path: String,
         framerate: u32,
         max_clients: usize,
+        auth: Option<Arc<Auth>>,
         shutdown: watch::Receiver<bool>,
     ) -> Arc<Self> {
         Arc::new(Self {
@@ -61,6 +66,7 @@ impl ServerContext {
                 path,
                 framerate,
                 sdp_session_id: rand::random::<u32>().into(),
+                auth,
             },
             shutdown,
             // Room for clients that DESCRIBE on a second connection, and probes.

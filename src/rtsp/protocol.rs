@@ -6,9 +6,13 @@
 //! from recorded client transcripts and fuzzed without a network.
 
 use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
 
 use rtsp_types::{Method, Request, Response, StatusCode, Version, headers};
 
+use super::auth::{Attempt, Auth, Verdict};
+use super::message::CHALLENGE_SEPARATOR;
 use super::sdp::{self, TRACK_CONTROL};
 use super::transport::{self, Transport, TransportError};
 use crate::h264::ParameterSets;
@@ -65,6 +69,8 @@ pub struct ServerInfo {
     pub sdp_session_id: u64,
     /// Configured frame rate, for the SDP when the SPS carries none.
     pub framerate: u32,
+    /// Who may watch; `None`: anyone.
+    pub auth: Option<Arc<Auth>>,
 }
 
 /// Something the I/O layer must do before the request can be answered; its
@@ -182,13 +188,15 @@ impl Protocol {
         self.interleaved
     }
 
-    /// Handles one request. At most one request is handled at a time: after
-    /// an [`Output::Effect`], call [`Protocol::complete`] before the next.
+    /// Handles one request, arrived at `now`. At most one request is handled
+    /// at a time: after an [`Output::Effect`], call [`Protocol::complete`]
+    /// before the next.
     pub fn handle(
         &mut self,
         req: &Request<Vec<u8>>,
         server: &ServerInfo,
         sessions: &dyn Sessions,
+        now: Instant,
     ) -> Output {
         debug_assert!(self.pending.is_none(), "a request is still pending");
         let Some(cseq) = req
@@ -215,7 +223,7 @@ impl Protocol {
             r.insert_header(headers::UNSUPPORTED, required.as_str());
             return reply(r);
         }
-        if let Err(refusal) = self.authorize(req, &cseq) {
+        if let Err(refusal) = self.authorize(req, &cseq, server.auth.as_deref(), now) {
             return reply(refusal);
         }
         match self.decide(req, &cseq, server, sessions) {
@@ -233,10 +241,53 @@ impl Protocol {
     }
 
     /// The per-request access check: every request passes through here
-    /// before it is acted on. The stream is open to anyone today; this is
-    /// where credentials are checked.
-    fn authorize(&self, _req: &Request<Vec<u8>>, _cseq: &str) -> Result<(), Response<Vec<u8>>> {
-        Ok(())
+    /// before it is acted on. With users configured, every method but
+    /// OPTIONS needs their credentials.
+    fn authorize(
+        &self,
+        req: &Request<Vec<u8>>,
+        cseq: &str,
+        auth: Option<&Auth>,
+        now: Instant,
+    ) -> Result<(), Response<Vec<u8>>> {
+        let Some(auth) = auth else { return Ok(()) };
+        if req.method() == Method::Options {
+            return Ok(());
+        }
+        let Some(url) = req.request_uri() else {
+            return Err(error_response(StatusCode::BadRequest, Some(cseq)));
+        };
+        let attempt = Attempt {
+            method: req.method().into(),
+            url,
+            authorization: req.header(&headers::AUTHORIZATION).map(|v| v.as_str()),
+            client: self.peer,
+            secure: false,
+            now,
+        };
+        match auth.check(&attempt) {
+            Verdict::Allowed { user } => {
+                tracing::debug!(client = %self.peer, user = %user, "authenticated");
+                Ok(())
+            }
+            Verdict::Challenge { stale } => {
+                let mut r = error_response(StatusCode::Unauthorized, Some(cseq));
+                let challenges = auth.challenges(stale, attempt.secure, now);
+                r.insert_header(
+                    headers::WWW_AUTHENTICATE,
+                    challenges.join(&CHALLENGE_SEPARATOR.to_string()),
+                );
+                Err(r)
+            }
+            Verdict::Throttled { retry_after } => {
+                let mut r = error_response(StatusCode::ServiceUnavailable, Some(cseq));
+                r.insert_header(
+                    headers::RETRY_AFTER,
+                    retry_after.as_secs().max(1).to_string(),
+                );
+                Err(r)
+            }
+        }
     }
 
     /// Answers the pending request with the result of its effect.
@@ -523,6 +574,7 @@ mod tests {
             path: "/stream".into(),
             sdp_session_id: 7,
             framerate: 30,
+            auth: None,
         }
     }
 
@@ -581,15 +633,25 @@ mod tests {
         table: &Table,
         req: &Request<Vec<u8>>,
     ) -> (Response<Vec<u8>>, Vec<Effect>, After) {
+        exchange_with(p, table, req, &server())
+    }
+
+    /// [`exchange`] with a server of its own.
+    fn exchange_with(
+        p: &mut Protocol,
+        table: &Table,
+        req: &Request<Vec<u8>>,
+        server: &ServerInfo,
+    ) -> (Response<Vec<u8>>, Vec<Effect>, After) {
         let mut effects = Vec::new();
-        let mut out = p.handle(req, &server(), table);
+        let mut out = p.handle(req, server, table, Instant::now());
         loop {
             match out {
                 Output::Reply { response, after } => return (response, effects, after),
                 Output::Effect(e) => {
                     let done = table.execute(&e);
                     effects.push(e);
-                    out = p.complete(done, &server());
+                    out = p.complete(done, server);
                 }
             }
         }
@@ -719,6 +781,55 @@ mod tests {
     }
 
     #[test]
+    fn with_users_every_method_but_options_needs_credentials() {
+        let config = crate::config::Config::parse(
+            "[auth]\nbasic = true\n[[auth.users]]\nname = \"viewer\"\npassword = \"secret\"\n",
+            "test",
+            None,
+        )
+        .unwrap();
+        let server = ServerInfo {
+            auth: Auth::new(&config.auth).map(Arc::new),
+            ..server()
+        };
+        let credentials = "Basic dmlld2VyOnNlY3JldA=="; // viewer:secret
+        let table = Table::default();
+        let mut p = Protocol::new(Ipv4Addr::LOCALHOST.into(), Ipv4Addr::LOCALHOST.into());
+        let mut session = None;
+        for req in transcript("ffmpeg-udp") {
+            let mut req = req;
+            if let (Some(id), Some(_)) = (session, req.header(&headers::SESSION)) {
+                req.insert_header(headers::SESSION, format!("{id}"));
+            }
+            req.remove_header(&headers::AUTHORIZATION);
+            let (r, effects, _) = exchange_with(&mut p, &table, &req, &server);
+            if req.method() == Method::Options {
+                assert_eq!(r.status(), StatusCode::Ok);
+                continue;
+            }
+            assert_eq!(r.status(), StatusCode::Unauthorized, "{:?}", req.method());
+            assert!(effects.is_empty(), "nothing done without credentials");
+            let mut bytes = Vec::new();
+            crate::rtsp::message::write_response(&mut bytes, r);
+            let text = String::from_utf8(bytes).unwrap();
+            let digest = text.find("\r\nWWW-Authenticate: Digest realm=\"streamcam\", nonce=\"");
+            let basic = text.find("\r\nWWW-Authenticate: Basic realm=\"streamcam\"");
+            assert!(
+                digest.is_some() && basic.is_some() && digest < basic,
+                "{text}"
+            );
+            assert!(text.ends_with("\r\n\r\n"), "{text}");
+            req.insert_header(headers::AUTHORIZATION, credentials);
+            let (r, _, _) = exchange_with(&mut p, &table, &req, &server);
+            assert_eq!(r.status(), StatusCode::Ok, "{:?}", req.method());
+            if let Some(v) = r.header(&headers::SESSION) {
+                session = SessionId::from_header(v.as_str());
+            }
+        }
+        assert!(session.is_some(), "the transcript set up a session");
+    }
+
+    #[test]
     fn requests_outside_the_rules_are_refused_without_effects() {
         let table = Table::default();
         let mut p = Protocol::new(Ipv4Addr::LOCALHOST.into(), Ipv4Addr::LOCALHOST.into());
@@ -824,6 +935,7 @@ mod tests {
             &request("DESCRIBE rtsp://h/stream RTSP/1.0\nCSeq: 1\n"),
             &server(),
             &table,
+            Instant::now(),
         );
         assert!(matches!(out, Output::Effect(Effect::Describe)));
         let Output::Reply { response, .. } = p.complete(Done::Described(None), &server()) else {

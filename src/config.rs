@@ -330,7 +330,7 @@ impl fmt::Debug for UserConfig {
 
 /// True for a name or realm that fits inside a quoted header parameter and
 /// a Basic `name:password` pair: printable, no `"`, `\` or `:`, not empty.
-fn header_safe(text: &str) -> bool {
+pub fn header_safe(text: &str) -> bool {
     !text.is_empty()
         && text
             .chars()

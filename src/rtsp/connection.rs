@@ -202,7 +202,7 @@ impl Connection {
 
     /// Answers one request.
     async fn handle(&mut self, req: Request<Vec<u8>>) -> Result<(), Close> {
-        tracing::debug!(client = %self.peer.ip().to_canonical(), method = ?req.method(), uri = ?req.request_uri().map(|u| u.as_str()), "request");
+        tracing::debug!(client = %self.peer.ip().to_canonical(), method = ?req.method(), uri = ?req.request_uri().map(super::protocol::loggable), "request");
         let mut out =
             self.protocol
                 .handle(&req, &self.ctx.info, &*self.ctx.sessions, Instant::now());

@@ -281,10 +281,8 @@ impl Protocol {
             }
             Verdict::Throttled { retry_after } => {
                 let mut r = error_response(StatusCode::ServiceUnavailable, Some(cseq));
-                r.insert_header(
-                    headers::RETRY_AFTER,
-                    retry_after.as_secs().max(1).to_string(),
-                );
+                let seconds = (retry_after.as_secs_f64().ceil() as u64).max(1);
+                r.insert_header(headers::RETRY_AFTER, format!("{seconds}"));
                 Err(r)
             }
         }
@@ -457,10 +455,18 @@ impl Protocol {
             url.set_query(None);
             Ok(url.to_string())
         } else {
-            tracing::info!(client = %self.peer, url = %url, "no such stream (404); the stream is at {}", server.path);
+            tracing::info!(client = %self.peer, url = %loggable(url), "no such stream (404); the stream is at {}", server.path);
             Err(StatusCode::NotFound)
         }
     }
+}
+
+/// A request URL as the log may show it: without a user name or password.
+pub fn loggable(url: &url::Url) -> String {
+    let mut url = url.clone();
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    url.to_string()
 }
 
 /// What a request calls for.

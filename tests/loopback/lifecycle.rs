@@ -215,6 +215,16 @@ fn check_config_accepts_the_shipped_file_and_names_bad_keys() {
         ("[video]\nbitrate = \"fast\"\n", "video.bitrate", ":2"),
         ("[video]\nwidth = 1281\n", "video.width", ":2"),
         ("[source]\nkind = \"webcam\"\n", "kind", ":2"),
+        (
+            "[auth]\n[[auth.users]]\nname = \"a\"\nha1 = \"abc\"\n",
+            "auth.users[0].ha1",
+            ":4",
+        ),
+        (
+            "[[auth.users]]\nname = \"a\"\npassword = \"x\"\n[[auth.users]]\nname = \"a\"\npassword = \"y\"\n",
+            "auth.users[1].name",
+            ":5",
+        ),
     ] {
         std::fs::write(&bad, text).unwrap();
         let (code, _, err) = streamcam(&["check-config", bad.to_str().unwrap()]);

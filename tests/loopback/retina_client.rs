@@ -34,10 +34,19 @@ pub fn play(url: &str, transport: &str, frames: usize, mode: Mode) -> RetinaRun 
 
 async fn run(url: &str, transport: &str, frames: usize, mode: Mode) -> RetinaRun {
     let group = Arc::new(SessionGroup::default());
+    // Credentials in the URL (rtsp://user:password@host/...) go to retina's own option.
+    let mut url = url::Url::parse(url).unwrap();
+    let creds = (!url.username().is_empty()).then(|| retina::client::Credentials {
+        username: url.username().to_string(),
+        password: url.password().unwrap_or_default().to_string(),
+    });
+    url.set_username("").unwrap();
+    url.set_password(None).unwrap();
     let options = SessionOptions::default()
         .session_group(Arc::clone(&group))
+        .creds(creds)
         .user_agent("streamcam-tests retina".into());
-    let mut session = retina::client::Session::describe(url::Url::parse(url).unwrap(), options)
+    let mut session = retina::client::Session::describe(url, options)
         .await
         .expect("retina DESCRIBE");
     let video = session

@@ -82,11 +82,19 @@ async fn serve(config: Config) -> ExitCode {
             "authentication: none ([auth] has no users): anyone who can reach {listen} can watch"
         ),
     }
+    let fd_limit = rtsp::admission::raise_fd_limit();
+    let max_connections = rtsp::admission::Admission::cap_for(fd_limit);
+    tracing::info!(
+        max_connections,
+        fd_limit,
+        "up to {max_connections} connections (open file limit {fd_limit}); at the limit the oldest without a session makes room"
+    );
     let ctx = rtsp::ServerContext::new(
         Arc::clone(&stream),
         config.server.path.clone(),
         config.video.framerate,
         config.server.max_clients,
+        max_connections,
         auth,
         shutdown.clone(),
     );

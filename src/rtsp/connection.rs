@@ -9,13 +9,13 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use rtsp_types::{Request, StatusCode};
-use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use super::ServerContext;
+use super::admission::Ticket;
 use super::media::ClientMedia;
 use super::message::{self, FramingError, Input};
 use super::protocol::{After, Carriage, Created, Done, Effect, Output, Protocol, SessionId};
@@ -24,7 +24,12 @@ use super::transport::Transport;
 use super::writer::{self, Outgoing, WriterHandle};
 
 /// A partial request older than this closes the connection (slow clients).
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// A connection that carries no session and sends no request for this long
+/// is closed (one that carries a session has [`SESSION_TIMEOUT`]).
+const IDLE_WITHOUT_SESSION: Duration = Duration::from_secs(15);
+/// Bytes read at a time.
+const READ_CHUNK: usize = 4096;
 /// Longest DESCRIBE waits for the first picture's parameter sets.
 const DESCRIBE_WAIT: Duration = Duration::from_secs(5);
 /// Kernel send buffer for a connection: bounds what a client that stops
@@ -47,8 +52,10 @@ enum Close {
     BadRequest(String),
     #[error("{}", .0.describe())]
     Writer(End),
-    #[error("idle for {} s with no session playing", SESSION_TIMEOUT.as_secs())]
-    Idle,
+    #[error("idle for {} s with no session playing", .0.as_secs())]
+    Idle(Duration),
+    #[error("closed to make room for a new connection (no session on it)")]
+    Evicted,
 }
 
 impl Close {
@@ -60,7 +67,8 @@ impl Close {
             Self::Io(e) => writer::io_end(e),
             Self::BadRequest(why) => End::Error(format!("bad request: {why}")),
             Self::Writer(end) => end.clone(),
-            Self::Idle => End::Timeout,
+            Self::Idle(_) => End::Timeout,
+            Self::Evicted => End::Error("closed to make room".into()),
         }
     }
 }
@@ -72,8 +80,8 @@ struct Interleaved {
     playing: bool,
 }
 
-/// Serves one connection until it closes.
-pub async fn serve(ctx: Arc<ServerContext>, stream: TcpStream, peer: SocketAddr) {
+/// Serves one admitted connection until it closes.
+pub async fn serve(ctx: Arc<ServerContext>, stream: TcpStream, peer: SocketAddr, ticket: Ticket) {
     let local = match stream.local_addr() {
         Ok(a) => a,
         Err(e) => {
@@ -92,7 +100,9 @@ pub async fn serve(ctx: Arc<ServerContext>, stream: TcpStream, peer: SocketAddr)
         local,
         writer,
         interleaved: None,
+        udp_sessions: Vec::new(),
         go: None,
+        ticket,
     };
     let close = conn.run(reader, &mut writer_task).await;
     let carried_session = conn.interleaved.take();
@@ -125,13 +135,19 @@ struct Connection {
     local: SocketAddr,
     writer: WriterHandle,
     interleaved: Option<Interleaved>,
+    /// UDP sessions this connection set up.
+    udp_sessions: Vec<SessionId>,
     /// Fires the session's media once the PLAY reply is written.
     go: Option<oneshot::Sender<()>>,
+    /// Its place among the open connections.
+    ticket: Ticket,
 }
 
 impl Connection {
-    async fn run(&mut self, mut reader: OwnedReadHalf, writer_task: &mut JoinHandle<()>) -> Close {
-        let mut inbuf = BytesMut::with_capacity(4096);
+    async fn run(&mut self, reader: OwnedReadHalf, writer_task: &mut JoinHandle<()>) -> Close {
+        // Allocated when bytes arrive and let go once they are used: an idle
+        // connection holds no buffer.
+        let mut inbuf = BytesMut::new();
         let mut shutdown = self.ctx.shutdown.clone();
         let mut partial_since: Option<tokio::time::Instant> = None;
         let mut last_request = tokio::time::Instant::now();
@@ -154,7 +170,9 @@ impl Connection {
                     Err(e) => return self.refuse(e).await,
                 }
             }
-            if !inbuf.is_empty() {
+            if inbuf.is_empty() {
+                inbuf = BytesMut::new();
+            } else {
                 partial_since.get_or_insert_with(tokio::time::Instant::now);
             }
             // A session that ended on its own (it lagged) no longer keeps
@@ -163,24 +181,53 @@ impl Connection {
                 .interleaved
                 .as_ref()
                 .is_some_and(|i| i.playing && self.ctx.sessions.get(i.handle.id).is_some());
+            let carries = self.carries_session();
+            self.ticket.set_carries_session(carries);
+            let idle_limit = if carries {
+                SESSION_TIMEOUT
+            } else {
+                IDLE_WITHOUT_SESSION
+            };
             tokio::select! {
                 _ = super::stopped(&mut shutdown) => return Close::Shutdown,
-                n = reader.read_buf(&mut inbuf) => match n {
-                    Ok(0) => return Close::Eof,
-                    Ok(_) => {}
-                    Err(e) => return Close::Io(e),
+                _ = self.ticket.evicted() => return Close::Evicted,
+                ready = reader.readable() => {
+                    if let Err(e) = ready {
+                        return Close::Io(e);
+                    }
+                    inbuf.reserve(READ_CHUNK);
+                    match reader.try_read_buf(&mut inbuf) {
+                        Ok(0) => return Close::Eof,
+                        Ok(_) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                        Err(e) => return Close::Io(e),
+                    }
                 },
                 _ = &mut *writer_task => return Close::Writer(self.writer.failure()),
                 _ = tick.tick() => {
                     if partial_since.is_some_and(|t| t.elapsed() > REQUEST_TIMEOUT) {
-                        return Close::BadRequest("request incomplete after 10 s".into());
+                        return Close::BadRequest(format!(
+                            "request incomplete after {} s",
+                            REQUEST_TIMEOUT.as_secs()
+                        ));
                     }
-                    if !playing && last_request.elapsed() > SESSION_TIMEOUT {
-                        return Close::Idle;
+                    if !playing && last_request.elapsed() > idle_limit {
+                        return Close::Idle(idle_limit);
                     }
                 }
             }
         }
+    }
+
+    /// True while a session this connection set up is live.
+    fn carries_session(&mut self) -> bool {
+        let sessions = &self.ctx.sessions;
+        self.udp_sessions.retain(|id| sessions.get(*id).is_some());
+        !self.udp_sessions.is_empty()
+            || self
+                .interleaved
+                .as_ref()
+                .is_some_and(|il| sessions.get(il.handle.id).is_some())
     }
 
     /// Answers bytes that are not RTSP, and closes.
@@ -356,6 +403,7 @@ impl Connection {
                     Arc::clone(media.counts()),
                     handle.commands.clone(),
                 );
+                self.udp_sessions.push(handle.id);
                 (Sink::Udp(client), Some(udp.ports()))
             }
         };

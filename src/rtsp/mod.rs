@@ -5,6 +5,7 @@
 //! `transport` and `sdp` serve them. Reaches the camera and encoder only
 //! through the broadcast.
 
+pub mod admission;
 pub mod auth;
 pub mod connection;
 pub mod media;
@@ -17,13 +18,14 @@ pub mod udp;
 pub mod writer;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::broadcast::Broadcast;
+use admission::Admission;
 use auth::Auth;
 use protocol::ServerInfo;
 use session::SessionTable;
@@ -42,19 +44,19 @@ pub struct ServerContext {
     pub info: ServerInfo,
     /// Becomes true when the daemon stops.
     pub shutdown: watch::Receiver<bool>,
-    /// Most connections open at once.
-    pub max_connections: usize,
-    connections: AtomicUsize,
+    /// The open connections, capped.
+    pub admission: Arc<Admission>,
 }
 
 impl ServerContext {
-    /// Context for a server of `max_clients` sessions; `auth`: who may
-    /// watch (`None`: anyone).
+    /// Context for a server of `max_clients` sessions and at most
+    /// `max_connections` connections; `auth`: who may watch (`None`: anyone).
     pub fn new(
         stream: Arc<Broadcast>,
         path: String,
         framerate: u32,
         max_clients: usize,
+        max_connections: usize,
         auth: Option<Arc<Auth>>,
         shutdown: watch::Receiver<bool>,
     ) -> Arc<Self> {
@@ -69,9 +71,7 @@ impl ServerContext {
                 auth,
             },
             shutdown,
-            // Room for clients that DESCRIBE on a second connection, and probes.
-            max_connections: max_clients * 2 + 8,
-            connections: AtomicUsize::new(0),
+            admission: Admission::new(max_connections),
         })
     }
 }
@@ -98,20 +98,18 @@ pub async fn serve(listener: TcpListener, ctx: Arc<ServerContext>) {
                 continue;
             }
         };
-        if ctx.connections.load(Ordering::Relaxed) >= ctx.max_connections {
-            tracing::warn!(client = %peer.ip().to_canonical(), "refusing connection: {} connections open", ctx.max_connections);
-            tokio::spawn(async move {
-                let msg = b"RTSP/1.0 503 Service Unavailable\r\nCSeq: 0\r\n\r\n";
-                let _ = stream.write_all(msg).await;
-            });
-            continue;
-        }
-        ctx.connections.fetch_add(1, Ordering::Relaxed);
-        let ctx = Arc::clone(&ctx);
-        tokio::spawn(async move {
-            tracing::debug!(client = %peer.ip().to_canonical(), "connection opened");
-            connection::serve(Arc::clone(&ctx), stream, peer).await;
-            ctx.connections.fetch_sub(1, Ordering::Relaxed);
-        });
+        let ticket = match ctx.admission.admit(Instant::now()) {
+            Ok(t) => t,
+            Err(full) => {
+                tracing::warn!(client = %peer.ip().to_canonical(), "refusing connection: {full}");
+                tokio::spawn(async move {
+                    let msg = b"RTSP/1.0 503 Service Unavailable\r\nCSeq: 0\r\n\r\n";
+                    let _ = stream.write_all(msg).await;
+                });
+                continue;
+            }
+        };
+        tracing::debug!(client = %peer.ip().to_canonical(), "connection opened");
+        tokio::spawn(connection::serve(Arc::clone(&ctx), stream, peer, ticket));
     }
 }

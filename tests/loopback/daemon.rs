@@ -66,6 +66,22 @@ impl Daemon {
     /// Like [`Daemon::start_with`], with extra environment variables (as
     /// systemd would set them).
     pub fn start_env(ip: &str, source: Source, extra: &str, env: &[(&str, &str)]) -> Daemon {
+        Self::launch(ip, source, extra, env, None)
+    }
+
+    /// Like [`Daemon::start_with`], allowed at most `nofile` open files
+    /// (soft and hard limit), as a small system would allow.
+    pub fn start_limited(source: Source, extra: &str, nofile: u64) -> Daemon {
+        Self::launch("127.0.0.1", source, extra, &[], Some(nofile))
+    }
+
+    fn launch(
+        ip: &str,
+        source: Source,
+        extra: &str,
+        env: &[(&str, &str)],
+        nofile: Option<u64>,
+    ) -> Daemon {
         let dir = tempfile::tempdir().unwrap();
         let source = match source {
             Source::File => format!("kind = \"file\"\nfile = {:?}\n", sample_file()),
@@ -81,7 +97,25 @@ impl Daemon {
         );
         let path = dir.path().join("streamcam.toml");
         std::fs::write(&path, config).unwrap();
-        let mut child = streamcam_command()
+        let mut command = streamcam_command();
+        if let Some(limit) = nofile {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe; nothing else runs here.
+            unsafe {
+                command.pre_exec(move || {
+                    let l = libc::rlimit {
+                        rlim_cur: limit,
+                        rlim_max: limit,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &l) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        }
+        let mut child = command
             .arg("--config")
             .arg(&path)
             .env_remove("JOURNAL_STREAM")
@@ -131,6 +165,29 @@ impl Daemon {
     /// The address the daemon listens on.
     pub fn addr(&self) -> std::net::SocketAddr {
         format!("{}:{}", self.host, self.port).parse().unwrap()
+    }
+
+    /// The daemon's process id (the emulator's, under `STREAMCAM_RUNNER`).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// Its open file descriptors now.
+    pub fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+
+    /// Its resident memory now, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
     }
 
     /// Everything the daemon logged so far.

@@ -1,5 +1,6 @@
 //! Loopback integration tests: the real daemon against real RTSP clients.
 
+mod attack;
 mod auth;
 mod clients;
 mod daemon;

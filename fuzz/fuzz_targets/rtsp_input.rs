@@ -1,15 +1,20 @@
 //! A client's bytes on an RTSP connection: requests and interleaved frames
 //! are split off (`message::next_input`), and every request goes through
 //! the protocol state machine, with a session table that knows the
-//! sessions the effects created.
+//! sessions the effects created: once for a server open to anyone, once
+//! for one with users (every request then meets the credential check).
 #![no_main]
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::{Arc, LazyLock};
+use std::time::Instant;
 
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
+use streamcam::config::{AuthConfig, UserConfig};
+use streamcam::rtsp::auth::Auth;
 use streamcam::rtsp::message::{self, Input};
 use streamcam::rtsp::protocol::{
     Carriage, Created, Done, Effect, Output, PlayStart, Protocol, ServerInfo, SessionId, Sessions,
@@ -25,12 +30,34 @@ impl Sessions for Table {
     }
 }
 
+static AUTH: LazyLock<Arc<Auth>> = LazyLock::new(|| {
+    let users = vec![UserConfig {
+        name: "viewer".into(),
+        password: Some("secret".into()),
+        ha1: None,
+    }];
+    Arc::new(
+        Auth::new(&AuthConfig {
+            users,
+            ..AuthConfig::default()
+        })
+        .expect("one user"),
+    )
+});
+
 fuzz_target!(|data: &[u8]| {
+    for auth in [None, Some(Arc::clone(&AUTH))] {
+        run(data, auth);
+    }
+});
+
+fn run(data: &[u8], auth: Option<Arc<Auth>>) {
     let local = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let server = ServerInfo {
         path: "/stream".into(),
         sdp_session_id: 1,
         framerate: 30,
+        auth,
     };
     let table = Table::default();
     let mut protocol = Protocol::new(local, local);
@@ -38,7 +65,7 @@ fuzz_target!(|data: &[u8]| {
     let mut next_id = 1;
     while let Ok(Some(input)) = message::next_input(&mut buf) {
         let Input::Request(req) = input else { continue };
-        let mut out = protocol.handle(&req, &server, &table);
+        let mut out = protocol.handle(&req, &server, &table, Instant::now());
         while let Output::Effect(effect) = out {
             let done = match effect {
                 Effect::Describe => Done::Described(None),
@@ -70,4 +97,4 @@ fuzz_target!(|data: &[u8]| {
             message::write_response(&mut bytes, response);
         }
     }
-});
+}

@@ -33,23 +33,35 @@ pub fn run(config: Config) -> ExitCode {
 
 async fn serve(config: Config) -> ExitCode {
     let listen = config.server.listen;
-    let listener = match TcpListener::bind(listen).await {
-        Ok(l) => l,
-        Err(e) => {
-            let hint = match e.kind() {
-                std::io::ErrorKind::AddrInUse => {
-                    "another program (perhaps another streamcam) uses this port; stop it or change server.listen"
+    let Some(listener) = bind(listen, "server.listen").await else {
+        return ExitCode::FAILURE;
+    };
+    let tls = match &config.tls {
+        None => None,
+        Some(tls_config) => {
+            let tls = match crate::tls::load(tls_config) {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::error!("cannot set up RTSPS: {e}");
+                    return ExitCode::from(EX_CONFIG as u8);
                 }
-                std::io::ErrorKind::PermissionDenied => {
-                    "ports below 1024 need CAP_NET_BIND_SERVICE (the shipped systemd unit grants it) or root"
-                }
-                std::io::ErrorKind::AddrNotAvailable => {
-                    "this machine has no such address; use 0.0.0.0 or [::] to listen everywhere"
-                }
-                _ => "check server.listen",
             };
-            tracing::error!("cannot listen on {listen}: {e}: {hint}");
-            return ExitCode::FAILURE;
+            let Some(tls_listener) = bind(tls_config.listen, "tls.listen").await else {
+                return ExitCode::FAILURE;
+            };
+            let local = tls_listener
+                .local_addr()
+                .map_or(tls_config.listen.to_string(), |a| a.to_string());
+            tracing::info!(
+                listen = %local,
+                fingerprint = %tls.fingerprint,
+                "RTSPS on {local}; watch rtsps://{}{}; certificate ({}) SHA-256 fingerprint {}",
+                display_host(&local),
+                config.server.path,
+                tls.origin,
+                tls.fingerprint
+            );
+            Some((tls_listener, tls.acceptor))
         }
     };
 
@@ -107,7 +119,10 @@ async fn serve(config: Config) -> ExitCode {
         display_host(&local),
         config.server.path
     );
-    let server = tokio::spawn(rtsp::serve(listener, Arc::clone(&ctx)));
+    let server = tokio::spawn(rtsp::serve(listener, Arc::clone(&ctx), None));
+    let tls_server = tls.map(|(listener, acceptor)| {
+        tokio::spawn(rtsp::serve(listener, Arc::clone(&ctx), Some(acceptor)))
+    });
     let notifier = tokio::spawn(service::run(Arc::clone(&stream), shutdown.clone()));
 
     let (mut term, mut int) = match (
@@ -133,9 +148,35 @@ async fn serve(config: Config) -> ExitCode {
     }
     let _ = notifier.await;
     server.abort();
+    if let Some(t) = tls_server {
+        t.abort();
+    }
     drop(pipeline);
     tracing::info!("stopped");
     ExitCode::SUCCESS
+}
+
+/// Binds `addr` (the setting `key`), logging why not with a hint.
+async fn bind(addr: std::net::SocketAddr, key: &str) -> Option<TcpListener> {
+    match TcpListener::bind(addr).await {
+        Ok(l) => Some(l),
+        Err(e) => {
+            let hint = match e.kind() {
+                std::io::ErrorKind::AddrInUse => format!(
+                    "another program (perhaps another streamcam) uses this port; stop it or change {key}"
+                ),
+                std::io::ErrorKind::PermissionDenied => {
+                    "ports below 1024 need CAP_NET_BIND_SERVICE (the shipped systemd unit grants it) or root".into()
+                }
+                std::io::ErrorKind::AddrNotAvailable => {
+                    "this machine has no such address; use 0.0.0.0 or [::] to listen everywhere".into()
+                }
+                _ => format!("check {key}"),
+            };
+            tracing::error!("cannot listen on {addr}: {e}: {hint}");
+            None
+        }
+    }
 }
 
 /// "rtsp://HOST:PORT" for a listen address, naming this machine when it

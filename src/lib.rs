@@ -13,5 +13,6 @@ pub mod rtp;
 pub mod rtsp;
 pub mod service;
 pub mod source;
+pub mod tls;
 #[cfg(feature = "v4l2")]
 pub mod v4l2;

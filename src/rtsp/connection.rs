@@ -9,10 +9,13 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use rtsp_types::{Request, StatusCode};
+use tokio::io::{AsyncReadExt, ReadHalf};
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
 
 use super::ServerContext;
 use super::admission::Ticket;
@@ -80,8 +83,15 @@ struct Interleaved {
     playing: bool,
 }
 
-/// Serves one admitted connection until it closes.
-pub async fn serve(ctx: Arc<ServerContext>, stream: TcpStream, peer: SocketAddr, ticket: Ticket) {
+/// Serves one admitted connection until it closes; with `tls`, inside TLS
+/// (RTSPS) once its handshake is done.
+pub async fn serve(
+    ctx: Arc<ServerContext>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    ticket: Ticket,
+    tls: Option<TlsAcceptor>,
+) {
     let local = match stream.local_addr() {
         Ok(a) => a,
         Err(e) => {
@@ -91,10 +101,37 @@ pub async fn serve(ctx: Arc<ServerContext>, stream: TcpStream, peer: SocketAddr,
     };
     let _ = stream.set_nodelay(true);
     let _ = socket2::SockRef::from(&stream).set_send_buffer_size(SEND_BUFFER);
-    let (reader, half) = stream.into_split();
-    let (writer, mut writer_task) = writer::spawn(half);
+    let client = peer.ip().to_canonical();
+    let (reader, (writer, mut writer_task), protocol) = match tls {
+        None => {
+            let (reader, half) = stream.into_split();
+            let protocol = Protocol::new(peer.ip(), local.ip());
+            (Reader::Plain(reader), writer::spawn(half), protocol)
+        }
+        Some(acceptor) => {
+            let handshake = tokio::time::timeout(REQUEST_TIMEOUT, acceptor.accept(stream));
+            let tls = tokio::select! {
+                done = handshake => done,
+                _ = ticket.evicted() => return,
+            };
+            let tls = match tls {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => {
+                    tracing::debug!(client = %client, "TLS handshake failed: {e}");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(client = %client, "TLS handshake not done after {} s", REQUEST_TIMEOUT.as_secs());
+                    return;
+                }
+            };
+            let (reader, half) = tokio::io::split(tls);
+            let protocol = Protocol::new(peer.ip(), local.ip()).over_tls();
+            (Reader::Tls(reader), writer::spawn(half), protocol)
+        }
+    };
     let mut conn = Connection {
-        protocol: Protocol::new(peer.ip(), local.ip()),
+        protocol,
         ctx,
         peer,
         local,
@@ -128,6 +165,33 @@ pub async fn serve(ctx: Arc<ServerContext>, stream: TcpStream, peer: SocketAddr,
     }
 }
 
+/// A connection's reading half, plain or inside TLS.
+enum Reader {
+    Plain(OwnedReadHalf),
+    Tls(ReadHalf<TlsStream<TcpStream>>),
+}
+
+impl Reader {
+    /// Reads what has arrived into `buf`; 0 at the end. Cancel-safe. A
+    /// plain connection grows `buf` only once bytes are there.
+    async fn read(&mut self, buf: &mut BytesMut) -> std::io::Result<usize> {
+        match self {
+            Self::Plain(r) => loop {
+                r.readable().await?;
+                buf.reserve(READ_CHUNK);
+                match r.try_read_buf(buf) {
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                    done => return done,
+                }
+            },
+            Self::Tls(r) => {
+                buf.reserve(READ_CHUNK);
+                r.read_buf(buf).await
+            }
+        }
+    }
+}
+
 struct Connection {
     ctx: Arc<ServerContext>,
     protocol: Protocol,
@@ -144,7 +208,7 @@ struct Connection {
 }
 
 impl Connection {
-    async fn run(&mut self, reader: OwnedReadHalf, writer_task: &mut JoinHandle<()>) -> Close {
+    async fn run(&mut self, mut reader: Reader, writer_task: &mut JoinHandle<()>) -> Close {
         // Allocated when bytes arrive and let go once they are used: an idle
         // connection holds no buffer.
         let mut inbuf = BytesMut::new();
@@ -191,17 +255,10 @@ impl Connection {
             tokio::select! {
                 _ = super::stopped(&mut shutdown) => return Close::Shutdown,
                 _ = self.ticket.evicted() => return Close::Evicted,
-                ready = reader.readable() => {
-                    if let Err(e) = ready {
-                        return Close::Io(e);
-                    }
-                    inbuf.reserve(READ_CHUNK);
-                    match reader.try_read_buf(&mut inbuf) {
-                        Ok(0) => return Close::Eof,
-                        Ok(_) => {}
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                        Err(e) => return Close::Io(e),
-                    }
+                n = reader.read(&mut inbuf) => match n {
+                    Ok(0) => return Close::Eof,
+                    Ok(_) => {}
+                    Err(e) => return Close::Io(e),
                 },
                 _ = &mut *writer_task => return Close::Writer(self.writer.failure()),
                 _ = tick.tick() => {

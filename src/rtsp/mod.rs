@@ -23,6 +23,7 @@ use std::time::Instant;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
 
 use crate::broadcast::Broadcast;
 use admission::Admission;
@@ -81,8 +82,8 @@ pub async fn stopped(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|s| *s).await;
 }
 
-/// Accepts connections until shutdown.
-pub async fn serve(listener: TcpListener, ctx: Arc<ServerContext>) {
+/// Accepts connections until shutdown; with `tls`, RTSPS ones.
+pub async fn serve(listener: TcpListener, ctx: Arc<ServerContext>, tls: Option<TlsAcceptor>) {
     let mut shutdown = ctx.shutdown.clone();
     loop {
         let accepted = tokio::select! {
@@ -110,6 +111,12 @@ pub async fn serve(listener: TcpListener, ctx: Arc<ServerContext>) {
             }
         };
         tracing::debug!(client = %peer.ip().to_canonical(), "connection opened");
-        tokio::spawn(connection::serve(Arc::clone(&ctx), stream, peer, ticket));
+        tokio::spawn(connection::serve(
+            Arc::clone(&ctx),
+            stream,
+            peer,
+            ticket,
+            tls.clone(),
+        ));
     }
 }

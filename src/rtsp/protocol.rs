@@ -167,6 +167,8 @@ struct Pending {
 pub struct Protocol {
     peer: IpAddr,
     local: IpAddr,
+    /// True on an RTSPS connection.
+    secure: bool,
     /// The interleaved session this connection carries.
     interleaved: Option<SessionId>,
     pending: Option<Pending>,
@@ -178,9 +180,17 @@ impl Protocol {
         Self {
             peer: peer.to_canonical(),
             local: local.to_canonical(),
+            secure: false,
             interleaved: None,
             pending: None,
         }
+    }
+
+    /// The same for a connection inside TLS (RTSPS): media must travel
+    /// inside it (interleaved), and Basic credentials are safe.
+    pub fn over_tls(mut self) -> Self {
+        self.secure = true;
+        self
     }
 
     /// The interleaved session this connection carries, if any.
@@ -262,7 +272,7 @@ impl Protocol {
             url,
             authorization: req.header(&headers::AUTHORIZATION).map(|v| v.as_str()),
             client: self.peer,
-            secure: false,
+            secure: self.secure,
             now,
         };
         match auth.check(&attempt) {
@@ -408,7 +418,22 @@ impl Protocol {
                 let header = req
                     .header(&headers::TRANSPORT)
                     .ok_or(StatusCode::BadRequest)?;
-                let chosen = transport::choose(header.as_str(), self.peer).map_err(|e| {
+                let offered = if self.secure {
+                    // UDP would carry the media outside TLS, in the clear.
+                    let inside: Vec<&str> = header
+                        .as_str()
+                        .split(',')
+                        .filter(|spec| spec.trim().to_ascii_uppercase().starts_with("RTP/AVP/TCP"))
+                        .collect();
+                    if inside.is_empty() {
+                        tracing::info!(client = %self.peer, transport = %header.as_str(), "SETUP refused: RTSPS carries media inside TLS only (RTP/AVP/TCP)");
+                        return Err(StatusCode::UnsupportedTransport);
+                    }
+                    inside.join(",")
+                } else {
+                    header.as_str().to_string()
+                };
+                let chosen = transport::choose(&offered, self.peer).map_err(|e| {
                     tracing::info!(client = %self.peer, transport = %header.as_str(), "SETUP refused: {e}");
                     match e {
                         TransportError::Unsupported => StatusCode::UnsupportedTransport,
@@ -833,6 +858,51 @@ mod tests {
             }
         }
         assert!(session.is_some(), "the transcript set up a session");
+    }
+
+    #[test]
+    fn over_tls_media_stays_inside_and_basic_is_accepted() {
+        let config = crate::config::Config::parse(
+            "[[auth.users]]\nname = \"viewer\"\npassword = \"secret\"\n",
+            "test",
+            None,
+        )
+        .unwrap();
+        let server = ServerInfo {
+            auth: Auth::new(&config.auth).map(Arc::new),
+            ..server()
+        };
+        let table = Table::default();
+        let local = Ipv4Addr::LOCALHOST.into();
+        let basic = "Authorization: Basic dmlld2VyOnNlY3JldA==\n"; // viewer:secret
+        let mut plain = Protocol::new(local, local);
+        let mut tls = Protocol::new(local, local).over_tls();
+        let setup = |transport: &str| {
+            request(&format!(
+                "SETUP rtsp://h/stream/trackID=0 RTSP/1.0\nCSeq: 2\n{basic}Transport: {transport}\n"
+            ))
+        };
+        let udp = "RTP/AVP;unicast;client_port=5000-5001";
+        let (r, _, _) = exchange_with(&mut plain, &table, &setup(udp), &server);
+        assert_eq!(
+            r.status(),
+            StatusCode::Unauthorized,
+            "Basic refused on plain RTSP"
+        );
+        let (r, effects, _) = exchange_with(&mut tls, &table, &setup(udp), &server);
+        assert_eq!(
+            r.status(),
+            StatusCode::UnsupportedTransport,
+            "no UDP over RTSPS"
+        );
+        assert!(effects.is_empty());
+        let both = format!("{udp},RTP/AVP/TCP;unicast;interleaved=0-1");
+        let (r, effects, _) = exchange_with(&mut tls, &table, &setup(&both), &server);
+        assert_eq!(r.status(), StatusCode::Ok, "Basic over TLS, TCP picked");
+        assert!(matches!(
+            effects[..],
+            [Effect::CreateSession(Transport::Interleaved { .. })]
+        ));
     }
 
     #[test]

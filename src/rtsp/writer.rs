@@ -8,8 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -73,15 +72,18 @@ impl WriterHandle {
 /// Starts the writer of `half`. It ends when every handle is dropped (after
 /// writing what was queued) or when a write fails, which its handles then
 /// report.
-pub fn spawn(half: OwnedWriteHalf) -> (WriterHandle, JoinHandle<()>) {
+pub fn spawn<W>(half: W) -> (WriterHandle, JoinHandle<()>)
+where
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     let (tx, rx) = mpsc::channel(QUEUE);
     let failure = Arc::new(Mutex::new(None));
     let task = tokio::spawn(write_all(half, rx, Arc::clone(&failure)));
     (WriterHandle { tx, failure }, task)
 }
 
-async fn write_all(
-    mut half: OwnedWriteHalf,
+async fn write_all<W: AsyncWrite + Unpin>(
+    mut half: W,
     mut rx: mpsc::Receiver<Outgoing>,
     failure: Arc<Mutex<Option<End>>>,
 ) {

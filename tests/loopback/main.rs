@@ -9,6 +9,7 @@ mod journal;
 mod lifecycle;
 mod raw;
 mod retina_client;
+mod tls;
 
 use std::time::Duration;
 

@@ -1,0 +1,158 @@
+//! RTSPS: ffmpeg and GStreamer play over TLS, the self-signed certificate
+//! is made once and kept (its logged fingerprint is the one clients see),
+//! openssl verifies it when pinned, and passwords work inside TLS.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::clients::{self, Mode};
+use crate::daemon::{Daemon, Source};
+
+/// `[tls]` on a port the kernel picks, keeping its certificate in `store`.
+fn tls_table(store: &Path) -> String {
+    format!("[tls]\nlisten = \"127.0.0.1:0\"\nstore = {store:?}\n")
+}
+
+/// The RTSPS port and certificate fingerprint the daemon logged.
+fn rtsps(d: &Daemon) -> (u16, String) {
+    let line = d
+        .wait_for_log("RTSPS on ", Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("no RTSPS line:\n{}", d.log()));
+    let addr = line
+        .split("RTSPS on ")
+        .nth(1)
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap();
+    let port = addr.rsplit(':').next().unwrap().parse().unwrap();
+    let fingerprint = line
+        .split("SHA-256 fingerprint ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    (port, fingerprint)
+}
+
+/// openssl's view of the certificate the server presents, verified
+/// against `ca` for the name "localhost": (verified, SHA-256 fingerprint).
+fn openssl_connect(port: u16, ca: &Path) -> (bool, String) {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl s_client -connect 127.0.0.1:{port} -servername localhost \
+             -verify_hostname localhost -verify_return_error -CAfile {} </dev/null 2>/dev/null \
+             | openssl x509 -noout -fingerprint -sha256",
+            ca.display()
+        ))
+        .stderr(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let fingerprint = text
+        .trim()
+        .split('=')
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
+    (!fingerprint.is_empty(), fingerprint)
+}
+
+#[test]
+fn ffmpeg_and_gstreamer_play_over_rtsps_with_a_kept_self_signed_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("tls");
+    let mut d = Daemon::start_with("127.0.0.1", Source::File, &tls_table(&store));
+    let (port, fingerprint) = rtsps(&d);
+    assert!(d.log().contains("self-signed, made now"), "{}", d.log());
+    let url = format!("rtsps://127.0.0.1:{port}/stream");
+
+    let (probe, err) = clients::ffprobe(&url, "tcp");
+    assert!(
+        probe.contains("codec_name=h264") && probe.contains("width=1280"),
+        "{probe}\n{err}"
+    );
+    clients::ffmpeg(&url, "tcp", 60, Mode::Receive).assert_clean("ffmpeg rtsps", 60);
+    let gst = Command::new("timeout")
+        .args([
+            "30",
+            "gst-launch-1.0",
+            "-q",
+            "rtspsrc",
+            &format!("location={url}"),
+        ])
+        .args([
+            "tls-validation-flags=0",
+            "protocols=tcp",
+            "!",
+            "rtph264depay",
+        ])
+        .args([
+            "!",
+            "h264parse",
+            "!",
+            "identity",
+            "eos-after=60",
+            "!",
+            "fakesink",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        gst.status.success(),
+        "gstreamer over rtsps: {}",
+        String::from_utf8_lossy(&gst.stderr)
+    );
+    // Plain RTSP is still served on its own port.
+    let (probe, _) = clients::ffprobe(&d.url(), "tcp");
+    assert!(probe.contains("codec_name=h264"), "{probe}");
+
+    // Pinned: the certificate verifies against itself for "localhost",
+    // has the fingerprint the log showed, and not against the system CAs.
+    let cert = store.join("cert.pem");
+    assert_eq!(openssl_connect(port, &cert), (true, fingerprint.clone()));
+    let (verified, _) = openssl_connect(port, Path::new("/etc/ssl/certs/ca-certificates.crt"));
+    assert!(!verified, "a self-signed certificate passed the system CAs");
+
+    // Plain RTSP on the TLS port: no answer, and nobody else notices.
+    let mut plain = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    std::io::Write::write_all(&mut plain, b"OPTIONS * RTSP/1.0\r\nCSeq: 1\r\n\r\n").unwrap();
+    plain
+        .set_read_timeout(Some(Duration::from_secs(6)))
+        .unwrap();
+    let mut buf = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut plain, &mut buf);
+    assert!(!buf.starts_with(b"RTSP/1.0"), "answered in clear");
+
+    // A restart serves the same certificate.
+    d.terminate(Duration::from_secs(5)).expect("stops");
+    let d = Daemon::start_with("127.0.0.1", Source::File, &tls_table(&store));
+    let (_, again) = rtsps(&d);
+    assert_eq!(again, fingerprint);
+    assert!(d.log().contains("self-signed, made earlier"), "{}", d.log());
+}
+
+#[test]
+fn passwords_work_inside_rtsps() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "{}[[auth.users]]\nname = \"viewer\"\npassword = \"secret\"\n",
+        tls_table(&dir.path().join("tls"))
+    );
+    let d = Daemon::start_with("127.0.0.1", Source::File, &config);
+    let (port, _) = rtsps(&d);
+    let (probe, err) = clients::ffprobe(
+        &format!("rtsps://viewer:secret@127.0.0.1:{port}/stream"),
+        "tcp",
+    );
+    assert!(probe.contains("codec_name=h264"), "{probe}\n{err}");
+    let (probe, err) = clients::ffprobe(
+        &format!("rtsps://viewer:wrong@127.0.0.1:{port}/stream"),
+        "tcp",
+    );
+    assert!(probe.is_empty() && err.contains("401"), "{probe}\n{err}");
+}

@@ -110,6 +110,11 @@ fn real_clients_play_with_the_right_password_and_are_refused_with_a_wrong_one() 
         "ha1 user: {probe}\n{err}"
     );
 
+    // A viewer watches while others try wrong passwords: it never notices.
+    let witness = {
+        let url = with_credentials(&d, "viewer", "secret");
+        std::thread::spawn(move || clients::ffmpeg(&url, "udp", 150, Mode::Receive))
+    };
     for (user, password) in [("viewer", "wrongpass"), ("nobody", "secret")] {
         let (probe, err) = clients::ffprobe(&with_credentials(&d, user, password), "tcp");
         assert!(
@@ -124,6 +129,7 @@ fn real_clients_play_with_the_right_password_and_are_refused_with_a_wrong_one() 
         "no credentials: {err}"
     );
 
+    witness.join().unwrap().assert_clean("witness", 150);
     let good = with_credentials(&d, "viewer", "secret");
     clients::ffmpeg(&good, "udp", 60, Mode::Receive).assert_clean("ffmpeg udp", 60);
     clients::gstreamer(&good, "tcp", 60, Mode::Receive).assert_clean("gstreamer tcp", 60);

@@ -437,6 +437,17 @@ impl Config {
             .map_err(|(table, key, message)| (format!("{table}.{key}"), message))?;
         self.auth.validate()?;
         match &self.tls {
+            Some(tls)
+                if tls.listen.port() != 0 && tls.listen.port() == self.server.listen.port() =>
+            {
+                Err((
+                    "tls.listen".into(),
+                    format!(
+                        "port {} is server.listen's; RTSPS needs a port of its own (8322 is usual)",
+                        tls.listen.port()
+                    ),
+                ))
+            }
             Some(tls) => tls.validate(),
             None => Ok(()),
         }
@@ -950,6 +961,7 @@ level = "debug"
             ),
             ("[tls]\nstore = \"tls\"\n", "tls.store", 2),
             ("[tls]\nlisten = \"8322\"\n", "tls.listen", 2),
+            ("[tls]\nlisten = \"[::]:8554\"\n", "tls.listen", 2),
         ] {
             let e = parse(text).unwrap_err();
             assert!(e.message.starts_with(key), "{text:?}: {e}");

@@ -609,6 +609,18 @@ mod tests {
         }
     }
 
+    /// A server whose one user is viewer/secret; `basic`: `auth.basic`.
+    fn server_with_viewer(basic: bool) -> ServerInfo {
+        let text = format!(
+            "[auth]\nbasic = {basic}\n[[auth.users]]\nname = \"viewer\"\npassword = \"secret\"\n"
+        );
+        let config = crate::config::Config::parse(&text, "test", None).unwrap();
+        ServerInfo {
+            auth: Auth::new(&config.auth).map(Arc::new),
+            ..server()
+        }
+    }
+
     fn params() -> ParameterSets {
         ParameterSets::new(Bytes::from_static(SPS_720P), Bytes::from_static(PPS)).unwrap()
     }
@@ -813,16 +825,7 @@ mod tests {
 
     #[test]
     fn with_users_every_method_but_options_needs_credentials() {
-        let config = crate::config::Config::parse(
-            "[auth]\nbasic = true\n[[auth.users]]\nname = \"viewer\"\npassword = \"secret\"\n",
-            "test",
-            None,
-        )
-        .unwrap();
-        let server = ServerInfo {
-            auth: Auth::new(&config.auth).map(Arc::new),
-            ..server()
-        };
+        let server = server_with_viewer(true);
         let credentials = "Basic dmlld2VyOnNlY3JldA=="; // viewer:secret
         let table = Table::default();
         let mut p = Protocol::new(Ipv4Addr::LOCALHOST.into(), Ipv4Addr::LOCALHOST.into());
@@ -862,16 +865,7 @@ mod tests {
 
     #[test]
     fn over_tls_media_stays_inside_and_basic_is_accepted() {
-        let config = crate::config::Config::parse(
-            "[[auth.users]]\nname = \"viewer\"\npassword = \"secret\"\n",
-            "test",
-            None,
-        )
-        .unwrap();
-        let server = ServerInfo {
-            auth: Auth::new(&config.auth).map(Arc::new),
-            ..server()
-        };
+        let server = server_with_viewer(false);
         let table = Table::default();
         let local = Ipv4Addr::LOCALHOST.into();
         let basic = "Authorization: Basic dmlld2VyOnNlY3JldA==\n"; // viewer:secret

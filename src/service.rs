@@ -3,7 +3,7 @@
 
 use std::io::IsTerminal;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sd_notify::NotifyState;
 use tokio::sync::watch;
@@ -12,6 +12,41 @@ use tracing_subscriber::prelude::*;
 
 use crate::broadcast::Broadcast;
 use crate::config::LogLevel;
+
+/// Lets a line that anyone on the network can make the daemon repeat
+/// (bad requests, a full server) through at most once per interval, so an
+/// attack cannot flood the journal; the lines held back are counted.
+#[derive(Debug)]
+pub struct LogLimit {
+    every: Duration,
+    last: Option<Instant>,
+    held_back: u64,
+}
+
+impl LogLimit {
+    /// At most one line per `every`.
+    pub const fn new(every: Duration) -> Self {
+        Self {
+            every,
+            last: None,
+            held_back: 0,
+        }
+    }
+
+    /// `Some(n)` if a line may be logged now (`n` were held back since the
+    /// last one), else `None` (this one is counted).
+    pub fn allow(&mut self, now: Instant) -> Option<u64> {
+        if self
+            .last
+            .is_some_and(|t| now.saturating_duration_since(t) < self.every)
+        {
+            self.held_back += 1;
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.held_back))
+    }
+}
 
 /// How often STATUS is refreshed when there is no watchdog.
 const STATUS_INTERVAL: Duration = Duration::from_secs(2);
@@ -117,5 +152,20 @@ async fn wait_for_error(stream: &Broadcast) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_limit_lets_one_line_through_per_interval_and_counts_the_rest() {
+        let mut l = LogLimit::new(Duration::from_secs(10));
+        let t0 = Instant::now();
+        assert_eq!(l.allow(t0), Some(0));
+        assert_eq!(l.allow(t0 + Duration::from_secs(1)), None);
+        assert_eq!(l.allow(t0 + Duration::from_secs(9)), None);
+        assert_eq!(l.allow(t0 + Duration::from_secs(10)), Some(2));
     }
 }

@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
+use crate::service::LogLimit;
+
 /// Most connections whatever the descriptor limit: each costs a few KiB.
 pub const MAX_CONNECTIONS: usize = 4096;
 /// File descriptors kept for everything but client connections (camera,
@@ -28,13 +30,13 @@ pub struct Admission {
     inner: Mutex<Inner>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Inner {
     next: u64,
     /// By the order they came in: the first unprotected one is the oldest.
     open: BTreeMap<u64, Arc<Slot>>,
     evicted: u64,
-    logged: Option<Instant>,
+    log: LogLimit,
     /// Most connections open since memory was last given back.
     peak: usize,
 }
@@ -63,7 +65,13 @@ impl Admission {
     pub fn new(cap: usize) -> Arc<Self> {
         Arc::new(Self {
             cap: cap.max(1),
-            inner: Mutex::default(),
+            inner: Mutex::new(Inner {
+                next: 0,
+                open: BTreeMap::new(),
+                evicted: 0,
+                log: LogLimit::new(LOG_EVERY),
+                peak: 0,
+            }),
         })
     }
 
@@ -102,11 +110,7 @@ impl Admission {
                 slot.evict.notify_one();
             }
             inner.evicted += 1;
-            if inner
-                .logged
-                .is_none_or(|t| now.saturating_duration_since(t) >= LOG_EVERY)
-            {
-                inner.logged = Some(now);
+            if inner.log.allow(now).is_some() {
                 tracing::warn!(
                     limit = self.cap,
                     closed = inner.evicted,

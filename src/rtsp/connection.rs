@@ -132,7 +132,7 @@ pub async fn serve(
     };
     let mut conn = Connection {
         protocol,
-        ctx,
+        ctx: Arc::clone(&ctx),
         peer,
         local,
         writer,
@@ -158,7 +158,10 @@ pub async fn serve(
     }
     match (&close, carried_session) {
         (Close::BadRequest(_), _) => {
-            tracing::info!(client = %peer.ip().to_canonical(), "connection closed: {close}")
+            let limit = ctx.refusals.lock().unwrap().allow(Instant::now());
+            if let Some(held_back) = limit {
+                tracing::info!(client = %peer.ip().to_canonical(), "connection closed: {close} ({held_back} more refused or closed since the last line)");
+            }
         }
         (_, Some(_)) => {}
         _ => tracing::debug!(client = %peer.ip().to_canonical(), "connection closed: {close}"),

@@ -17,8 +17,8 @@ pub mod transport;
 pub mod udp;
 pub mod writer;
 
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
@@ -26,6 +26,7 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use crate::broadcast::Broadcast;
+use crate::service::LogLimit;
 use admission::Admission;
 use auth::Auth;
 use protocol::ServerInfo;
@@ -47,7 +48,12 @@ pub struct ServerContext {
     pub shutdown: watch::Receiver<bool>,
     /// The open connections, capped.
     pub admission: Arc<Admission>,
+    /// Lines about connections refused or closed for what they sent.
+    pub refusals: Mutex<LogLimit>,
 }
+
+/// Least time between two lines about refused or misbehaving connections.
+const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
 
 impl ServerContext {
     /// Context for a server of `max_clients` sessions and at most
@@ -73,6 +79,7 @@ impl ServerContext {
             },
             shutdown,
             admission: Admission::new(max_connections),
+            refusals: Mutex::new(LogLimit::new(REFUSAL_LOG_EVERY)),
         })
     }
 }
@@ -95,14 +102,16 @@ pub async fn serve(listener: TcpListener, ctx: Arc<ServerContext>, tls: Option<T
             Err(e) => {
                 // Out of file descriptors and the like: wait rather than spin.
                 tracing::warn!("accept failed: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
         };
         let ticket = match ctx.admission.admit(Instant::now()) {
             Ok(t) => t,
             Err(full) => {
-                tracing::warn!(client = %peer.ip().to_canonical(), "refusing connection: {full}");
+                if let Some(held_back) = ctx.refusals.lock().unwrap().allow(Instant::now()) {
+                    tracing::warn!(client = %peer.ip().to_canonical(), "refusing connection: {full} ({held_back} more refused or closed since the last line)");
+                }
                 tokio::spawn(async move {
                     let msg = b"RTSP/1.0 503 Service Unavailable\r\nCSeq: 0\r\n\r\n";
                     let _ = stream.write_all(msg).await;

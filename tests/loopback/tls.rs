@@ -155,4 +155,23 @@ fn passwords_work_inside_rtsps() {
         "tcp",
     );
     assert!(probe.is_empty() && err.contains("401"), "{probe}\n{err}");
+    // Basic inside TLS is accepted (auth.basic is off: on plain RTSP it is not).
+    let request = format!(
+        "DESCRIBE rtsps://127.0.0.1:{port}/stream RTSP/1.0\r\nCSeq: 1\r\n\
+         Authorization: Basic dmlld2VyOnNlY3JldA==\r\n\r\n"
+    );
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "(printf '{}'; sleep 2) | openssl s_client -quiet -connect 127.0.0.1:{port} 2>/dev/null",
+            request.replace("\r\n", "\\r\\n")
+        ))
+        .output()
+        .unwrap();
+    let reply = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        reply.starts_with("RTSP/1.0 200 OK"),
+        "Basic over TLS: {reply:?}"
+    );
+    assert!(reply.contains("m=video"), "{reply}");
 }

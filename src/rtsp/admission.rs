@@ -174,6 +174,8 @@ fn release_memory() {
 
 /// Raises the soft limit on open files to the hard one (systemd starts
 /// services at 1024) and returns the limit in force.
+// rlim_t is u32 on 32-bit targets (the Pi's armv7), u64 elsewhere.
+#[allow(clippy::useless_conversion)]
 pub fn raise_fd_limit() -> u64 {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
@@ -190,11 +192,11 @@ pub fn raise_fd_limit() -> u64 {
                 rlim_max: lim.rlim_max,
             };
             if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
-                return raised.rlim_cur;
+                return u64::from(raised.rlim_cur);
             }
         }
     }
-    lim.rlim_cur
+    u64::from(lim.rlim_cur)
 }
 
 #[cfg(test)]

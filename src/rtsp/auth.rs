@@ -166,7 +166,7 @@ impl Auth {
         };
         match outcome {
             Outcome::Valid(user) => {
-                state.failures.forget(a.client);
+                state.failures.forget(a.client, a.now);
                 Verdict::Allowed { user }
             }
             Outcome::Stale => Verdict::Challenge { stale: true },
@@ -533,9 +533,24 @@ impl Failures {
         (s.count, log)
     }
 
-    /// A successful login wipes the address's record.
-    fn forget(&mut self, client: IpAddr) {
-        self.0.remove(&Self::key(client));
+    /// A successful login wipes the address's count and wait. When its last
+    /// failure was logged is kept, so that a viewer logging in between an
+    /// attacker's guesses from the same address (one NAT) does not let them
+    /// write more than one line a minute.
+    fn forget(&mut self, client: IpAddr, now: Instant) {
+        let key = Self::key(client);
+        let Some(s) = self.0.get_mut(&key) else {
+            return;
+        };
+        if s.logged
+            .is_some_and(|t| now.saturating_duration_since(t) < FAILURE_WINDOW)
+        {
+            s.count = 0;
+            s.since = now;
+            s.blocked_until = None;
+        } else {
+            self.0.remove(&key);
+        }
     }
 
     /// Makes room: drops what has expired, else the address that failed
@@ -916,6 +931,25 @@ mod tests {
             ),
             "a success wiped the record"
         );
+    }
+
+    #[test]
+    fn failures_are_logged_once_a_window_even_with_successes_between() {
+        let mut f = Failures::default();
+        let client: IpAddr = "192.0.2.7".parse().unwrap();
+        let t0 = Instant::now();
+        assert_eq!(f.record(client, t0), (1, true));
+        f.forget(client, t0 + Duration::from_secs(1));
+        assert_eq!(
+            f.record(client, t0 + Duration::from_secs(2)),
+            (1, false),
+            "counted afresh, not logged again"
+        );
+        assert!(f.blocked(client, t0 + Duration::from_secs(2)).is_none());
+        let later = t0 + FAILURE_WINDOW + Duration::from_secs(3);
+        f.forget(client, later);
+        assert!(f.0.is_empty(), "nothing kept once the window is over");
+        assert_eq!(f.record(client, later), (1, true));
     }
 
     #[test]

@@ -403,7 +403,9 @@ fn parameters(mut text: &str) -> Option<Vec<(String, String)>> {
 
 /// True if the Digest `uri` names the request's URL: the same text, or the
 /// same path (clients send a full URL or its path; some add a port or a
-/// slash).
+/// slash), or the stream a track's URL is in: live555 (openRTSP, VLC) signs
+/// a SETUP of `/stream/trackID=0` with the stream's base URL `/stream/`.
+/// Both name the same stream, so the same right to watch.
 fn names_request(uri: &str, url: &url::Url) -> bool {
     if uri == url.as_str() {
         return true;
@@ -413,7 +415,11 @@ fn names_request(uri: &str, url: &url::Url) -> bool {
         Err(_) if uri.starts_with('/') => uri.split('?').next().unwrap_or(uri).to_string(),
         Err(_) => return false,
     };
-    path.trim_end_matches('/') == url.path().trim_end_matches('/')
+    let (signed, requested) = (path.trim_end_matches('/'), url.path().trim_end_matches('/'));
+    signed == requested
+        || requested
+            .rsplit_once('/')
+            .is_some_and(|(stream, _track)| !stream.is_empty() && signed == stream)
 }
 
 /// The server's nonces: how old each is and the highest `nc` seen with it.
@@ -966,6 +972,33 @@ mod tests {
         }
         assert!(f.blocked("2001:db8::99".parse().unwrap(), now).is_some());
         assert!(f.blocked("2001:db8:0:1::1".parse().unwrap(), now).is_none());
+    }
+
+    #[test]
+    fn a_digest_names_its_url_or_the_stream_a_track_is_in() {
+        let track = url::Url::parse("rtsp://cam:8554/stream/trackID=0").unwrap();
+        for uri in [
+            "rtsp://cam:8554/stream/trackID=0",
+            "rtsp://cam/stream/trackID=0/",
+            "/stream/trackID=0",
+            "rtsp://cam:8554/stream/",
+            "rtsp://cam:8554/stream",
+            "/stream",
+        ] {
+            assert!(names_request(uri, &track), "{uri}");
+        }
+        for uri in [
+            "rtsp://cam/other/",
+            "rtsp://cam/",
+            "/",
+            "rtsp://cam/stream/trackID=1",
+            "*",
+        ] {
+            assert!(!names_request(uri, &track), "{uri}");
+        }
+        let stream = url::Url::parse("rtsp://cam:8554/stream").unwrap();
+        assert!(!names_request("rtsp://cam/", &stream));
+        assert!(!names_request("rtsp://cam/stream/trackID=0", &stream));
     }
 
     #[test]

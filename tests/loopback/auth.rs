@@ -241,6 +241,21 @@ fn digest_rules_stale_nonces_basic_and_throttling() {
     let r = c.request("DESCRIBE", &url, &[("Authorization", &h)]);
     assert_eq!(param(challenges(&r)[0], "stale").as_deref(), Some("true"));
 
+    // A SETUP of the track signed for the stream's base URL, as live555
+    // (openRTSP, VLC) signs it: the same stream, let in.
+    let base = format!("{url}/");
+    let h = digest("SETUP", &base, "viewer", "secret", &nonce, Some(3));
+    let track = format!("{url}/trackID=0");
+    let r = c.request(
+        "SETUP",
+        &track,
+        &[
+            ("Authorization", &h),
+            ("Transport", "RTP/AVP/TCP;unicast;interleaved=0-1"),
+        ],
+    );
+    assert_eq!(r.status, 200, "live555's SETUP: {r:?}");
+
     // Digest for another URL, and Basic on plain RTSP.
     let h = digest(
         "DESCRIBE",

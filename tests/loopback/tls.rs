@@ -1,10 +1,15 @@
-//! RTSPS: ffmpeg and GStreamer play over TLS, the self-signed certificate
-//! is made once and kept (its logged fingerprint is the one clients see),
-//! openssl verifies it when pinned, and passwords work inside TLS.
+//! RTSPS: ffmpeg, GStreamer and retina play over TLS, the self-signed
+//! certificate is made once and kept (its logged fingerprint is the one
+//! clients see), openssl and rustls verify it when pinned, and passwords
+//! work inside TLS.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
 
 use crate::clients::{self, Mode};
 use crate::daemon::{Daemon, Source};
@@ -174,4 +179,69 @@ fn passwords_work_inside_rtsps() {
         "Basic over TLS: {reply:?}"
     );
     assert!(reply.contains("m=video"), "{reply}");
+}
+
+/// A loopback relay from plain RTSP into the daemon's TLS port, for a
+/// client with no `rtsps://` of its own (retina): rustls on the relay's
+/// far side verifies the kept certificate, pinned, for "localhost". It
+/// serves one connection; returns its port.
+fn tls_relay(tls_port: u16, cert: &Path) -> u16 {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(cert).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let (plain, _) = listener.accept().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            plain.set_nonblocking(true).unwrap();
+            let mut plain = tokio::net::TcpStream::from_std(plain).unwrap();
+            let tcp = tokio::net::TcpStream::connect(("127.0.0.1", tls_port))
+                .await
+                .unwrap();
+            let name = ServerName::try_from("localhost").unwrap();
+            let mut tls = connector
+                .connect(name, tcp)
+                .await
+                .expect("the pinned certificate verifies for localhost");
+            let _ = tokio::io::copy_bidirectional(&mut plain, &mut tls).await;
+        });
+    });
+    port
+}
+
+#[test]
+fn retina_plays_inside_rtsps_with_a_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("tls");
+    let config = format!(
+        "{}[[auth.users]]\nname = \"viewer\"\npassword = \"secret\"\n",
+        tls_table(&store)
+    );
+    let d = Daemon::start_with("127.0.0.1", Source::File, &config);
+    let (port, _) = rtsps(&d);
+    let relay = tls_relay(port, &store.join("cert.pem"));
+    let url = format!("rtsp://viewer:secret@127.0.0.1:{relay}/stream");
+    crate::retina_client::play(&url, "tcp", 60, Mode::Decode)
+        .decoded
+        .assert_clean_at("retina inside rtsps", 60, (1280, 720));
+    let log = d.log();
+    assert!(
+        log.contains("authenticated client=127.0.0.1 user=viewer"),
+        "{log}"
+    );
+    assert!(!log.contains("secret"), "the password in the log:\n{log}");
 }

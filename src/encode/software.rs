@@ -284,13 +284,7 @@ mod tests {
         n: usize,
         keyframe_at: Option<usize>,
     ) -> Vec<AccessUnit> {
-        let video = VideoConfig {
-            width: 320,
-            height: 240,
-            framerate: 1000,
-            ..VideoConfig::default()
-        };
-        let mut tp = TestPattern::new(&video);
+        let mut tp = TestPattern::unpaced(320, 240);
         let mut out = Vec::new();
         for i in 0..n {
             if Some(i) == keyframe_at {

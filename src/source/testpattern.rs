@@ -39,6 +39,18 @@ pub struct TestPattern {
 }
 
 impl TestPattern {
+    /// A pattern of `width` x `height` whose frames come as fast as they
+    /// are asked for (1000 fps): what tests feed an encoder.
+    #[cfg(test)]
+    pub fn unpaced(width: u32, height: u32) -> Self {
+        Self::new(&VideoConfig {
+            width,
+            height,
+            framerate: 1000,
+            ..VideoConfig::default()
+        })
+    }
+
     /// A pattern of the configured size and frame rate.
     pub fn new(video: &VideoConfig) -> Self {
         let (w, h) = (video.width as usize, video.height as usize);
@@ -235,13 +247,7 @@ mod tests {
 
     #[test]
     fn frames_differ_and_text_is_drawn() {
-        let video = VideoConfig {
-            width: 320,
-            height: 240,
-            framerate: 1000,
-            ..VideoConfig::default()
-        };
-        let mut tp = TestPattern::new(&video);
+        let mut tp = TestPattern::unpaced(320, 240);
         let first = match tp.next_frame().unwrap() {
             Frame::Raw(RawFrame {
                 pixels: Pixels::I420 { y, u, v },
@@ -274,13 +280,7 @@ mod tests {
     #[test]
     fn odd_sizes_do_not_panic() {
         for (w, h) in [(16, 16), (18, 2000), (4096, 18), (642, 362)] {
-            let video = VideoConfig {
-                width: w,
-                height: h,
-                framerate: 1000,
-                ..VideoConfig::default()
-            };
-            let mut tp = TestPattern::new(&video);
+            let mut tp = TestPattern::unpaced(w, h);
             for n in [0, 1, 1_000_000] {
                 tp.render(n, SystemTime::now());
             }

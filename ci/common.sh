@@ -59,7 +59,7 @@ add_summary_of() {
 # The real clients the loopback tests drive, and what the tests build with.
 # shellcheck disable=SC2034 # used by the scripts that source this file
 CLIENT_PACKAGES=(
-    build-essential pkg-config systemd libclang-dev
+    build-essential pkg-config systemd libclang-dev curl
     ffmpeg
     gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
     gstreamer1.0-plugins-bad gstreamer1.0-libav gstreamer1.0-rtsp
@@ -102,6 +102,12 @@ run_cargo_tests() {
     rm -f "$out"
     if { [ "$status" -ne 0 ] && [ "$f" -eq 0 ]; } || [ $((p + f)) -eq 0 ]; then f=$((f + 1)); fi
     add_counts "$p" "$f"
+}
+
+# Prometheus' promtool, which the HTTP tests check /metrics with.
+use_promtool() {
+    PROMTOOL=$(ci/promtool) || return 1
+    export PROMTOOL
 }
 
 # The V4L2 code needs newer kernel uapi headers than Debian 12's.

@@ -46,6 +46,26 @@ pub struct Config {
     pub auth: AuthConfig,
     /// `[tls]`: RTSP over TLS (RTSPS); off without the table.
     pub tls: Option<TlsConfig>,
+    /// `[http]`: the status page and metrics.
+    pub http: HttpConfig,
+}
+
+/// `[http]` section: the status page and Prometheus metrics.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Address and port of the HTTP server; `None` (`listen = ""`) turns
+    /// it off.
+    #[serde(deserialize_with = "optional_socket_addr")]
+    pub listen: Option<SocketAddr>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: Some(SocketAddr::from(([0, 0, 0, 0], 8080))),
+        }
+    }
 }
 
 /// `[server]` section.
@@ -733,6 +753,21 @@ fn socket_addr<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SocketAddr, D::
     })
 }
 
+/// An address and port, or "" for none.
+fn optional_socket_addr<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<SocketAddr>, D::Error> {
+    let text = String::deserialize(d)?;
+    if text.is_empty() {
+        return Ok(None);
+    }
+    text.parse().map(Some).map_err(|_| {
+        serde::de::Error::custom(format!(
+            "{text:?} is not an address and port, e.g. \"0.0.0.0:8080\", or \"\" for off"
+        ))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -760,6 +795,29 @@ mod tests {
     fn shipped_config_parses_to_defaults() {
         let text = include_str!("../dist/streamcam.toml");
         assert_eq!(parse(text).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn http_listens_on_8080_unless_turned_off() {
+        assert_eq!(
+            parse("").unwrap().http.listen,
+            Some("0.0.0.0:8080".parse().unwrap())
+        );
+        assert_eq!(parse("[http]\nlisten = \"\"\n").unwrap().http.listen, None);
+        assert_eq!(
+            parse("[http]\nlisten = \"[::1]:80\"\n")
+                .unwrap()
+                .http
+                .listen,
+            Some("[::1]:80".parse().unwrap())
+        );
+        let e = parse("[http]\nlisten = \"8080\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("test.toml:2") && e.contains("http.listen"),
+            "{e}"
+        );
     }
 
     #[test]

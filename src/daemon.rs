@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::config::{Config, EX_CONFIG};
-use crate::{broadcast, rtsp, service};
+use crate::{broadcast, http, rtsp, service};
 
 /// Longest the daemon spends saying goodbye to clients on SIGTERM.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(700);
@@ -65,6 +65,15 @@ async fn serve(config: Config) -> ExitCode {
         }
     };
 
+    let http_listener = match config.http.listen {
+        None => None,
+        Some(addr) => match bind(addr, "http.listen").await {
+            Some(l) => Some(l),
+            None => return ExitCode::FAILURE,
+        },
+    };
+    let started = Instant::now();
+
     let stream = broadcast::Broadcast::new();
     let stop = Arc::new(AtomicBool::new(false));
     let pipeline =
@@ -113,12 +122,34 @@ async fn serve(config: Config) -> ExitCode {
     let local = listener
         .local_addr()
         .map_or(listen.to_string(), |a| a.to_string());
+    let rtsp_port = listener.local_addr().map_or(listen.port(), |a| a.port());
     tracing::info!(
         listen = %local,
         "listening on {local}; watch rtsp://{}{}",
         display_host(&local),
         config.server.path
     );
+    let rtsps_port = tls
+        .as_ref()
+        .and_then(|(l, _)| l.local_addr().ok())
+        .map(|a| a.port());
+    let http_server = http_listener.map(|http_listener| {
+        let local = http_listener
+            .local_addr()
+            .map_or_else(|_| "?".into(), |a| a.to_string());
+        let shown = display_host(&local);
+        tracing::info!(
+            listen = %local,
+            "HTTP on {local}: status page http://{shown}/, metrics http://{shown}/metrics"
+        );
+        let http_ctx = Arc::new(http::HttpContext {
+            rtsp: Arc::clone(&ctx),
+            rtsp_port,
+            rtsps_port,
+            started,
+        });
+        tokio::spawn(http::serve(http_listener, http_ctx))
+    });
     let server = tokio::spawn(rtsp::serve(listener, Arc::clone(&ctx), None));
     let tls_server = tls.map(|(listener, acceptor)| {
         tokio::spawn(rtsp::serve(listener, Arc::clone(&ctx), Some(acceptor)))
@@ -150,6 +181,9 @@ async fn serve(config: Config) -> ExitCode {
     server.abort();
     if let Some(t) = tls_server {
         t.abort();
+    }
+    if let Some(h) = http_server {
+        h.abort();
     }
     drop(pipeline);
     tracing::info!("stopped");

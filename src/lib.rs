@@ -9,6 +9,7 @@ pub mod config;
 pub mod daemon;
 pub mod encode;
 pub mod h264;
+pub mod http;
 pub mod rtp;
 pub mod rtsp;
 pub mod service;

@@ -10,7 +10,7 @@
 
 pub mod supervisor;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -67,6 +67,7 @@ pub struct Broadcast {
     ssrc: u32,
     last_frame: Mutex<Option<Instant>>,
     clients: AtomicUsize,
+    frames: AtomicU64,
 }
 
 impl Broadcast {
@@ -84,6 +85,7 @@ impl Broadcast {
             ssrc,
             last_frame: Mutex::new(None),
             clients: AtomicUsize::new(0),
+            frames: AtomicU64::new(0),
         })
     }
 
@@ -117,6 +119,12 @@ impl Broadcast {
             self.keyframe.lock().unwrap().pending = false;
         }
         *self.last_frame.lock().unwrap() = Some(captured);
+        self.frames.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Access units published since the start.
+    pub fn frames(&self) -> u64 {
+        self.frames.load(Ordering::Relaxed)
     }
 
     /// The sequence number of the next packet the stream will send.

@@ -12,6 +12,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -46,6 +47,7 @@ pub struct Auth {
     basic_on_plain: bool,
     users: HashMap<String, Ha1>,
     state: Mutex<State>,
+    failures: AtomicU64,
 }
 
 impl std::fmt::Debug for Auth {
@@ -125,6 +127,7 @@ impl Auth {
             basic_on_plain: config.basic,
             users,
             state: Mutex::default(),
+            failures: AtomicU64::new(0),
         })
     }
 
@@ -136,6 +139,11 @@ impl Auth {
     /// How many users there are.
     pub fn user_count(&self) -> usize {
         self.users.len()
+    }
+
+    /// Requests refused for wrong credentials since the start.
+    pub fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
     }
 
     /// Checks a request's credentials.
@@ -171,6 +179,7 @@ impl Auth {
             }
             Outcome::Stale => Verdict::Challenge { stale: true },
             Outcome::Invalid { user, why } => {
+                self.failures.fetch_add(1, Ordering::Relaxed);
                 let (count, log) = state.failures.record(a.client, a.now);
                 if log {
                     let user = user.as_deref().map(shorten).unwrap_or_default();

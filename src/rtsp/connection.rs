@@ -414,7 +414,11 @@ impl Connection {
             Transport::Interleaved { .. } => Carriage::Interleaved,
             Transport::Udp { .. } => Carriage::Udp,
         };
-        let (handle, commands) = match self.ctx.sessions.insert(carriage) {
+        let (handle, commands) = match self
+            .ctx
+            .sessions
+            .insert(carriage, Arc::clone(media.counts()))
+        {
             Ok(h) => h,
             Err(e) => {
                 tracing::warn!(client = %peer_ip, "SETUP refused: {e}");

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::{BufMut, BytesMut};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::media::{ClientMedia, REPORT_INTERVAL};
+use super::media::{ClientMedia, REPORT_INTERVAL, SentCounts};
 use super::message::interleaved_header;
 use super::protocol::{Carriage, PlayStart, SESSION_TIMEOUT_S, SessionId, Sessions};
 use super::udp::UdpClient;
@@ -57,6 +57,8 @@ pub struct SessionHandle {
     pub carriage: Carriage,
     /// Commands to its task.
     pub commands: mpsc::Sender<Command>,
+    /// What it was sent.
+    pub counts: Arc<SentCounts>,
     last_seen: Mutex<Instant>,
 }
 
@@ -80,11 +82,37 @@ pub enum SessionError {
     Full(usize),
 }
 
-/// Every live session, bounded by `server.max_clients`.
+/// Every live session, bounded by `server.max_clients`, and what the
+/// sessions that have ended were sent.
 #[derive(Debug)]
 pub struct SessionTable {
     sessions: Mutex<HashMap<SessionId, Arc<SessionHandle>>>,
     max: usize,
+    ended: Mutex<Ended>,
+}
+
+/// What the ended sessions add up to.
+#[derive(Debug, Default, Clone, Copy)]
+struct Ended {
+    sessions: u64,
+    packets: u64,
+    octets: u64,
+}
+
+/// Counts over every session since the start, and the live ones by how
+/// their media travels.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SessionTotals {
+    /// Live sessions over UDP.
+    pub udp: usize,
+    /// Live sessions interleaved on their connection (TCP, RTSPS).
+    pub interleaved: usize,
+    /// Sessions set up since the start.
+    pub sessions: u64,
+    /// RTP packets sent.
+    pub packets: u64,
+    /// RTP payload octets sent.
+    pub octets: u64,
 }
 
 impl SessionTable {
@@ -93,14 +121,16 @@ impl SessionTable {
         Self {
             sessions: Mutex::default(),
             max,
+            ended: Mutex::default(),
         }
     }
 
-    /// Adds a session with a fresh random id, and the receiving end of its
-    /// command queue (for its task).
+    /// Adds a session with a fresh random id, counted in `counts`, and the
+    /// receiving end of its command queue (for its task).
     pub fn insert(
         &self,
         carriage: Carriage,
+        counts: Arc<SentCounts>,
     ) -> Result<(Arc<SessionHandle>, mpsc::Receiver<Command>), SessionError> {
         let mut map = self.sessions.lock().unwrap();
         if map.len() >= self.max {
@@ -117,6 +147,7 @@ impl SessionTable {
             id,
             carriage,
             commands,
+            counts,
             last_seen: Mutex::new(Instant::now()),
         });
         map.insert(id, Arc::clone(&handle));
@@ -128,9 +159,38 @@ impl SessionTable {
         self.sessions.lock().unwrap().get(&id).cloned()
     }
 
-    /// Removes a session.
+    /// Removes a session, keeping what it was sent in the totals.
     pub fn remove(&self, id: SessionId) {
-        self.sessions.lock().unwrap().remove(&id);
+        let Some(gone) = self.sessions.lock().unwrap().remove(&id) else {
+            return;
+        };
+        let (packets, octets) = gone.counts.sent();
+        let mut ended = self.ended.lock().unwrap();
+        ended.sessions += 1;
+        ended.packets += packets;
+        ended.octets += octets;
+    }
+
+    /// The totals now: the ended sessions' plus the live ones'.
+    pub fn totals(&self) -> SessionTotals {
+        let map = self.sessions.lock().unwrap();
+        let ended = *self.ended.lock().unwrap();
+        let mut t = SessionTotals {
+            sessions: ended.sessions + map.len() as u64,
+            packets: ended.packets,
+            octets: ended.octets,
+            ..SessionTotals::default()
+        };
+        for handle in map.values() {
+            match handle.carriage {
+                Carriage::Udp => t.udp += 1,
+                Carriage::Interleaved => t.interleaved += 1,
+            }
+            let (packets, octets) = handle.counts.sent();
+            t.packets += packets;
+            t.octets += octets;
+        }
+        t
     }
 
     /// Number of live sessions.
@@ -465,10 +525,10 @@ mod tests {
     #[test]
     fn table_limits_and_lookup() {
         let t = SessionTable::new(2);
-        let (a, _ra) = t.insert(Carriage::Interleaved).unwrap();
-        let (_b, _rb) = t.insert(Carriage::Udp).unwrap();
+        let (a, _ra) = t.insert(Carriage::Interleaved, Arc::default()).unwrap();
+        let (_b, _rb) = t.insert(Carriage::Udp, Arc::default()).unwrap();
         assert!(matches!(
-            t.insert(Carriage::Udp),
+            t.insert(Carriage::Udp, Arc::default()),
             Err(SessionError::Full(2))
         ));
         let header = format!("{};timeout=60", a.id);
@@ -481,5 +541,32 @@ mod tests {
         t.remove(a.id);
         assert_eq!(t.len(), 1);
         assert_eq!(t.find(id), None);
+    }
+
+    #[test]
+    fn totals_keep_what_ended_sessions_were_sent() {
+        let unit = crate::rtp::Packetizer::new(1, 0).packetize(
+            &crate::h264::AccessUnit::new(
+                vec![bytes::Bytes::from(vec![0x41; 3000])],
+                Instant::now(),
+            ),
+            0,
+        );
+        let t = SessionTable::new(4);
+        let (a, _ra) = t.insert(Carriage::Interleaved, Arc::default()).unwrap();
+        let (b, _rb) = t.insert(Carriage::Udp, Arc::default()).unwrap();
+        a.counts.add(&unit);
+        b.counts.add(&unit);
+        let live = t.totals();
+        assert_eq!((live.udp, live.interleaved, live.sessions), (1, 1, 2));
+        assert_eq!(live.packets, 2 * u64::from(unit.packet_count));
+        assert!(live.packets > 2);
+        t.remove(a.id);
+        t.remove(a.id); // a second removal counts nothing
+        b.counts.add(&unit);
+        let later = t.totals();
+        assert_eq!((later.udp, later.interleaved, later.sessions), (1, 0, 2));
+        assert_eq!(later.packets, 3 * u64::from(unit.packet_count));
+        assert_eq!(later.octets, 3 * u64::from(unit.payload_octets));
     }
 }

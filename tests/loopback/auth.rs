@@ -14,7 +14,7 @@ use crate::raw::{RawClient, Response};
 
 /// `[auth]` with one user given by password and one by the `ha1` that
 /// `streamcam hash-password` printed.
-fn users(basic: bool) -> String {
+pub fn users(basic: bool) -> String {
     let mut child = crate::daemon::streamcam_command()
         .args(["hash-password", "admin"])
         .stdin(Stdio::piped())

@@ -48,6 +48,8 @@ pub struct Daemon {
     pub host: String,
     /// The port the daemon listens on.
     pub port: u16,
+    /// Its HTTP port.
+    pub http_port: u16,
     _dir: tempfile::TempDir,
 }
 
@@ -93,7 +95,7 @@ impl Daemon {
             ip.to_string()
         };
         let config = format!(
-            "[server]\nlisten = \"{host}:0\"\n{extra}\n[source]\n{source}\n[log]\nlevel = \"debug\"\n"
+            "[server]\nlisten = \"{host}:0\"\n{extra}\n[source]\n{source}\n[log]\nlevel = \"debug\"\n[http]\nlisten = \"{host}:0\"\n"
         );
         let path = dir.path().join("streamcam.toml");
         std::fs::write(&path, config).unwrap();
@@ -143,6 +145,7 @@ impl Daemon {
             log,
             host,
             port: 0,
+            http_port: 0,
             _dir: dir,
         };
         let listening = daemon
@@ -151,10 +154,21 @@ impl Daemon {
         let addr = listening.split("listening on ").nth(1).unwrap();
         let addr = addr.split(';').next().unwrap();
         daemon.port = addr.rsplit(':').next().unwrap().parse().unwrap();
+        let http = daemon
+            .wait_for_log("HTTP on ", Duration::from_secs(20))
+            .unwrap_or_else(|| panic!("no HTTP server:\n{}", daemon.log()));
+        let addr = http.split("HTTP on ").nth(1).unwrap();
+        let addr = addr.split(": ").next().unwrap();
+        daemon.http_port = addr.rsplit(':').next().unwrap().parse().unwrap();
         daemon
             .wait_for_log("ready: ", Duration::from_secs(20))
             .unwrap_or_else(|| panic!("daemon not ready:\n{}", daemon.log()));
         daemon
+    }
+
+    /// The URL of `path` on its HTTP server.
+    pub fn http_url(&self, path: &str) -> String {
+        format!("http://{}:{}{path}", self.host, self.http_port)
     }
 
     /// The stream's URL.

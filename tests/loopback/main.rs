@@ -5,6 +5,7 @@ mod auth;
 mod clients;
 mod daemon;
 mod hostile;
+mod http;
 mod journal;
 mod lifecycle;
 mod raw;

@@ -1,0 +1,239 @@
+//! `/metrics`: the daemon's counters in Prometheus' text format (version
+//! 0.0.4), read from where each is kept: the stream, the session table,
+//! the connections, the users, and the kernel for the process.
+
+use std::fmt::Write as _;
+
+use super::HttpContext;
+
+/// The metrics page.
+pub fn render(ctx: &HttpContext) -> String {
+    let mut out = String::with_capacity(2048);
+    let stream = &ctx.rtsp.stream;
+    let totals = ctx.rtsp.sessions.totals();
+    let up = u64::from(stream.info().error.is_none());
+    metric(
+        &mut out,
+        "streamcam_streaming",
+        "gauge",
+        "1 while the camera (or test pattern) and encoder run, 0 while they are being restarted.",
+        &[("", up)],
+    );
+    metric(
+        &mut out,
+        "streamcam_frames_total",
+        "counter",
+        "Encoded frames (access units) sent out to the stream.",
+        &[("", stream.frames())],
+    );
+    metric(
+        &mut out,
+        "streamcam_clients",
+        "gauge",
+        "RTSP sessions, by how their media travels (tcp: interleaved on the RTSP or RTSPS connection).",
+        &[
+            ("transport=\"udp\"", totals.udp as u64),
+            ("transport=\"tcp\"", totals.interleaved as u64),
+        ],
+    );
+    metric(
+        &mut out,
+        "streamcam_playing_clients",
+        "gauge",
+        "RTSP sessions that are playing.",
+        &[("", stream.clients() as u64)],
+    );
+    metric(
+        &mut out,
+        "streamcam_sessions_total",
+        "counter",
+        "RTSP sessions set up.",
+        &[("", totals.sessions)],
+    );
+    metric(
+        &mut out,
+        "streamcam_sent_packets_total",
+        "counter",
+        "RTP packets sent to clients.",
+        &[("", totals.packets)],
+    );
+    metric(
+        &mut out,
+        "streamcam_sent_bytes_total",
+        "counter",
+        "RTP payload bytes sent to clients.",
+        &[("", totals.octets)],
+    );
+    metric(
+        &mut out,
+        "streamcam_connections",
+        "gauge",
+        "Open RTSP, RTSPS and HTTP connections.",
+        &[("", ctx.rtsp.admission.open() as u64)],
+    );
+    metric(
+        &mut out,
+        "streamcam_connections_max",
+        "gauge",
+        "Most connections open at once; at the limit the oldest without a session is closed.",
+        &[("", ctx.rtsp.admission.cap() as u64)],
+    );
+    if let Some(auth) = &ctx.rtsp.info.auth {
+        metric(
+            &mut out,
+            "streamcam_auth_failures_total",
+            "counter",
+            "Requests refused for a wrong user name or password (RTSP and HTTP).",
+            &[("", auth.failures())],
+        );
+    }
+    process(&mut out);
+    out
+}
+
+/// One metric family: its HELP and TYPE lines and one sample per label set
+/// ("" for none).
+fn metric(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(&str, u64)]) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    for (labels, value) in samples {
+        if labels.is_empty() {
+            let _ = writeln!(out, "{name} {value}");
+        } else {
+            let _ = writeln!(out, "{name}{{{labels}}} {value}");
+        }
+    }
+}
+
+/// The standard `process_*` metrics, from /proc/self.
+fn process(out: &mut String) {
+    let Some(p) = ProcessStats::read() else {
+        return;
+    };
+    let mut float = |name: &str, kind: &str, help: &str, value: f64| {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
+    };
+    float(
+        "process_cpu_seconds_total",
+        "counter",
+        "User and system CPU time spent, in seconds.",
+        p.cpu_seconds,
+    );
+    float(
+        "process_resident_memory_bytes",
+        "gauge",
+        "Resident memory size, in bytes.",
+        p.resident_bytes as f64,
+    );
+    float(
+        "process_start_time_seconds",
+        "gauge",
+        "Start time of the process since the Unix epoch, in seconds.",
+        p.start_time,
+    );
+    float(
+        "process_open_fds",
+        "gauge",
+        "Open file descriptors.",
+        p.open_fds as f64,
+    );
+    float(
+        "process_max_fds",
+        "gauge",
+        "Most file descriptors the process may open.",
+        p.max_fds as f64,
+    );
+}
+
+/// What the kernel says of this process.
+#[derive(Debug, Clone, Copy)]
+struct ProcessStats {
+    cpu_seconds: f64,
+    resident_bytes: u64,
+    start_time: f64,
+    open_fds: usize,
+    max_fds: u64,
+}
+
+impl ProcessStats {
+    // rlim_t is u32 on 32-bit targets (the Pi's armv7), u64 elsewhere.
+    #[allow(clippy::useless_conversion)]
+    fn read() -> Option<Self> {
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // The fields after the command name, which may hold spaces and
+        // parentheses: field 3 (state) is the first.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let field = |n: usize| fields.get(n - 3)?.parse::<u64>().ok();
+        // SAFETY: sysconf only reads a constant of the system.
+        let (ticks, page) = unsafe {
+            (
+                libc::sysconf(libc::_SC_CLK_TCK),
+                libc::sysconf(libc::_SC_PAGESIZE),
+            )
+        };
+        let ticks = u64::try_from(ticks).ok().filter(|&t| t > 0)? as f64;
+        let page = u64::try_from(page).ok()?;
+        let boot = std::fs::read_to_string("/proc/stat")
+            .ok()?
+            .lines()
+            .find_map(|l| l.strip_prefix("btime ")?.trim().parse::<u64>().ok())?;
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes the one struct it is given.
+        let max_fds = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
+            u64::from(limit.rlim_cur)
+        } else {
+            0
+        };
+        Some(Self {
+            cpu_seconds: (field(14)? + field(15)?) as f64 / ticks,
+            resident_bytes: field(24)? * page,
+            start_time: boot as f64 + field(22)? as f64 / ticks,
+            open_fds: std::fs::read_dir("/proc/self/fd").ok()?.count(),
+            max_fds,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn process_stats_are_this_process() {
+        let p = ProcessStats::read().unwrap();
+        assert!(p.resident_bytes > 100_000, "{p:?}");
+        assert!(p.open_fds >= 3 && p.max_fds >= p.open_fds as u64, "{p:?}");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        assert!(
+            p.start_time <= now + 1.0 && p.start_time > now - 3600.0,
+            "{p:?}"
+        );
+        assert!(p.cpu_seconds >= 0.0);
+    }
+
+    #[test]
+    fn samples_are_written_with_and_without_labels() {
+        let mut out = String::new();
+        metric(&mut out, "x_total", "counter", "X.", &[("", 3)]);
+        metric(
+            &mut out,
+            "y",
+            "gauge",
+            "Y.",
+            &[("a=\"b\"", 1), ("a=\"c\"", 2)],
+        );
+        assert_eq!(
+            out,
+            "# HELP x_total X.\n# TYPE x_total counter\nx_total 3\n\
+             # HELP y Y.\n# TYPE y gauge\ny{a=\"b\"} 1\ny{a=\"c\"} 2\n"
+        );
+    }
+}

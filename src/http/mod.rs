@@ -1,0 +1,190 @@
+//! The HTTP side: a status page for people (`/`) and Prometheus metrics
+//! (`/metrics`), behind the same users as RTSP (`[auth]`, HTTP Digest).
+//!
+//! HTTP/1.1 by hyper, on the daemon's one I/O thread. Its connections are
+//! admitted like RTSP ones (the same cap on open files: at the cap the
+//! oldest connection without a session is closed), and a request's headers
+//! must arrive within [`HEADER_TIMEOUT`].
+
+mod metrics;
+mod status;
+
+use std::convert::Infallible;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+
+use crate::rtsp::ServerContext;
+use crate::rtsp::auth::{Attempt, Verdict};
+
+/// Longest a client may take to send a request's headers.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the HTTP side shows, besides the RTSP server's state.
+#[derive(Debug)]
+pub struct HttpContext {
+    /// The RTSP server: stream, sessions, connections, users.
+    pub rtsp: Arc<ServerContext>,
+    /// The RTSP port, for the URL on the status page.
+    pub rtsp_port: u16,
+    /// The RTSPS port, when RTSPS is on.
+    pub rtsps_port: Option<u16>,
+    /// When the daemon started.
+    pub started: Instant,
+}
+
+/// Serves HTTP on `listener` until the daemon stops.
+pub async fn serve(listener: TcpListener, ctx: Arc<HttpContext>) {
+    let mut shutdown = ctx.rtsp.shutdown.clone();
+    loop {
+        let accepted = tokio::select! {
+            _ = crate::rtsp::stopped(&mut shutdown) => return,
+            a = listener.accept() => a,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!("HTTP accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        // At the cap (every connection carries an RTSP session), the new
+        // one is closed at once: those sessions come first.
+        let Ok(ticket) = ctx.rtsp.admission.admit(Instant::now()) else {
+            continue;
+        };
+        let ctx = Arc::clone(&ctx);
+        let mut shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let client = peer.ip().to_canonical();
+            let service = hyper::service::service_fn(|req| {
+                let ctx = Arc::clone(&ctx);
+                async move { Ok::<_, Infallible>(respond(&ctx, client, &req)) }
+            });
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::select! {
+                r = connection => if let Err(e) = r {
+                    tracing::debug!(%client, "HTTP connection: {e}");
+                },
+                () = ticket.evicted() => {}
+                _ = crate::rtsp::stopped(&mut shutdown) => {}
+            }
+        });
+    }
+}
+
+/// The answer to one request.
+fn respond(ctx: &HttpContext, client: IpAddr, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return r;
+    }
+    if let Some(refused) = check_auth(ctx, client, req) {
+        return refused;
+    }
+    let mut response = match req.uri().path() {
+        "/" => {
+            let host = req
+                .headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("streamcam.local");
+            body(
+                StatusCode::OK,
+                "text/html; charset=utf-8",
+                status::page(ctx, host),
+            )
+        }
+        "/metrics" => body(
+            StatusCode::OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            metrics::render(ctx),
+        ),
+        _ => plain(StatusCode::NOT_FOUND, "not found: see / and /metrics\n"),
+    };
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if req.method() == Method::HEAD {
+        *response.body_mut() = Full::default();
+    }
+    response
+}
+
+/// `None` if the request may go on, else the answer that refuses it.
+fn check_auth(
+    ctx: &HttpContext,
+    client: IpAddr,
+    req: &Request<Incoming>,
+) -> Option<Response<Full<Bytes>>> {
+    let auth = ctx.rtsp.info.auth.as_ref()?;
+    // The Digest `uri` names the request target; the scheme and host are
+    // not signed, so any will do for the comparison.
+    let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let url = url::Url::parse("http://streamcam")
+        .ok()?
+        .join(target)
+        .ok()?;
+    let now = Instant::now();
+    let attempt = Attempt {
+        method: req.method().as_str(),
+        url: &url,
+        authorization: req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|h| h.to_str().ok()),
+        client,
+        secure: false,
+        now,
+    };
+    match auth.check(&attempt) {
+        Verdict::Allowed { .. } => None,
+        Verdict::Challenge { stale } => {
+            let mut r = plain(
+                StatusCode::UNAUTHORIZED,
+                "a user name and password are needed\n",
+            );
+            for challenge in auth.challenges(stale, false, now) {
+                if let Ok(v) = HeaderValue::from_str(&challenge) {
+                    r.headers_mut().append(header::WWW_AUTHENTICATE, v);
+                }
+            }
+            Some(r)
+        }
+        Verdict::Throttled { retry_after } => {
+            let mut r = plain(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many failed logins from this address: wait\n",
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, retry_after.as_secs().max(1).into());
+            Some(r)
+        }
+    }
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
+    body(status, "text/plain; charset=utf-8", text.into())
+}
+
+fn body(status: StatusCode, content_type: &'static str, text: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(text)));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}

@@ -1,0 +1,165 @@
+//! `/`: the status page. Plain HTML and CSS made here (no scripts, nothing
+//! fetched from elsewhere), refreshed by the browser every few seconds.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use super::HttpContext;
+
+/// Seconds between the page's own refreshes.
+const REFRESH_S: u32 = 5;
+
+/// The page, for a browser that reached the daemon as `host` (the request's
+/// Host header, which names the machine as the viewer knows it).
+pub fn page(ctx: &HttpContext, host: &str) -> String {
+    let name = host_name(host);
+    let stream = &ctx.rtsp.stream;
+    let info = stream.info();
+    let totals = ctx.rtsp.sessions.totals();
+    let path = &ctx.rtsp.info.path;
+    let rtsp = format!("rtsp://{name}:{}{path}", ctx.rtsp_port);
+    let mut out = String::with_capacity(4096);
+    let _ = write!(
+        out,
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <meta http-equiv=\"refresh\" content=\"{REFRESH_S}\">\
+         <title>streamcam on {}</title><style>{STYLE}</style></head><body>\
+         <h1>streamcam</h1>",
+        escape(&name)
+    );
+    match &info.error {
+        None => {
+            let _ = write!(
+                out,
+                "<p class=\"ok\">Streaming {}</p>",
+                escape(&info.description)
+            );
+        }
+        Some(e) => {
+            let _ = write!(out, "<p class=\"error\">Not streaming: {}</p>", escape(e));
+        }
+    }
+    let _ = write!(
+        out,
+        "<h2>Watch</h2><p>Open this in VLC, ffplay, OBS, Home Assistant or Frigate:</p>\
+         <p><input readonly size=\"48\" value=\"{0}\"></p>",
+        escape(&rtsp)
+    );
+    if let Some(port) = ctx.rtsps_port {
+        let _ = write!(
+            out,
+            "<p>Encrypted: <code>{}</code></p>",
+            escape(&format!("rtsps://{name}:{port}{path}"))
+        );
+    }
+    let _ = writeln!(
+        out,
+        "<h2>Now</h2><table>\
+         <tr><th>Clients over UDP</th><td>{}</td></tr>\
+         <tr><th>Clients over TCP</th><td>{}</td></tr>\
+         <tr><th>Playing</th><td>{}</td></tr>\
+         <tr><th>Sessions since start</th><td>{}</td></tr>\
+         <tr><th>Frames sent out</th><td>{}</td></tr>\
+         <tr><th>Data sent</th><td>{}</td></tr>\
+         <tr><th>Open connections</th><td>{} of {}</td></tr>\
+         <tr><th>Up for</th><td>{}</td></tr>\
+         <tr><th>Passwords</th><td>{}</td></tr>\
+         </table>\
+         <p class=\"small\">Metrics for Prometheus: <a href=\"/metrics\">/metrics</a></p>\
+         </body></html>",
+        totals.udp,
+        totals.interleaved,
+        stream.clients(),
+        totals.sessions,
+        stream.frames(),
+        megabytes(totals.octets),
+        ctx.rtsp.admission.open(),
+        ctx.rtsp.admission.cap(),
+        uptime(ctx.started.elapsed()),
+        match &ctx.rtsp.info.auth {
+            Some(a) => format!("{} user(s)", a.user_count()),
+            None => "none: anyone on the network can watch".into(),
+        },
+    );
+    out
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:40em;margin:1em auto;padding:0 1em;color:#222}\
+h1{font-size:1.5em}h2{font-size:1.1em;margin-top:1.5em}.ok{color:#176617}.error{color:#a31515}\
+table{border-collapse:collapse}th{text-align:left;font-weight:normal;color:#555;padding:.2em 1em .2em 0}\
+input{font:inherit;padding:.3em;width:100%;box-sizing:border-box}.small{font-size:.9em;color:#555}";
+
+/// The host part of a Host header (without its port), or the machine's
+/// mDNS name when the header is unusable.
+fn host_name(host: &str) -> String {
+    let host = host.trim();
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        // [v6]:port
+        rest.split_once(']').map(|(ip, _)| format!("[{ip}]"))
+    } else {
+        host.split(':').next().map(str::to_string)
+    };
+    name.filter(|n| {
+        !n.is_empty()
+            && n.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-.[]:".contains(c))
+    })
+    .unwrap_or_else(|| "streamcam.local".into())
+}
+
+fn megabytes(octets: u64) -> String {
+    format!("{:.1} MB", octets as f64 / 1e6)
+}
+
+fn uptime(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..60 => format!("{s} s"),
+        60..3600 => format!("{} min", s / 60),
+        3600..86400 => format!("{} h {} min", s / 3600, s / 60 % 60),
+        _ => format!("{} days {} h", s / 86400, s / 3600 % 24),
+    }
+}
+
+/// Text made safe for HTML.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_header_names_the_machine_or_falls_back() {
+        assert_eq!(host_name("cam.local:8080"), "cam.local");
+        assert_eq!(host_name("192.168.1.9"), "192.168.1.9");
+        assert_eq!(host_name("[fe80::1]:8080"), "[fe80::1]");
+        assert_eq!(host_name("<script>"), "streamcam.local");
+        assert_eq!(host_name(""), "streamcam.local");
+    }
+
+    #[test]
+    fn text_is_escaped() {
+        assert_eq!(escape("a<b>&\"c'"), "a&lt;b&gt;&amp;&quot;c&#39;");
+    }
+
+    #[test]
+    fn uptime_reads_well() {
+        assert_eq!(uptime(Duration::from_secs(59)), "59 s");
+        assert_eq!(uptime(Duration::from_secs(3 * 3600 + 125)), "3 h 2 min");
+        assert_eq!(uptime(Duration::from_secs(2 * 86400 + 3600)), "2 days 1 h");
+    }
+}

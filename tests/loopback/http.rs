@@ -219,3 +219,34 @@ fn every_http_page_needs_the_password() {
     let (code, _, _) = curl(&d.http_url("/"), &["--basic", "-u", "viewer:secret"]);
     assert_eq!(code, 401);
 }
+
+#[test]
+fn silent_and_slow_http_connections_are_closed_and_never_block_others() {
+    use std::io::Read;
+    let d = Daemon::start(Source::File);
+    let addr = format!("127.0.0.1:{}", d.http_port);
+    let silent = std::net::TcpStream::connect(&addr).unwrap();
+    let mut slow = std::net::TcpStream::connect(&addr).unwrap();
+    slow.write_all(b"GET /metrics HTTP/1.1\r\nHo").unwrap();
+    let opened = Instant::now();
+    // Others are answered meanwhile.
+    let (code, _, page) = curl(&d.http_url("/metrics"), &[]);
+    assert_eq!(code, 200, "{page}");
+    for (name, mut c) in [("silent", silent), ("slow", slow)] {
+        c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut buf = [0u8; 256];
+        let n = c
+            .read(&mut buf)
+            .unwrap_or_else(|e| panic!("{name}: not closed: {e}"));
+        let after = opened.elapsed();
+        assert!(
+            n == 0 || String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 408"),
+            "{name}: got {:?}",
+            String::from_utf8_lossy(&buf[..n])
+        );
+        assert!(
+            after >= Duration::from_secs(9) && after < Duration::from_secs(15),
+            "{name}: closed after {after:?} (the header timeout is 10 s)"
+        );
+    }
+}

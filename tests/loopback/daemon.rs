@@ -148,22 +148,28 @@ impl Daemon {
             http_port: 0,
             _dir: dir,
         };
-        let listening = daemon
-            .wait_for_log("listening on ", Duration::from_secs(20))
-            .unwrap_or_else(|| panic!("daemon did not start:\n{}", daemon.log()));
-        let addr = listening.split("listening on ").nth(1).unwrap();
-        let addr = addr.split(';').next().unwrap();
-        daemon.port = addr.rsplit(':').next().unwrap().parse().unwrap();
-        let http = daemon
-            .wait_for_log("HTTP on ", Duration::from_secs(20))
-            .unwrap_or_else(|| panic!("no HTTP server:\n{}", daemon.log()));
-        let addr = http.split("HTTP on ").nth(1).unwrap();
-        let addr = addr.split(": ").next().unwrap();
-        daemon.http_port = addr.rsplit(':').next().unwrap().parse().unwrap();
+        daemon.port = daemon.logged_port("listening on ", ';');
+        daemon.http_port = daemon.logged_port("HTTP on ", ' ');
         daemon
             .wait_for_log("ready: ", Duration::from_secs(20))
             .unwrap_or_else(|| panic!("daemon not ready:\n{}", daemon.log()));
         daemon
+    }
+
+    /// The port of the address logged after `prefix` (up to `end`).
+    fn logged_port(&self, prefix: &str, end: char) -> u16 {
+        let line = self
+            .wait_for_log(prefix, Duration::from_secs(20))
+            .unwrap_or_else(|| panic!("no {prefix:?} in the log:\n{}", self.log()));
+        let addr = line
+            .split(prefix)
+            .nth(1)
+            .unwrap()
+            .split(end)
+            .next()
+            .unwrap();
+        let addr = addr.trim_end_matches(':');
+        addr.rsplit(':').next().unwrap().parse().unwrap()
     }
 
     /// The URL of `path` on its HTTP server.

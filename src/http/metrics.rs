@@ -161,11 +161,14 @@ impl ProcessStats {
     // rlim_t is u32 on 32-bit targets (the Pi's armv7), u64 elsewhere.
     #[allow(clippy::useless_conversion)]
     fn read() -> Option<Self> {
+        // CPU time and resident memory from getrusage and statm, which
+        // qemu-user (the emulated tests) passes through; its /proc/self/stat
+        // is made up and has zeros there. The start time is from that file.
         let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
         // The fields after the command name, which may hold spaces and
         // parentheses: field 3 (state) is the first.
         let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-        let field = |n: usize| fields.get(n - 3)?.parse::<u64>().ok();
+        let started_ticks = fields.get(22 - 3)?.parse::<u64>().ok()?;
         // SAFETY: sysconf only reads a constant of the system.
         let (ticks, page) = unsafe {
             (
@@ -179,22 +182,30 @@ impl ProcessStats {
             .ok()?
             .lines()
             .find_map(|l| l.strip_prefix("btime ")?.trim().parse::<u64>().ok())?;
-        let mut limit = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
+        let resident_pages = std::fs::read_to_string("/proc/self/statm")
+            .ok()?
+            .split_whitespace()
+            .nth(1)?
+            .parse::<u64>()
+            .ok()?;
+        // SAFETY: getrusage and getrlimit write the one struct they are given.
+        let (usage, limit) = unsafe {
+            let mut usage: libc::rusage = std::mem::zeroed();
+            let mut limit: libc::rlimit = std::mem::zeroed();
+            if libc::getrusage(libc::RUSAGE_SELF, &mut usage) != 0
+                || libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0
+            {
+                return None;
+            }
+            (usage, limit)
         };
-        // SAFETY: getrlimit writes the one struct it is given.
-        let max_fds = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
-            u64::from(limit.rlim_cur)
-        } else {
-            0
-        };
+        let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
         Some(Self {
-            cpu_seconds: (field(14)? + field(15)?) as f64 / ticks,
-            resident_bytes: field(24)? * page,
-            start_time: boot as f64 + field(22)? as f64 / ticks,
+            cpu_seconds: seconds(usage.ru_utime) + seconds(usage.ru_stime),
+            resident_bytes: resident_pages * page,
+            start_time: boot as f64 + started_ticks as f64 / ticks,
             open_fds: std::fs::read_dir("/proc/self/fd").ok()?.count(),
-            max_fds,
+            max_fds: u64::from(limit.rlim_cur),
         })
     }
 }

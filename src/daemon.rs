@@ -147,6 +147,8 @@ async fn serve(config: Config) -> ExitCode {
             rtsp_port,
             rtsps_port,
             started,
+            viewers: http::live::Viewers::default(),
+            tokens: http::live::Tokens::new(),
         });
         tokio::spawn(http::serve(http_listener, http_ctx))
     });

@@ -8,6 +8,7 @@ pub mod broadcast;
 pub mod config;
 pub mod daemon;
 pub mod encode;
+pub mod fmp4;
 pub mod h264;
 pub mod http;
 pub mod rtp;

@@ -30,10 +30,11 @@ pub fn render(ctx: &HttpContext) -> String {
         &mut out,
         "streamcam_clients",
         "gauge",
-        "RTSP sessions, by how their media travels (tcp: interleaved on the RTSP or RTSPS connection).",
+        "Viewers, by how their media travels (tcp: interleaved on the RTSP or RTSPS connection; websocket: the status page's live picture).",
         &[
             ("transport=\"udp\"", totals.udp as u64),
             ("transport=\"tcp\"", totals.interleaved as u64),
+            ("transport=\"websocket\"", ctx.viewers.current() as u64),
         ],
     );
     metric(
@@ -63,6 +64,20 @@ pub fn render(ctx: &HttpContext) -> String {
         "counter",
         "RTP payload bytes sent to clients.",
         &[("", totals.octets)],
+    );
+    metric(
+        &mut out,
+        "streamcam_websocket_viewers_total",
+        "counter",
+        "Live pictures opened by browsers.",
+        &[("", ctx.viewers.total())],
+    );
+    metric(
+        &mut out,
+        "streamcam_websocket_sent_bytes_total",
+        "counter",
+        "Fragmented MP4 bytes sent to browsers.",
+        &[("", ctx.viewers.sent_bytes())],
     );
     metric(
         &mut out,

@@ -1,11 +1,13 @@
-//! The HTTP side: a status page for people (`/`) and Prometheus metrics
-//! (`/metrics`), behind the same users as RTSP (`[auth]`, HTTP Digest).
+//! The HTTP side: a status page for people with the live picture (`/`,
+//! its video from [`live`]) and Prometheus metrics (`/metrics`), behind
+//! the same users as RTSP (`[auth]`, HTTP Digest).
 //!
 //! HTTP/1.1 by hyper, on the daemon's one I/O thread. Its connections are
 //! admitted like RTSP ones (the same cap on open files: at the cap the
 //! oldest connection without a session is closed), and a request's headers
 //! must arrive within [`HEADER_TIMEOUT`].
 
+pub mod live;
 mod metrics;
 mod status;
 
@@ -28,6 +30,12 @@ use crate::rtsp::auth::{Attempt, Verdict};
 /// Longest a client may take to send a request's headers.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The kernel's send buffer for HTTP connections (it doubles the figure).
+/// Fixed rather than grown by the kernel (up to megabytes) so that a live
+/// viewer that stops reading blocks the server's writes within seconds,
+/// and is dropped, instead of having seconds of old picture queued.
+const SEND_BUFFER: usize = 128 * 1024;
+
 /// What the HTTP side shows, besides the RTSP server's state.
 #[derive(Debug)]
 pub struct HttpContext {
@@ -39,6 +47,10 @@ pub struct HttpContext {
     pub rtsps_port: Option<u16>,
     /// When the daemon started.
     pub started: Instant,
+    /// Browsers watching the live picture.
+    pub viewers: live::Viewers,
+    /// Tokens that let the page's WebSocket in.
+    pub tokens: live::Tokens,
 }
 
 /// Serves HTTP on `listener` until the daemon stops.
@@ -62,18 +74,24 @@ pub async fn serve(listener: TcpListener, ctx: Arc<HttpContext>) {
         let Ok(ticket) = ctx.rtsp.admission.admit(Instant::now()) else {
             continue;
         };
+        if let Err(e) = socket2::SockRef::from(&stream).set_send_buffer_size(SEND_BUFFER) {
+            tracing::debug!("HTTP connection's send buffer: {e}");
+        }
         let ctx = Arc::clone(&ctx);
         let mut shutdown = shutdown.clone();
         tokio::spawn(async move {
             let client = peer.ip().to_canonical();
-            let service = hyper::service::service_fn(|req| {
+            let service = hyper::service::service_fn(|mut req| {
                 let ctx = Arc::clone(&ctx);
-                async move { Ok::<_, Infallible>(respond(&ctx, client, &req)) }
+                async move { Ok::<_, Infallible>(respond(&ctx, client, &mut req)) }
             });
+            // An upgraded connection (the live picture's WebSocket) leaves
+            // this task: its viewer task holds a ticket of its own.
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), service);
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
             tokio::select! {
                 r = connection => if let Err(e) = r {
                     tracing::debug!(%client, "HTTP connection: {e}");
@@ -86,12 +104,19 @@ pub async fn serve(listener: TcpListener, ctx: Arc<HttpContext>) {
 }
 
 /// The answer to one request.
-fn respond(ctx: &HttpContext, client: IpAddr, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+fn respond(
+    ctx: &Arc<HttpContext>,
+    client: IpAddr,
+    req: &mut Request<Incoming>,
+) -> Response<Full<Bytes>> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");
         r.headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return r;
+    }
+    if req.uri().path() == live::PATH {
+        return live_view(ctx, client, req);
     }
     if let Some(refused) = check_auth(ctx, client, req) {
         return refused;
@@ -114,7 +139,10 @@ fn respond(ctx: &HttpContext, client: IpAddr, req: &Request<Incoming>) -> Respon
             "text/plain; version=0.0.4; charset=utf-8",
             metrics::render(ctx),
         ),
-        _ => plain(StatusCode::NOT_FOUND, "not found: see / and /metrics\n"),
+        _ => plain(
+            StatusCode::NOT_FOUND,
+            "not found: see /, /metrics and /stream.ws\n",
+        ),
     };
     response
         .headers_mut()
@@ -123,6 +151,30 @@ fn respond(ctx: &HttpContext, client: IpAddr, req: &Request<Incoming>) -> Respon
         *response.body_mut() = Full::default();
     }
     response
+}
+
+/// The live picture's WebSocket: let in by a token from the page, or by
+/// the same credentials as any other request.
+fn live_view(
+    ctx: &Arc<HttpContext>,
+    client: IpAddr,
+    req: &mut Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let token_ok = live::token_of(req).is_some_and(|t| ctx.tokens.verify(t, Instant::now()));
+    if !token_ok {
+        if let Some(refused) = check_auth(ctx, client, req) {
+            return refused;
+        }
+    }
+    live::upgrade(ctx, client, req).unwrap_or_else(|| {
+        let mut r = plain(
+            StatusCode::UPGRADE_REQUIRED,
+            "the live picture is a WebSocket: open / in a browser\n",
+        );
+        r.headers_mut()
+            .insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        r
+    })
 }
 
 /// `None` if the request may go on, else the answer that refuses it.
@@ -177,7 +229,8 @@ fn check_auth(
     }
 }
 
-fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
+/// A short plain-text answer.
+pub(crate) fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
     body(status, "text/plain; charset=utf-8", text.into())
 }
 

@@ -1,17 +1,24 @@
-//! `/`: the status page. Plain HTML and CSS made here (no scripts, nothing
-//! fetched from elsewhere), refreshed by the browser every few seconds.
+//! `/`: the status page with the live picture. HTML, CSS and a small
+//! script made here, nothing fetched from elsewhere. The script (`page.js`)
+//! plays the picture from [`super::live`] and refreshes the figures by
+//! fetching this same page again, so each figure is written in one place.
 
 use std::fmt::Write as _;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::HttpContext;
 
-/// Seconds between the page's own refreshes.
-const REFRESH_S: u32 = 5;
+/// The live player and the figures' refresh.
+const SCRIPT: &str = include_str!("page.js");
 
 /// The page, for a browser that reached the daemon as `host` (the request's
 /// Host header, which names the machine as the viewer knows it).
 pub fn page(ctx: &HttpContext, host: &str) -> String {
+    // When anyone may watch, the WebSocket needs no token either.
+    let token = match ctx.rtsp.info.auth {
+        Some(_) => ctx.tokens.issue(Instant::now()),
+        None => String::new(),
+    };
     let name = host_name(host);
     let stream = &ctx.rtsp.stream;
     let info = stream.info();
@@ -23,10 +30,12 @@ pub fn page(ctx: &HttpContext, host: &str) -> String {
         out,
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <meta http-equiv=\"refresh\" content=\"{REFRESH_S}\">\
-         <title>streamcam on {}</title><style>{STYLE}</style></head><body>\
-         <h1>streamcam</h1>",
-        escape(&name)
+         <title>streamcam on {0}</title><style>{STYLE}</style></head><body>\
+         <h1>streamcam on {0}</h1>\
+         <video id=\"live\" muted autoplay playsinline data-token=\"{1}\"></video>\
+         <p id=\"live-note\" class=\"small\"></p><div id=\"state\">",
+        escape(&name),
+        escape(&token),
     );
     match &info.error {
         None => {
@@ -40,9 +49,10 @@ pub fn page(ctx: &HttpContext, host: &str) -> String {
             let _ = write!(out, "<p class=\"error\">Not streaming: {}</p>", escape(e));
         }
     }
+    out.push_str("</div>");
     let _ = write!(
         out,
-        "<h2>Watch</h2><p>Open this in VLC, ffplay, OBS, Home Assistant or Frigate:</p>\
+        "<h2>Watch elsewhere</h2><p>Open this in VLC, ffplay, OBS, Home Assistant or Frigate:</p>\
          <p><input readonly size=\"48\" value=\"{0}\"></p>",
         escape(&rtsp)
     );
@@ -55,9 +65,10 @@ pub fn page(ctx: &HttpContext, host: &str) -> String {
     }
     let _ = writeln!(
         out,
-        "<h2>Now</h2><table>\
+        "<h2>Now</h2><table id=\"now\">\
          <tr><th>Clients over UDP</th><td>{}</td></tr>\
          <tr><th>Clients over TCP</th><td>{}</td></tr>\
+         <tr><th>Browsers watching</th><td>{}</td></tr>\
          <tr><th>Playing</th><td>{}</td></tr>\
          <tr><th>Sessions since start</th><td>{}</td></tr>\
          <tr><th>Frames sent out</th><td>{}</td></tr>\
@@ -67,9 +78,10 @@ pub fn page(ctx: &HttpContext, host: &str) -> String {
          <tr><th>Passwords</th><td>{}</td></tr>\
          </table>\
          <p class=\"small\">Metrics for Prometheus: <a href=\"/metrics\">/metrics</a></p>\
-         </body></html>",
+         <script>{SCRIPT}</script></body></html>",
         totals.udp,
         totals.interleaved,
+        ctx.viewers.current(),
         stream.clients(),
         totals.sessions,
         stream.frames(),
@@ -86,6 +98,7 @@ pub fn page(ctx: &HttpContext, host: &str) -> String {
 }
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:40em;margin:1em auto;padding:0 1em;color:#222}\
+video{width:100%;aspect-ratio:16/9;background:#111}\
 h1{font-size:1.5em}h2{font-size:1.1em;margin-top:1.5em}.ok{color:#176617}.error{color:#a31515}\
 table{border-collapse:collapse}th{text-align:left;font-weight:normal;color:#555;padding:.2em 1em .2em 0}\
 input{font:inherit;padding:.3em;width:100%;box-sizing:border-box}.small{font-size:.9em;color:#555}";

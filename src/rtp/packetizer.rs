@@ -48,6 +48,9 @@ pub struct RtpUnit {
     pub packet_count: u32,
     /// RTP payload octets in all packets (for sender reports).
     pub payload_octets: u32,
+    /// The access unit's NAL units, for containers that carry them whole
+    /// (fMP4 for browsers). They share the encoder's buffers.
+    pub nals: Vec<Bytes>,
 }
 
 impl RtpUnit {
@@ -158,6 +161,7 @@ impl Packetizer {
             is_idr: au.is_idr,
             packet_count,
             payload_octets,
+            nals: au.nals.clone(),
         }
     }
 }

@@ -125,6 +125,11 @@ impl SessionTable {
         }
     }
 
+    /// Most sessions at once (`server.max_clients`).
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
     /// Adds a session with a fresh random id, counted in `counts`, and the
     /// receiving end of its command queue (for its task).
     pub fn insert(

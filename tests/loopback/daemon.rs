@@ -177,6 +177,11 @@ impl Daemon {
         format!("http://{}:{}{path}", self.host, self.http_port)
     }
 
+    /// The address of its HTTP server.
+    pub fn http_addr(&self) -> std::net::SocketAddr {
+        format!("{}:{}", self.host, self.http_port).parse().unwrap()
+    }
+
     /// The stream's URL.
     pub fn url(&self) -> String {
         format!("rtsp://{}:{}/stream", self.host, self.port)

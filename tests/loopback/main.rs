@@ -2,6 +2,7 @@
 
 mod attack;
 mod auth;
+mod browser;
 mod clients;
 mod daemon;
 mod hostile;

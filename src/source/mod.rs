@@ -2,6 +2,7 @@
 //! frames (for the encoder) or ready access units (H.264 already).
 
 pub mod file;
+pub mod i420;
 #[cfg(feature = "libcamera")]
 pub mod libcamera;
 pub mod pacer;

@@ -14,6 +14,7 @@ pub mod http;
 pub mod rtp;
 pub mod rtsp;
 pub mod service;
+pub mod snapshot;
 pub mod source;
 pub mod tls;
 #[cfg(feature = "v4l2")]

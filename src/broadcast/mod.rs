@@ -19,6 +19,7 @@ use tokio::sync::{broadcast, watch};
 use crate::h264::{AccessUnit, ParameterSets};
 use crate::rtp::packetizer::RtpUnit;
 use crate::rtp::{MediaClock, Packetizer};
+use crate::snapshot::Stills;
 
 /// Access units held for clients: about one second at 30 fps.
 const RING_CAPACITY: usize = 32;
@@ -68,6 +69,7 @@ pub struct Broadcast {
     last_frame: Mutex<Option<Instant>>,
     clients: AtomicUsize,
     frames: AtomicU64,
+    stills: Stills,
 }
 
 impl Broadcast {
@@ -86,6 +88,7 @@ impl Broadcast {
             last_frame: Mutex::new(None),
             clients: AtomicUsize::new(0),
             frames: AtomicU64::new(0),
+            stills: Stills::default(),
         })
     }
 
@@ -110,6 +113,9 @@ impl Broadcast {
                     }
                 }
             }
+        }
+        if au.is_idr {
+            self.stills.keep_keyframe(&au.nals);
         }
         let timestamp = self.clock.rtp_timestamp(au.timestamp);
         let unit = self.packetizer.lock().unwrap().packetize(&au, timestamp);
@@ -223,6 +229,11 @@ impl Broadcast {
     /// Clients currently playing.
     pub fn clients(&self) -> usize {
         self.clients.load(Ordering::Relaxed)
+    }
+
+    /// Still pictures of the stream's raw frames.
+    pub fn stills(&self) -> &Stills {
+        &self.stills
     }
 }
 

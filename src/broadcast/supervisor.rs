@@ -161,6 +161,7 @@ fn pump(p: &mut Pipeline, stream: &Broadcast) -> Result<(), PipelineError> {
     match (frame, p.encoder.as_mut()) {
         (Frame::Encoded(au), _) => p.coded.push(au),
         (Frame::Raw(raw), Some(enc)) => {
+            stream.stills().offer(&raw);
             if wants_keyframe {
                 enc.request_keyframe();
             }

@@ -81,6 +81,20 @@ pub fn render(ctx: &HttpContext) -> String {
     );
     metric(
         &mut out,
+        "streamcam_snapshot_requests_total",
+        "counter",
+        "Requests for /snapshot.jpg.",
+        &[("", stream.stills().requests())],
+    );
+    metric(
+        &mut out,
+        "streamcam_snapshot_encodes_total",
+        "counter",
+        "JPEGs encoded for /snapshot.jpg (at most one a second for each size asked for).",
+        &[("", stream.stills().encodes())],
+    );
+    metric(
+        &mut out,
         "streamcam_connections",
         "gauge",
         "Open RTSP, RTSPS and HTTP connections.",

@@ -26,6 +26,7 @@ use tokio::net::TcpListener;
 
 use crate::rtsp::ServerContext;
 use crate::rtsp::auth::{Attempt, Verdict};
+use crate::snapshot;
 
 /// Longest a client may take to send a request's headers.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -83,7 +84,7 @@ pub async fn serve(listener: TcpListener, ctx: Arc<HttpContext>) {
             let client = peer.ip().to_canonical();
             let service = hyper::service::service_fn(|mut req| {
                 let ctx = Arc::clone(&ctx);
-                async move { Ok::<_, Infallible>(respond(&ctx, client, &mut req)) }
+                async move { Ok::<_, Infallible>(respond(&ctx, client, &mut req).await) }
             });
             // An upgraded connection (the live picture's WebSocket) leaves
             // this task: its viewer task holds a ticket of its own.
@@ -104,7 +105,7 @@ pub async fn serve(listener: TcpListener, ctx: Arc<HttpContext>) {
 }
 
 /// The answer to one request.
-fn respond(
+async fn respond(
     ctx: &Arc<HttpContext>,
     client: IpAddr,
     req: &mut Request<Incoming>,
@@ -139,9 +140,10 @@ fn respond(
             "text/plain; version=0.0.4; charset=utf-8",
             metrics::render(ctx),
         ),
+        "/snapshot.jpg" => snapshot(ctx, req.uri().query()).await,
         _ => plain(
             StatusCode::NOT_FOUND,
-            "not found: see /, /metrics and /stream.ws\n",
+            "not found: see /, /snapshot.jpg, /metrics and /stream.ws\n",
         ),
     };
     response
@@ -175,6 +177,45 @@ fn live_view(
             .insert(header::UPGRADE, HeaderValue::from_static("websocket"));
         r
     })
+}
+
+/// `/snapshot.jpg[?width=N]`: the newest picture as JPEG.
+async fn snapshot(ctx: &HttpContext, query: Option<&str>) -> Response<Full<Bytes>> {
+    let width = query
+        .unwrap_or("")
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("width="));
+    let width = match width.map(str::parse::<u32>) {
+        None => None,
+        Some(Ok(w)) if w >= snapshot::MIN_WIDTH => Some(w),
+        Some(_) => {
+            return plain(
+                StatusCode::BAD_REQUEST,
+                "width must be a whole number of pixels, 16 or more\n",
+            );
+        }
+    };
+    match ctx.rtsp.stream.stills().jpeg(width).await {
+        Ok(jpeg) => {
+            let mut r = Response::new(Full::new(jpeg));
+            r.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg"));
+            r
+        }
+        Err(e) => {
+            let why = match ctx.rtsp.stream.info().error {
+                Some(pipeline) => format!("no picture: {pipeline}\n"),
+                None => format!("no picture: {e}\n"),
+            };
+            let mut r = Response::new(Full::new(Bytes::from(why)));
+            *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
+            r
+        }
+    }
 }
 
 /// `None` if the request may go on, else the answer that refuses it.

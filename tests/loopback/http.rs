@@ -186,7 +186,13 @@ fn status_page_names_the_stream_and_where_to_watch_it() {
 #[test]
 fn every_http_page_needs_the_password() {
     let d = Daemon::start_with("127.0.0.1", Source::File, &crate::auth::users(false));
-    for path in ["/", "/metrics", "/nothing-here"] {
+    for path in [
+        "/",
+        "/metrics",
+        "/snapshot.jpg",
+        "/stream.ws",
+        "/nothing-here",
+    ] {
         let (code, headers, _) = curl(&d.http_url(path), &[]);
         assert_eq!(code, 401, "{path}: {headers}");
         assert!(
@@ -201,6 +207,15 @@ fn every_http_page_needs_the_password() {
     let (code, _, page) = curl(&d.http_url("/"), &["--digest", "-u", "viewer:secret"]);
     assert_eq!(code, 200, "{page}");
     assert!(page.contains(&d.url()), "{page}");
+    let (code, headers, _) = curl(
+        &d.http_url("/snapshot.jpg?width=640"),
+        &["--digest", "-u", "viewer:secret", "-o", "/dev/null"],
+    );
+    assert_eq!(code, 200, "{headers}");
+    assert!(
+        headers.to_lowercase().contains("content-type: image/jpeg"),
+        "{headers}"
+    );
     let (code, _, page) = curl(
         &d.http_url("/metrics"),
         &["--digest", "-u", "admin:hunter2"],
@@ -250,4 +265,119 @@ fn silent_and_slow_http_connections_are_closed_and_never_block_others() {
             "{name}: closed after {after:?} (the header timeout is 10 s)"
         );
     }
+}
+
+/// A bare HTTP/1.1 GET: the status code, the headers and the body.
+fn get(addr: std::net::SocketAddr, target: &str) -> (u16, String, Vec<u8>) {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a complete response");
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let code = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, head, raw[split + 4..].to_vec())
+}
+
+/// The size ffprobe reads from a JPEG.
+fn jpeg_size(jpeg: &[u8]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("still.jpg");
+    std::fs::write(&path, jpeg).unwrap();
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name,width,height",
+        ])
+        .args(["-of", "csv=p=0"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn snapshot_is_the_picture_and_fifty_callers_share_one_encode() {
+    let d = Daemon::start(Source::TestPattern);
+    let addr: std::net::SocketAddr = d
+        .http_url("")
+        .trim_start_matches("http://")
+        .parse()
+        .unwrap();
+    // Let the stream start, then fifty callers at once.
+    assert_eq!(get(addr, "/snapshot.jpg").0, 200);
+    std::thread::sleep(Duration::from_millis(1100));
+    let started = Instant::now();
+    let calls: Vec<_> = (0..50)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let t = Instant::now();
+                let (code, head, body) = get(addr, "/snapshot.jpg");
+                (code, head, body, t.elapsed())
+            })
+        })
+        .collect();
+    let answers: Vec<_> = calls.into_iter().map(|c| c.join().unwrap()).collect();
+    let took = started.elapsed();
+    for (code, head, _, elapsed) in &answers {
+        assert_eq!(*code, 200, "{head}");
+        assert!(
+            head.to_lowercase().contains("content-type: image/jpeg"),
+            "{head}"
+        );
+        assert!(*elapsed < Duration::from_secs(1), "answered in {elapsed:?}");
+    }
+    let distinct: std::collections::HashSet<&Vec<u8>> = answers.iter().map(|a| &a.2).collect();
+    assert!(
+        distinct.len() <= 1 + took.as_secs() as usize,
+        "{} different JPEGs in {took:?}",
+        distinct.len()
+    );
+    assert_eq!(jpeg_size(&answers[0].2), "mjpeg,1280,720");
+    let (_, _, metrics) = curl(&d.http_url("/metrics"), &[]);
+    assert_eq!(sample(&metrics, "streamcam_snapshot_requests_total"), 51.0);
+    let encodes = sample(&metrics, "streamcam_snapshot_encodes_total");
+    assert!(
+        encodes <= 2.0 + took.as_secs_f64().ceil(),
+        "{encodes} encodes for 51 calls in {took:?}"
+    );
+
+    // Scaled down on request; nonsense refused.
+    let (code, _, small) = get(addr, "/snapshot.jpg?width=320");
+    assert_eq!(code, 200);
+    assert_eq!(jpeg_size(&small), "mjpeg,320,180");
+    for bad in ["width=abc", "width=3", "width=-5"] {
+        let (code, _, body) = get(addr, &format!("/snapshot.jpg?{bad}"));
+        assert_eq!(code, 400, "{bad}: {}", String::from_utf8_lossy(&body));
+    }
+}
+
+#[test]
+fn snapshot_of_an_h264_source_decodes_its_key_frame() {
+    let d = Daemon::start(Source::File);
+    let (code, _, jpeg) = curl_bytes(&d.http_url("/snapshot.jpg"));
+    assert_eq!(code, 200);
+    assert_eq!(jpeg_size(&jpeg), "mjpeg,1280,720");
+}
+
+/// The status code, headers and body of `url` (a bare GET).
+fn curl_bytes(url: &str) -> (u16, String, Vec<u8>) {
+    let addr = url.trim_start_matches("http://");
+    let (addr, target) = addr.split_at(addr.find('/').unwrap());
+    get(addr.parse().unwrap(), target)
 }

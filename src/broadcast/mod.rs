@@ -8,6 +8,7 @@
 //! A client that falls more than the ring behind skips to the next IDR; one
 //! that keeps falling behind is told to go.
 
+pub mod stats;
 pub mod supervisor;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -20,6 +21,7 @@ use crate::h264::{AccessUnit, ParameterSets};
 use crate::rtp::packetizer::RtpUnit;
 use crate::rtp::{MediaClock, Packetizer};
 use crate::snapshot::Stills;
+use stats::Stats;
 
 /// Access units held for clients: about one second at 30 fps.
 const RING_CAPACITY: usize = 32;
@@ -70,6 +72,7 @@ pub struct Broadcast {
     clients: AtomicUsize,
     frames: AtomicU64,
     stills: Stills,
+    stats: Stats,
 }
 
 impl Broadcast {
@@ -89,6 +92,7 @@ impl Broadcast {
             clients: AtomicUsize::new(0),
             frames: AtomicU64::new(0),
             stills: Stills::default(),
+            stats: Stats::default(),
         })
     }
 
@@ -231,6 +235,11 @@ impl Broadcast {
         self.clients.load(Ordering::Relaxed)
     }
 
+    /// What the pipeline and the fan-out did.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
     /// Still pictures of the stream's raw frames.
     pub fn stills(&self) -> &Stills {
         &self.stills
@@ -274,8 +283,10 @@ impl Subscriber {
                     self.lags.push(now);
                     self.lags_total += 1;
                     if self.lags.len() >= MAX_LAGS {
+                        self.stream.stats.slow_dropped();
                         return Err(SubscribeError::TooSlow(self.lags.len()));
                     }
+                    self.stream.stats.lag_skipped();
                     tracing::debug!(missed, "client fell behind; skipping to the next key frame");
                     self.waiting_for_idr = true;
                     self.stream.request_keyframe();

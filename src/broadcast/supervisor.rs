@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::stats::Part;
 use super::{Broadcast, StreamInfo};
 use crate::config::Config;
 use crate::encode::{self, EncodeError, Encoder};
@@ -83,6 +84,11 @@ fn supervise(first: Pipeline, config: &Config, stream: &Broadcast, stop: &Atomic
             None => open(config, stream).and_then(|p| run(p, stream, stop)),
         };
         let Err(error) = result else { return };
+        let part = match error {
+            PipelineError::Encode(_) => Part::Encoder,
+            PipelineError::Source(_) | PipelineError::NoEncoder => Part::Source,
+        };
+        stream.stats().pipeline_failed(part, &error.to_string());
         if !error.may_recover() {
             tracing::error!(
                 "video pipeline failed: {error}; this cannot work without a change to the \
@@ -157,6 +163,7 @@ fn run(mut p: Pipeline, stream: &Broadcast, stop: &AtomicBool) -> Result<(), Pip
 /// Moves one frame from the source through the encoder to the broadcast.
 fn pump(p: &mut Pipeline, stream: &Broadcast) -> Result<(), PipelineError> {
     let frame = p.source.next_frame()?;
+    stream.stats().frame_captured();
     let wants_keyframe = stream.take_keyframe_request(Instant::now());
     match (frame, p.encoder.as_mut()) {
         (Frame::Encoded(au), _) => p.coded.push(au),

@@ -5,6 +5,7 @@
 use std::fmt::Write as _;
 
 use super::HttpContext;
+use crate::broadcast::stats::Part;
 
 /// The metrics page.
 pub fn render(ctx: &HttpContext) -> String {
@@ -25,6 +26,38 @@ pub fn render(ctx: &HttpContext) -> String {
         "counter",
         "Encoded frames (access units) sent out to the stream.",
         &[("", stream.frames())],
+    );
+    let stats = stream.stats();
+    metric(
+        &mut out,
+        "streamcam_frames_captured_total",
+        "counter",
+        "Frames from the camera, test pattern or file (more than streamcam_frames_total by what the encoder dropped or still holds).",
+        &[("", stats.captured())],
+    );
+    metric(
+        &mut out,
+        "streamcam_pipeline_failures_total",
+        "counter",
+        "Times the camera (source) or the encoder failed and the pipeline was reopened (or given up, for a failure that cannot pass).",
+        &[
+            ("part=\"source\"", stats.failures(Part::Source)),
+            ("part=\"encoder\"", stats.failures(Part::Encoder)),
+        ],
+    );
+    metric(
+        &mut out,
+        "streamcam_lag_skips_total",
+        "counter",
+        "Times a viewer fell a second behind the stream and skipped ahead to the next key frame.",
+        &[("", stats.lag_skips())],
+    );
+    metric(
+        &mut out,
+        "streamcam_slow_viewer_drops_total",
+        "counter",
+        "Viewers dropped for falling behind again and again.",
+        &[("", stats.slow_drops())],
     );
     metric(
         &mut out,

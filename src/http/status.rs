@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use super::HttpContext;
+use crate::source::testpattern::format_utc;
 
 /// The live player and the figures' refresh.
 const SCRIPT: &str = include_str!("page.js");
@@ -48,6 +49,23 @@ pub fn page(ctx: &HttpContext, host: &str) -> String {
         Some(e) => {
             let _ = write!(out, "<p class=\"error\">Not streaming: {}</p>", escape(e));
         }
+    }
+    let errors = stream.stats().recent_errors();
+    if !errors.is_empty() {
+        out.push_str("<p class=\"small\">Last problems:</p><ul class=\"small\">");
+        for (when, error) in errors.iter().rev() {
+            let secs = when
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs();
+            let _ = write!(
+                out,
+                "<li>{}: {}</li>",
+                format_utc(secs, 0).replace(".000", ""),
+                escape(error)
+            );
+        }
+        out.push_str("</ul>");
     }
     out.push_str("</div>");
     let _ = write!(

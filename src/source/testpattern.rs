@@ -200,8 +200,9 @@ impl Source for TestPattern {
     }
 }
 
-/// "YYYY-MM-DD HH:MM:SS.mmm UTC" for Unix time `secs` + `millis`.
-fn format_utc(secs: u64, millis: u32) -> String {
+/// "YYYY-MM-DD HH:MM:SS.mmm UTC" for Unix time `secs` + `millis` (also
+/// the status page's times).
+pub fn format_utc(secs: u64, millis: u32) -> String {
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     let (year, month, day) = civil_from_days(days);

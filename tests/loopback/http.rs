@@ -146,6 +146,17 @@ fn metrics_pass_promtool_and_follow_the_clients() {
         sample(&after, "streamcam_frames_total") > sample(&before, "streamcam_frames_total"),
         "{after}"
     );
+    // Every frame sent out was captured; nothing failed.
+    assert!(
+        sample(&after, "streamcam_frames_captured_total")
+            >= sample(&after, "streamcam_frames_total"),
+        "{after}"
+    );
+    assert_eq!(
+        sample(&after, "streamcam_pipeline_failures_total{part=\"source\"}"),
+        0.0,
+        "{after}"
+    );
 }
 
 #[test]

@@ -138,9 +138,15 @@ async fn serve(config: Config) -> ExitCode {
             .local_addr()
             .map_or_else(|_| "?".into(), |a| a.to_string());
         let shown = display_host(&local);
+        let also_https = if tls.is_some() {
+            format!(" (and https://{shown}/ on the same port, with the RTSPS certificate)")
+        } else {
+            String::new()
+        };
         tracing::info!(
             listen = %local,
-            "HTTP on {local}: status page http://{shown}/, metrics http://{shown}/metrics"
+            "HTTP on {local}: status page http://{shown}/{also_https}, snapshot \
+             http://{shown}/snapshot.jpg, metrics http://{shown}/metrics"
         );
         let http_ctx = Arc::new(http::HttpContext {
             rtsp: Arc::clone(&ctx),
@@ -150,7 +156,8 @@ async fn serve(config: Config) -> ExitCode {
             viewers: http::live::Viewers::default(),
             tokens: http::live::Tokens::new(),
         });
-        tokio::spawn(http::serve(http_listener, http_ctx))
+        let https = tls.as_ref().map(|(_, acceptor)| acceptor.clone());
+        tokio::spawn(http::serve(http_listener, http_ctx, https))
     });
     let server = tokio::spawn(rtsp::serve(listener, Arc::clone(&ctx), None));
     let tls_server = tls.map(|(listener, acceptor)| {

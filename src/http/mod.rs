@@ -23,6 +23,7 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 
 use crate::rtsp::ServerContext;
 use crate::rtsp::auth::{Attempt, Verdict};
@@ -54,8 +55,9 @@ pub struct HttpContext {
     pub tokens: live::Tokens,
 }
 
-/// Serves HTTP on `listener` until the daemon stops.
-pub async fn serve(listener: TcpListener, ctx: Arc<HttpContext>) {
+/// Serves HTTP on `listener` until the daemon stops, and HTTPS on the same
+/// port when `tls` is given (told apart by the client's first byte).
+pub async fn serve(listener: TcpListener, ctx: Arc<HttpContext>, tls: Option<TlsAcceptor>) {
     let mut shutdown = ctx.rtsp.shutdown.clone();
     loop {
         let accepted = tokio::select! {
@@ -79,24 +81,30 @@ pub async fn serve(listener: TcpListener, ctx: Arc<HttpContext>) {
             tracing::debug!("HTTP connection's send buffer: {e}");
         }
         let ctx = Arc::clone(&ctx);
+        let tls = tls.clone();
         let mut shutdown = shutdown.clone();
         tokio::spawn(async move {
             let client = peer.ip().to_canonical();
-            let service = hyper::service::service_fn(|mut req| {
-                let ctx = Arc::clone(&ctx);
-                async move { Ok::<_, Infallible>(respond(&ctx, client, &mut req).await) }
-            });
-            // An upgraded connection (the live picture's WebSocket) leaves
-            // this task: its viewer task holds a ticket of its own.
-            let connection = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), service)
-                .with_upgrades();
+            let served = async {
+                let hello = match tls {
+                    None => Some(false),
+                    Some(_) => tls_hello(&stream).await,
+                };
+                match (tls, hello) {
+                    // Silent for the whole header timeout: closed.
+                    (_, None) => {}
+                    (Some(acceptor), Some(true)) => {
+                        match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(stream)).await {
+                            Ok(Ok(tls)) => connection(tls, &ctx, client, true).await,
+                            Ok(Err(e)) => tracing::debug!(%client, "HTTPS handshake: {e}"),
+                            Err(_) => tracing::debug!(%client, "HTTPS handshake timed out"),
+                        }
+                    }
+                    _ => connection(stream, &ctx, client, false).await,
+                }
+            };
             tokio::select! {
-                r = connection => if let Err(e) = r {
-                    tracing::debug!(%client, "HTTP connection: {e}");
-                },
+                () = served => {}
                 () = ticket.evicted() => {}
                 _ = crate::rtsp::stopped(&mut shutdown) => {}
             }
@@ -104,10 +112,43 @@ pub async fn serve(listener: TcpListener, ctx: Arc<HttpContext>) {
     }
 }
 
+/// True if the client opens with a TLS handshake record (HTTPS), false for
+/// plain HTTP; `None` if it sends nothing within [`HEADER_TIMEOUT`].
+async fn tls_hello(stream: &tokio::net::TcpStream) -> Option<bool> {
+    const HANDSHAKE_RECORD: u8 = 0x16;
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(HEADER_TIMEOUT, stream.peek(&mut first)).await {
+        Ok(Ok(1)) => Some(first[0] == HANDSHAKE_RECORD),
+        _ => None,
+    }
+}
+
+/// Serves HTTP/1.1 on one connection (`secure`: inside TLS).
+async fn connection<I>(io: I, ctx: &Arc<HttpContext>, client: IpAddr, secure: bool)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(|mut req| {
+        let ctx = Arc::clone(ctx);
+        async move { Ok::<_, Infallible>(respond(&ctx, client, secure, &mut req).await) }
+    });
+    // An upgraded connection (the live picture's WebSocket) leaves this
+    // task: its viewer task holds a ticket of its own.
+    let served = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
+    if let Err(e) = served.await {
+        tracing::debug!(%client, "HTTP connection: {e}");
+    }
+}
+
 /// The answer to one request.
 async fn respond(
     ctx: &Arc<HttpContext>,
     client: IpAddr,
+    secure: bool,
     req: &mut Request<Incoming>,
 ) -> Response<Full<Bytes>> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
@@ -117,9 +158,9 @@ async fn respond(
         return r;
     }
     if req.uri().path() == live::PATH {
-        return live_view(ctx, client, req);
+        return live_view(ctx, client, secure, req);
     }
-    if let Some(refused) = check_auth(ctx, client, req) {
+    if let Some(refused) = check_auth(ctx, client, secure, req) {
         return refused;
     }
     let mut response = match req.uri().path() {
@@ -160,11 +201,12 @@ async fn respond(
 fn live_view(
     ctx: &Arc<HttpContext>,
     client: IpAddr,
+    secure: bool,
     req: &mut Request<Incoming>,
 ) -> Response<Full<Bytes>> {
     let token_ok = live::token_of(req).is_some_and(|t| ctx.tokens.verify(t, Instant::now()));
     if !token_ok {
-        if let Some(refused) = check_auth(ctx, client, req) {
+        if let Some(refused) = check_auth(ctx, client, secure, req) {
             return refused;
         }
     }
@@ -222,6 +264,7 @@ async fn snapshot(ctx: &HttpContext, query: Option<&str>) -> Response<Full<Bytes
 fn check_auth(
     ctx: &HttpContext,
     client: IpAddr,
+    secure: bool,
     req: &Request<Incoming>,
 ) -> Option<Response<Full<Bytes>>> {
     let auth = ctx.rtsp.info.auth.as_ref()?;
@@ -241,7 +284,7 @@ fn check_auth(
             .get(header::AUTHORIZATION)
             .and_then(|h| h.to_str().ok()),
         client,
-        secure: false,
+        secure,
         now,
     };
     match auth.check(&attempt) {
@@ -251,7 +294,7 @@ fn check_auth(
                 StatusCode::UNAUTHORIZED,
                 "a user name and password are needed\n",
             );
-            for challenge in auth.challenges(stale, false, now) {
+            for challenge in auth.challenges(stale, secure, now) {
                 if let Ok(v) = HeaderValue::from_str(&challenge) {
                     r.headers_mut().append(header::WWW_AUTHENTICATE, v);
                 }

@@ -22,6 +22,8 @@ const browser = await puppeteer.launch({
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
     "--autoplay-policy=no-user-gesture-required",
+    // The daemon's own self-signed certificate, for the HTTPS tests.
+    "--ignore-certificate-errors",
   ],
 });
 const result = { console: [] };

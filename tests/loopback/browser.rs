@@ -222,6 +222,25 @@ fn with_passwords_the_page_and_its_picture_need_them() {
 }
 
 #[test]
+fn over_https_the_page_plays_by_secure_websocket() {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = format!(
+        "{}{}",
+        crate::tls::tls_table(&dir.path().join("tls")),
+        users(false)
+    );
+    let d = Daemon::start_with("127.0.0.1", Source::TestPattern, &extra);
+    let https = d.http_url("/").replace("http://", "https://");
+    watch(
+        &https,
+        "live-picture-over-https",
+        3,
+        Some(("viewer", "secret")),
+    )
+    .assert_played(3.0);
+}
+
+#[test]
 fn slow_and_vanished_viewers_hurt_no_one() {
     // A recorded stream: every frame is the daemon's to deliver (a software
     // encode beside Chromium on a busy machine may drop some itself).

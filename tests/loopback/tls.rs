@@ -15,7 +15,7 @@ use crate::clients::{self, Mode};
 use crate::daemon::{Daemon, Source};
 
 /// `[tls]` on a port the kernel picks, keeping its certificate in `store`.
-fn tls_table(store: &Path) -> String {
+pub fn tls_table(store: &Path) -> String {
     format!("[tls]\nlisten = \"127.0.0.1:0\"\nstore = {store:?}\n")
 }
 
@@ -244,4 +244,50 @@ fn retina_plays_inside_rtsps_with_a_password() {
         "{log}"
     );
     assert!(!log.contains("secret"), "the password in the log:\n{log}");
+}
+
+#[test]
+fn https_on_the_http_port_with_the_rtsps_certificate_and_basic_only_inside_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = format!(
+        "{}{}",
+        tls_table(&dir.path().join("tls")),
+        crate::auth::users(false)
+    );
+    let d = Daemon::start_with("127.0.0.1", Source::TestPattern, &extra);
+    let (_, fingerprint) = rtsps(&d);
+    let https = d.http_url("/").replace("http://", "https://");
+    let http_port = https.rsplit(':').next().unwrap().trim_end_matches('/');
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl s_client -connect 127.0.0.1:{http_port} </dev/null 2>/dev/null \
+             | openssl x509 -noout -fingerprint -sha256"
+        ))
+        .output()
+        .unwrap();
+    let seen = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(
+        seen.trim().split('=').nth(1),
+        Some(fingerprint.as_str()),
+        "{seen}"
+    );
+    // Basic inside TLS; Digest over both; Basic in the clear refused.
+    let basic = ["-k", "--basic", "-u", "viewer:secret"];
+    let (code, _, page) = crate::http::curl(&https, &basic);
+    assert_eq!(code, 200, "{page}");
+    assert!(page.contains("<video"), "{page}");
+    let (code, _, _) = crate::http::curl(&d.http_url("/"), &basic[1..]);
+    assert_eq!(code, 401, "Basic over plain HTTP");
+    let (code, _, _) = crate::http::curl(
+        &format!("{https}snapshot.jpg"),
+        &["-k", "--digest", "-u", "viewer:secret", "-o", "/dev/null"],
+    );
+    assert_eq!(code, 200);
+    // Plain HTTP still works on the same port.
+    let (code, _, _) = crate::http::curl(
+        &d.http_url("/metrics"),
+        &["--digest", "-u", "viewer:secret"],
+    );
+    assert_eq!(code, 200);
 }

@@ -155,6 +155,8 @@ async fn serve(config: Config) -> ExitCode {
             started,
             viewers: http::live::Viewers::default(),
             tokens: http::live::Tokens::new(),
+            #[cfg(feature = "webrtc")]
+            whep: http::whep::Sessions::default(),
         });
         let https = tls.as_ref().map(|(_, acceptor)| acceptor.clone());
         tokio::spawn(http::serve(http_listener, http_ctx, https))

@@ -168,8 +168,7 @@ pub fn upgrade<B>(
     }
     let key = headers.get(header::SEC_WEBSOCKET_KEY)?.as_bytes();
     let accept = accept_key(key);
-    let sessions = &ctx.rtsp.sessions;
-    if ctx.viewers.current() + sessions.len() >= sessions.max() {
+    if super::viewers_now(ctx) >= ctx.rtsp.sessions.max() {
         return Some(super::plain(
             StatusCode::SERVICE_UNAVAILABLE,
             "too many viewers: server.max_clients reached\n",
@@ -341,7 +340,7 @@ fn parameter_sets_changed(params: &ParameterSets, nals: &[Bytes]) -> bool {
 /// One viewer's media timeline: decode times from 0 at its first picture,
 /// in the 90 kHz RTP clock, carried past the RTP timestamp's wrap.
 #[derive(Debug, Default)]
-struct Timeline {
+pub(super) struct Timeline {
     last_rtp: Option<u32>,
     decode_time: u64,
     last_step: u32,
@@ -350,7 +349,7 @@ struct Timeline {
 
 impl Timeline {
     /// The decode time of the picture with this RTP timestamp.
-    fn decode_time(&mut self, rtp: u32) -> u64 {
+    pub(super) fn decode_time(&mut self, rtp: u32) -> u64 {
         if let Some(last) = self.last_rtp {
             self.last_step = rtp.wrapping_sub(last);
             self.decode_time += u64::from(self.last_step);

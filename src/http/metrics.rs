@@ -63,11 +63,13 @@ pub fn render(ctx: &HttpContext) -> String {
         &mut out,
         "streamcam_clients",
         "gauge",
-        "Viewers, by how their media travels (tcp: interleaved on the RTSP or RTSPS connection; websocket: the status page's live picture).",
+        "Viewers, by how their media travels (tcp: interleaved on the RTSP or RTSPS connection; websocket, webrtc: the status page's live picture).",
         &[
             ("transport=\"udp\"", totals.udp as u64),
             ("transport=\"tcp\"", totals.interleaved as u64),
             ("transport=\"websocket\"", ctx.viewers.current() as u64),
+            #[cfg(feature = "webrtc")]
+            ("transport=\"webrtc\"", ctx.whep.current() as u64),
         ],
     );
     metric(

@@ -10,6 +10,8 @@
 pub mod live;
 mod metrics;
 mod status;
+#[cfg(feature = "webrtc")]
+pub mod whep;
 
 use std::convert::Infallible;
 use std::net::IpAddr;
@@ -53,6 +55,33 @@ pub struct HttpContext {
     pub viewers: live::Viewers,
     /// Tokens that let the page's WebSocket in.
     pub tokens: live::Tokens,
+    /// Browsers watching by WebRTC.
+    #[cfg(feature = "webrtc")]
+    pub whep: whep::Sessions,
+}
+
+/// Viewers of every kind now: RTSP sessions and browsers.
+pub fn viewers_now(ctx: &HttpContext) -> usize {
+    #[cfg(feature = "webrtc")]
+    let webrtc = ctx.whep.current();
+    #[cfg(not(feature = "webrtc"))]
+    let webrtc = 0;
+    ctx.rtsp.sessions.len() + ctx.viewers.current() + webrtc
+}
+
+/// Who is on the other end of a connection, and how.
+#[derive(Debug, Clone, Copy)]
+struct Conn {
+    /// The client's address.
+    client: IpAddr,
+    /// The address the client reached (where media for it is sent from).
+    #[cfg_attr(
+        not(feature = "webrtc"),
+        allow(dead_code, reason = "WebRTC's media goes out from it")
+    )]
+    local: IpAddr,
+    /// Inside TLS.
+    secure: bool,
 }
 
 /// Serves HTTP on `listener` until the daemon stops, and HTTPS on the same
@@ -85,6 +114,14 @@ pub async fn serve(listener: TcpListener, ctx: Arc<HttpContext>, tls: Option<Tls
         let mut shutdown = shutdown.clone();
         tokio::spawn(async move {
             let client = peer.ip().to_canonical();
+            let local = stream
+                .local_addr()
+                .map_or(client, |a| a.ip().to_canonical());
+            let conn = |secure| Conn {
+                client,
+                local,
+                secure,
+            };
             let served = async {
                 let hello = match tls {
                     None => Some(false),
@@ -95,12 +132,12 @@ pub async fn serve(listener: TcpListener, ctx: Arc<HttpContext>, tls: Option<Tls
                     (_, None) => {}
                     (Some(acceptor), Some(true)) => {
                         match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(stream)).await {
-                            Ok(Ok(tls)) => connection(tls, &ctx, client, true).await,
+                            Ok(Ok(tls)) => connection(tls, &ctx, conn(true)).await,
                             Ok(Err(e)) => tracing::debug!(%client, "HTTPS handshake: {e}"),
                             Err(_) => tracing::debug!(%client, "HTTPS handshake timed out"),
                         }
                     }
-                    _ => connection(stream, &ctx, client, false).await,
+                    _ => connection(stream, &ctx, conn(false)).await,
                 }
             };
             tokio::select! {
@@ -124,13 +161,13 @@ async fn tls_hello(stream: &tokio::net::TcpStream) -> Option<bool> {
 }
 
 /// Serves HTTP/1.1 on one connection (`secure`: inside TLS).
-async fn connection<I>(io: I, ctx: &Arc<HttpContext>, client: IpAddr, secure: bool)
+async fn connection<I>(io: I, ctx: &Arc<HttpContext>, conn: Conn)
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let service = hyper::service::service_fn(|mut req| {
+    let service = hyper::service::service_fn(|req| {
         let ctx = Arc::clone(ctx);
-        async move { Ok::<_, Infallible>(respond(&ctx, client, secure, &mut req).await) }
+        async move { Ok::<_, Infallible>(respond(&ctx, conn, req).await) }
     });
     // An upgraded connection (the live picture's WebSocket) leaves this
     // task: its viewer task holds a ticket of its own.
@@ -140,17 +177,20 @@ where
         .serve_connection(TokioIo::new(io), service)
         .with_upgrades();
     if let Err(e) = served.await {
-        tracing::debug!(%client, "HTTP connection: {e}");
+        tracing::debug!(client = %conn.client, "HTTP connection: {e}");
     }
 }
 
 /// The answer to one request.
 async fn respond(
     ctx: &Arc<HttpContext>,
-    client: IpAddr,
-    secure: bool,
-    req: &mut Request<Incoming>,
+    conn: Conn,
+    mut req: Request<Incoming>,
 ) -> Response<Full<Bytes>> {
+    #[cfg(feature = "webrtc")]
+    if req.uri().path().starts_with(whep::PATH) {
+        return webrtc(ctx, conn, req).await;
+    }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");
         r.headers_mut()
@@ -158,9 +198,9 @@ async fn respond(
         return r;
     }
     if req.uri().path() == live::PATH {
-        return live_view(ctx, client, secure, req);
+        return live_view(ctx, conn, &mut req);
     }
-    if let Some(refused) = check_auth(ctx, client, secure, req) {
+    if let Some(refused) = check_auth(ctx, conn, &req) {
         return refused;
     }
     let mut response = match req.uri().path() {
@@ -196,21 +236,28 @@ async fn respond(
     response
 }
 
-/// The live picture's WebSocket: let in by a token from the page, or by
-/// the same credentials as any other request.
+/// The live picture's ways in (its WebSocket, WHEP) take a token from the
+/// page, or the same credentials as any other request. `None` if the
+/// request may go on.
+fn let_in<B>(ctx: &HttpContext, conn: Conn, req: &Request<B>) -> Option<Response<Full<Bytes>>> {
+    let token_ok = live::token_of(req).is_some_and(|t| ctx.tokens.verify(t, Instant::now()));
+    if token_ok {
+        None
+    } else {
+        check_auth(ctx, conn, req)
+    }
+}
+
+/// The live picture's WebSocket.
 fn live_view(
     ctx: &Arc<HttpContext>,
-    client: IpAddr,
-    secure: bool,
+    conn: Conn,
     req: &mut Request<Incoming>,
 ) -> Response<Full<Bytes>> {
-    let token_ok = live::token_of(req).is_some_and(|t| ctx.tokens.verify(t, Instant::now()));
-    if !token_ok {
-        if let Some(refused) = check_auth(ctx, client, secure, req) {
-            return refused;
-        }
+    if let Some(refused) = let_in(ctx, conn, req) {
+        return refused;
     }
-    live::upgrade(ctx, client, req).unwrap_or_else(|| {
+    live::upgrade(ctx, conn.client, req).unwrap_or_else(|| {
         let mut r = plain(
             StatusCode::UPGRADE_REQUIRED,
             "the live picture is a WebSocket: open / in a browser\n",
@@ -219,6 +266,45 @@ fn live_view(
             .insert(header::UPGRADE, HeaderValue::from_static("websocket"));
         r
     })
+}
+
+/// WHEP: POST an offer to [`whep::PATH`], DELETE the session it made.
+#[cfg(feature = "webrtc")]
+async fn webrtc(
+    ctx: &Arc<HttpContext>,
+    conn: Conn,
+    req: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    use http_body_util::{BodyExt as _, Limited};
+    if let Some(refused) = let_in(ctx, conn, &req) {
+        return refused;
+    }
+    let is_endpoint = req.uri().path() == whep::PATH;
+    match (req.method().clone(), is_endpoint) {
+        (Method::POST, true) => {
+            match Limited::new(req.into_body(), whep::MAX_OFFER)
+                .collect()
+                .await
+            {
+                Ok(offer) => whep::offer(ctx, conn.client, conn.local, &offer.to_bytes()).await,
+                Err(_) => plain(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "the offer is too large or was cut off\n",
+                ),
+            }
+        }
+        (Method::DELETE, false) => whep::delete(ctx, req.uri().path()),
+        (_, endpoint) => {
+            let mut r = plain(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "POST an offer; DELETE a session\n",
+            );
+            let allow = if endpoint { "POST" } else { "DELETE" };
+            r.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(allow));
+            r
+        }
+    }
 }
 
 /// `/snapshot.jpg[?width=N]`: the newest picture as JPEG.
@@ -261,12 +347,8 @@ async fn snapshot(ctx: &HttpContext, query: Option<&str>) -> Response<Full<Bytes
 }
 
 /// `None` if the request may go on, else the answer that refuses it.
-fn check_auth(
-    ctx: &HttpContext,
-    client: IpAddr,
-    secure: bool,
-    req: &Request<Incoming>,
-) -> Option<Response<Full<Bytes>>> {
+fn check_auth<B>(ctx: &HttpContext, conn: Conn, req: &Request<B>) -> Option<Response<Full<Bytes>>> {
+    let Conn { client, secure, .. } = conn;
     let auth = ctx.rtsp.info.auth.as_ref()?;
     // The Digest `uri` names the request target; the scheme and host are
     // not signed, so any will do for the comparison.

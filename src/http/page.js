@@ -1,7 +1,9 @@
 "use strict";
-// The status page's live picture (fragmented MP4 from stream.ws into Media
-// Source Extensions, ManagedMediaSource on Safari/iOS) kept close to live,
-// and the page's figures refreshed by fetching the page again.
+// The status page's live picture: by WebRTC (WHEP at stream/whep) when the
+// daemon offers it, else (or when that fails) fragmented MP4 from
+// stream.ws into Media Source Extensions (ManagedMediaSource on
+// Safari/iOS) kept close to live; and the page's figures refreshed by
+// fetching the page again.
 (() => {
   const video = document.getElementById("live");
   const note = document.getElementById("live-note");
@@ -13,11 +15,71 @@
 
   const say = (text) => { note.textContent = text; };
 
-  const socketUrl = () => {
-    const url = new URL("stream.ws", location.href);
-    url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+  const withToken = (path) => {
+    const url = new URL(path, location.href);
     if (token) url.searchParams.set("token", token);
     return url;
+  };
+
+  const socketUrl = () => {
+    const url = withToken("stream.ws");
+    url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+    return url;
+  };
+
+  // WebRTC: resolves once the picture plays, rejects when it cannot (no
+  // WebRTC, a refused offer, no connection within 5 s).
+  const webrtc = async () => {
+    const pc = new RTCPeerConnection();
+    try {
+      pc.addTransceiver("video", { direction: "recvonly" });
+      const playing = new Promise((resolve, reject) => {
+        pc.ontrack = (event) => {
+          video.srcObject = event.streams[0] || new MediaStream([event.track]);
+          video.play().catch(() => {});
+        };
+        video.addEventListener("playing", resolve, { once: true });
+        setTimeout(() => reject(new Error("no picture by WebRTC within 5 s")), 5000);
+      });
+      // The whole offer at once (no trickle). Without a STUN server every
+      // candidate is a host one, and they come together: a moment after
+      // the first, the offer is complete; none at all means no address.
+      const gathered = new Promise((resolve) => {
+        let settle = setTimeout(resolve, 300);
+        pc.onicecandidate = (event) => {
+          clearTimeout(settle);
+          settle = setTimeout(resolve, event.candidate ? 50 : 0);
+        };
+      });
+      await pc.setLocalDescription(await pc.createOffer());
+      await gathered;
+      if (!pc.localDescription.sdp.includes("a=candidate")) {
+        throw new Error("no network address for WebRTC");
+      }
+      const response = await fetch(withToken("stream/whep"), {
+        method: "POST",
+        headers: { "Content-Type": "application/sdp" },
+        body: pc.localDescription.sdp,
+      });
+      if (response.status !== 201) throw new Error(`WHEP: ${response.status}`);
+      const session = response.headers.get("Location");
+      await pc.setRemoteDescription({ type: "answer", sdp: await response.text() });
+      await playing;
+      pc.onconnectionstatechange = () => {
+        if (["failed", "closed", "disconnected"].includes(pc.connectionState)) {
+          pc.close();
+          say("the WebRTC connection was lost; reconnecting…");
+          setTimeout(start, retryMs);
+        }
+      };
+      addEventListener("pagehide", () => {
+        if (session) fetch(withToken(session), { method: "DELETE", keepalive: true });
+      });
+      window.streamcamTransport = "webrtc";
+    } catch (e) {
+      pc.close();
+      throw e;
+    }
   };
 
   // One attempt: a MediaSource, a socket, a queue of segments between them.
@@ -116,11 +178,31 @@
     }
   };
 
-  if (Source) {
+  const mse = () => {
+    if (!Source) {
+      say("This browser cannot play the live picture here: use the RTSP address below.");
+      return;
+    }
+    window.streamcamTransport = "mse";
+    video.srcObject = null;
     connect();
     setInterval(watch, 250);
-  } else {
-    say("This browser cannot play the live picture here: use the RTSP address below.");
-  }
+  };
+
+  // `?live=mse` on the page's address keeps to the WebSocket.
+  const wantsMse = new URLSearchParams(location.search).get("live") === "mse";
+
+  const start = () => {
+    if (video.dataset.webrtc === "true" && window.RTCPeerConnection && !wantsMse) {
+      webrtc().catch((e) => {
+        console.warn(`streamcam: WebRTC: ${e.message}`);
+        say(`${e.message}: playing over the WebSocket instead`);
+        mse();
+      });
+    } else {
+      mse();
+    }
+  };
+  start();
   setInterval(refresh, 5000);
 })();

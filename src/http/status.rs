@@ -33,10 +33,11 @@ pub fn page(ctx: &HttpContext, host: &str) -> String {
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>streamcam on {0}</title><style>{STYLE}</style></head><body>\
          <h1>streamcam on {0}</h1>\
-         <video id=\"live\" muted autoplay playsinline data-token=\"{1}\"></video>\
+         <video id=\"live\" muted autoplay playsinline data-token=\"{1}\" data-webrtc=\"{2}\"></video>\
          <p id=\"live-note\" class=\"small\"></p><div id=\"state\">",
         escape(&name),
         escape(&token),
+        cfg!(feature = "webrtc"),
     );
     match &info.error {
         None => {

@@ -4,7 +4,8 @@
 // The caller (tests/loopback/browser.rs) asserts on it. BROWSER_TOOLS
 // names the node_modules directory holding puppeteer-core; CHROMIUM the
 // browser; WATCH_USER and WATCH_PASSWORD, if set, are given when the page
-// asks for a password.
+// asks for a password; WATCH_BLOCK, if set, makes every request whose URL
+// contains it fail (as a proxy that refuses it would).
 import { mkdtempSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
@@ -34,6 +35,11 @@ try {
   }
   page.on("console", (m) => result.console.push(m.text()));
   page.on("pageerror", (e) => result.console.push(`page error: ${e.message}`));
+  const block = process.env.WATCH_BLOCK;
+  if (block) {
+    await page.setRequestInterception(true);
+    page.on("request", (r) => (r.url().includes(block) ? r.abort("blockedbyclient") : r.continue()));
+  }
   // The first frame's time from the start of the page's navigation.
   await page.evaluateOnNewDocument(() => {
     document.addEventListener("playing", () => {
@@ -63,6 +69,7 @@ try {
   result.first = first;
   result.last = last;
   result.note = await page.evaluate(() => document.getElementById("live-note").textContent);
+  result.transport = await page.evaluate(() => window.streamcamTransport ?? null);
   await page.screenshot({ path: screenshot });
 } catch (e) {
   result.error = String(e);

@@ -1,6 +1,7 @@
 //! The test pattern: scrolling colour bars, a bouncing box, and a burnt-in
 //! frame counter and wall-clock time (UTC, milliseconds), so a person can
-//! judge smoothness and read latency off the picture.
+//! judge smoothness and read latency off the picture; the same time as a
+//! row of squares along the bottom for programs to read.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -23,6 +24,9 @@ const BARS: [(u8, u8, u8); 8] = [
 const SCROLL: usize = 4;
 /// Glyph scale: 8x8 font cells drawn as SCALE x SCALE blocks.
 const SCALE: usize = 4;
+/// Squares in the bottom row's timecode (Unix milliseconds fit in 48 bits
+/// until the year 10889).
+pub const TIMECODE_BITS: usize = 48;
 
 /// The generated test pattern source.
 pub struct TestPattern {
@@ -115,6 +119,23 @@ impl TestPattern {
         let line2 = format_utc(secs.as_secs(), secs.subsec_millis());
         self.draw_text(&line1, SCALE * 2, band_y + SCALE * 2);
         self.draw_text(&line2, SCALE * 2, band_y + SCALE * 4 + line_h);
+        self.draw_timecode(secs.as_millis() as u64);
+    }
+
+    /// The capture time (Unix milliseconds) along the bottom edge as
+    /// [`TIMECODE_BITS`] squares, most significant first, white for 1: a
+    /// viewer's latency is its clock minus the time read back from the
+    /// picture (bench/browser reads it in the page).
+    fn draw_timecode(&mut self, millis: u64) {
+        let cell = (self.width / TIMECODE_BITS) & !1;
+        if cell < 2 || self.height < cell {
+            return;
+        }
+        let y = (self.height - cell) & !1;
+        for bit in 0..TIMECODE_BITS {
+            let one = millis >> (TIMECODE_BITS - 1 - bit) & 1 == 1;
+            self.fill_rect(bit * cell, y, cell, cell, if one { 235 } else { 16 });
+        }
     }
 
     /// Fills a rectangle with grey level `luma` (chroma neutral).
@@ -232,6 +253,21 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bottom_row_carries_the_time_in_milliseconds() {
+        let mut tp = TestPattern::new(&VideoConfig::default());
+        assert_eq!((tp.width, tp.height), (1280, 720));
+        let when = UNIX_EPOCH + std::time::Duration::from_millis(1_796_000_123_456);
+        tp.render(7, when);
+        let cell = 1280 / TIMECODE_BITS & !1;
+        let row = 720 - cell + cell / 2;
+        let read = (0..TIMECODE_BITS).fold(0u64, |acc, bit| {
+            let x = bit * cell + cell / 2;
+            (acc << 1) | u64::from(tp.y[row * 1280 + x] > 128)
+        });
+        assert_eq!(read, 1_796_000_123_456);
+    }
 
     #[test]
     fn formats_utc_dates() {

@@ -115,3 +115,43 @@ use_uapi_headers() {
     V4L2R_VIDEODEV2_H_PATH=$(ci/uapi-headers) || return 1
     export V4L2R_VIDEODEV2_H_PATH
 }
+
+# Headless Chromium for the browser tests and bench/browser: Debian's
+# `chromium`, and puppeteer-core as tests/browser's lock file pins it,
+# installed with `npm ci` under target/tools/browser (again only when that
+# file changes). Exports BROWSER_TOOLS (its node_modules) and CHROMIUM.
+# shellcheck disable=SC2034 # used by the scripts that source this file
+BROWSER_PACKAGES=(chromium nodejs iproute2)
+use_browser() {
+    local tools=$PWD/target/tools/browser lock=tests/browser/package-lock.json
+    install_packages "${BROWSER_PACKAGES[@]}" || return 1
+    if ! [ -d "$tools/node_modules/puppeteer-core" ] || ! cmp -s "$lock" "$tools/package-lock.json"; then
+        command -v npm >/dev/null || install_packages npm || return 1
+        rm -rf "$tools" && mkdir -p "$tools" &&
+            cp tests/browser/package.json "$lock" "$tools/" &&
+            (cd "$tools" && npm ci --no-audit --no-fund --ignore-scripts >&2) || return 1
+    fi
+    export BROWSER_TOOLS=$tools/node_modules CHROMIUM=${CHROMIUM:-$(command -v chromium)}
+}
+
+# A network namespace ($1) for a browser that does WebRTC: loopback, and
+# sc0 at BROWSER_HOST paired with sc1, which carries the default route
+# (Chromium gathers WebRTC candidates only on the default route's
+# interface, never on loopback; nothing answers there, no traffic
+# leaves). IPv6 is off on the pair: addresses appearing after DAD would
+# be a network change under a page Chromium is loading. Exports
+# BROWSER_HOST.
+make_browser_netns() {
+    local ns=$1
+    export BROWSER_HOST=10.203.0.1
+    ip netns add "$ns" &&
+        ip -n "$ns" link set lo up &&
+        ip -n "$ns" link add sc0 type veth peer name sc1 &&
+        ip netns exec "$ns" sysctl -qw net.ipv6.conf.sc0.disable_ipv6=1 \
+            net.ipv6.conf.sc1.disable_ipv6=1 &&
+        ip -n "$ns" addr add "$BROWSER_HOST/24" dev sc0 &&
+        ip -n "$ns" addr add 10.203.0.2/24 dev sc1 &&
+        ip -n "$ns" link set sc0 up &&
+        ip -n "$ns" link set sc1 up &&
+        ip -n "$ns" route add default via 10.203.0.2 dev sc0
+}

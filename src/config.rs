@@ -145,6 +145,18 @@ pub enum EncoderKind {
     Software,
 }
 
+/// H.264 profile the encoder is asked for.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum H264Profile {
+    /// Constrained baseline: every decoder, every browser's WebRTC.
+    Baseline,
+    /// Main: better compression; WebRTC in Chromium.
+    Main,
+    /// High: the best compression; not every browser takes it over WebRTC.
+    High,
+}
+
 /// `[video]` section.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -161,6 +173,9 @@ pub struct VideoConfig {
     pub keyframe_interval: u32,
     /// Which encoder to use.
     pub encoder: EncoderKind,
+    /// H.264 profile; `None`: the encoder's own (High on the Pi's encoder,
+    /// constrained baseline in software).
+    pub profile: Option<H264Profile>,
 }
 
 impl Default for VideoConfig {
@@ -172,6 +187,7 @@ impl Default for VideoConfig {
             bitrate: 1_000_000,
             keyframe_interval: 30,
             encoder: EncoderKind::Auto,
+            profile: None,
         }
     }
 }
@@ -849,6 +865,11 @@ level = "debug"
         assert_eq!(c.log.level, LogLevel::Debug);
         let c = parse("[video]\nencoder = \"v4l2-m2m\"\n").unwrap();
         assert_eq!(c.video.encoder, EncoderKind::V4l2M2m);
+        assert_eq!(c.video.profile, None);
+        let c = parse("[video]\nprofile = \"main\"\n").unwrap();
+        assert_eq!(c.video.profile, Some(H264Profile::Main));
+        let e = parse("[video]\nprofile = \"extended\"\n").unwrap_err();
+        assert!(e.to_string().contains("profile"), "{e}");
     }
 
     #[test]

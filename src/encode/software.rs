@@ -6,18 +6,19 @@ use bytes::Bytes;
 use openh264::OpenH264API;
 use openh264::encoder::{
     BitRate, Complexity, Encoder as H264Encoder, EncoderConfig, FrameRate, FrameType,
-    IntraFramePeriod, RateControlMode, SpsPpsStrategy, UsageType,
+    IntraFramePeriod, Profile, RateControlMode, SpsPpsStrategy, UsageType,
 };
 use openh264::formats::YUVSlices;
 
 use super::{EncodeError, Encoder};
-use crate::config::VideoConfig;
+use crate::config::{H264Profile, VideoConfig};
 use crate::h264::{AccessUnit, split_annexb};
 use crate::source::i420;
 use crate::source::{Plane, RawFrame};
 
 /// openh264, configured from the video settings on the first frame.
 pub struct SoftwareEncoder {
+    profile: Option<H264Profile>,
     framerate: u32,
     bitrate: u32,
     keyframe_interval: u32,
@@ -33,6 +34,7 @@ impl SoftwareEncoder {
     /// interval.
     pub fn new(video: &VideoConfig) -> Self {
         Self {
+            profile: video.profile,
             framerate: video.framerate,
             bitrate: video.bitrate,
             keyframe_interval: video.keyframe_interval,
@@ -55,6 +57,11 @@ impl SoftwareEncoder {
                 .intra_frame_period(IntraFramePeriod::from_num_frames(self.keyframe_interval))
                 .sps_pps_strategy(SpsPpsStrategy::ConstantId)
                 .num_threads(1);
+            let config = match self.profile {
+                None | Some(H264Profile::Baseline) => config,
+                Some(H264Profile::Main) => config.profile(Profile::Main),
+                Some(H264Profile::High) => config.profile(Profile::High),
+            };
             let enc = H264Encoder::with_api_config(OpenH264API::from_source(), config)
                 .map_err(|e| EncodeError::Failed(e.to_string()))?;
             self.encoder = Some(enc);
@@ -177,6 +184,24 @@ mod tests {
             assert_eq!((ps.width, ps.height), (320, 240));
         }
         assert!(!aus[5].has_parameter_sets());
+    }
+
+    #[test]
+    fn the_profile_asked_for_is_the_profile_in_the_sps() {
+        for (profile, idc) in [
+            (None, 66),
+            (Some(H264Profile::Baseline), 66),
+            (Some(H264Profile::Main), 77),
+            (Some(H264Profile::High), 100),
+        ] {
+            let mut enc = SoftwareEncoder::new(&VideoConfig {
+                profile,
+                ..VideoConfig::default()
+            });
+            let aus = encode_frames(&mut enc, 1, None);
+            let ps = aus[0].parameter_sets().expect("SPS/PPS");
+            assert_eq!(ps.sps[1], idc, "{profile:?}");
+        }
     }
 
     #[test]

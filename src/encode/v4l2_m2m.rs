@@ -19,7 +19,7 @@ use v4l2r::ioctl::{self, BufferFlags, QBufPlane, QBuffer, V4l2Buffer};
 use v4l2r::memory::{DmaBufHandle, MmapHandle};
 
 use super::{EncodeError, Encoder};
-use crate::config::VideoConfig;
+use crate::config::{H264Profile, VideoConfig};
 use crate::h264::{self, AccessUnit};
 use crate::source::{Lease, Pixels, Plane, RawFrame, STALL_TIMEOUT};
 use crate::v4l2::{Device, Format, MappedBuffer, PixelFormat, QueueType, V4l2Error, fourcc};
@@ -439,6 +439,8 @@ pub struct Settings {
     pub framerate: u32,
     /// H.264 level for the picture size and rate.
     pub h264_level: Option<u32>,
+    /// H.264 profile (`V4L2_MPEG_VIDEO_H264_PROFILE_*`).
+    pub h264_profile: u32,
 }
 
 impl Settings {
@@ -463,11 +465,18 @@ impl Settings {
             keyframe_interval: video.keyframe_interval,
             framerate: video.framerate,
             h264_level: Some(level),
+            h264_profile: match video.profile.unwrap_or(H264Profile::High) {
+                H264Profile::Baseline => {
+                    bindings::v4l2_mpeg_video_h264_profile_V4L2_MPEG_VIDEO_H264_PROFILE_CONSTRAINED_BASELINE
+                }
+                H264Profile::Main => bindings::v4l2_mpeg_video_h264_profile_V4L2_MPEG_VIDEO_H264_PROFILE_MAIN,
+                H264Profile::High => bindings::v4l2_mpeg_video_h264_profile_V4L2_MPEG_VIDEO_H264_PROFILE_HIGH,
+            },
         }
     }
 
     /// Applies the settings (as rpicam-apps does for bcm2835-codec: VBR at
-    /// the bit rate, High profile, the level, the I-frame period, SPS/PPS
+    /// the bit rate, the profile (High unless set), the level, the I-frame period, SPS/PPS
     /// repeated before every IDR) and the frame rate. Controls a driver
     /// lacks are logged and skipped.
     fn apply(&self, device: &Device, output: QueueType) {
@@ -493,8 +502,8 @@ impl Settings {
             set_control(
                 device,
                 bindings::V4L2_CID_MPEG_VIDEO_H264_PROFILE,
-                bindings::v4l2_mpeg_video_h264_profile_V4L2_MPEG_VIDEO_H264_PROFILE_HIGH as i32,
-                "H.264 profile (High)",
+                self.h264_profile as i32,
+                "H.264 profile",
             );
             set_control(
                 device,

@@ -133,7 +133,7 @@ impl TestPattern {
         }
         let y = (self.height - cell) & !1;
         for bit in 0..TIMECODE_BITS {
-            let one = millis >> (TIMECODE_BITS - 1 - bit) & 1 == 1;
+            let one = (millis >> (TIMECODE_BITS - 1 - bit)) & 1 == 1;
             self.fill_rect(bit * cell, y, cell, cell, if one { 235 } else { 16 });
         }
     }
@@ -260,7 +260,7 @@ mod tests {
         assert_eq!((tp.width, tp.height), (1280, 720));
         let when = UNIX_EPOCH + std::time::Duration::from_millis(1_796_000_123_456);
         tp.render(7, when);
-        let cell = 1280 / TIMECODE_BITS & !1;
+        let cell = (1280 / TIMECODE_BITS) & !1;
         let row = 720 - cell + cell / 2;
         let read = (0..TIMECODE_BITS).fold(0u64, |acc, bit| {
             let x = bit * cell + cell / 2;

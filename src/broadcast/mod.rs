@@ -124,6 +124,8 @@ impl Broadcast {
         let timestamp = self.clock.rtp_timestamp(au.timestamp);
         let unit = self.packetizer.lock().unwrap().packetize(&au, timestamp);
         let (captured, is_idr) = (au.timestamp, au.is_idr);
+        self.stats
+            .frame_sent(unit.payload_octets as usize, Instant::now());
         let _ = self.tx.send(Arc::new(unit)); // no subscribers is fine
         if is_idr {
             self.keyframe.lock().unwrap().pending = false;

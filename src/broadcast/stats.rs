@@ -5,10 +5,12 @@
 use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 /// Pipeline errors kept for the status page.
 const RECENT_ERRORS: usize = 5;
+/// The bit rate is measured over windows this long.
+const RATE_WINDOW: Duration = Duration::from_secs(2);
 
 /// Counts of the pipeline and the fan-out.
 #[derive(Debug, Default)]
@@ -18,7 +20,19 @@ pub struct Stats {
     encoder_failures: AtomicU64,
     lag_skips: AtomicU64,
     slow_drops: AtomicU64,
+    encoded_bytes: AtomicU64,
+    rate: Mutex<Rate>,
     errors: Mutex<VecDeque<(SystemTime, String)>>,
+}
+
+/// The encoded bit rate: bytes counted over the current window, and the
+/// rate the last full window had.
+#[derive(Debug, Default)]
+struct Rate {
+    window_start: Option<Instant>,
+    bytes: u64,
+    last_bps: u64,
+    last_at: Option<Instant>,
 }
 
 /// Which part of the pipeline failed.
@@ -34,6 +48,35 @@ impl Stats {
     /// A frame came from the source.
     pub fn frame_captured(&self) {
         self.captured.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An access unit of `bytes` went out to the stream at `now`.
+    pub fn frame_sent(&self, bytes: usize, now: Instant) {
+        self.encoded_bytes
+            .fetch_add(bytes as u64, Ordering::Relaxed);
+        let mut rate = self.rate.lock().unwrap();
+        let start = *rate.window_start.get_or_insert(now);
+        rate.bytes += bytes as u64;
+        let elapsed = now.duration_since(start);
+        if elapsed >= RATE_WINDOW {
+            rate.last_bps = (rate.bytes as f64 * 8.0 / elapsed.as_secs_f64()) as u64;
+            rate.last_at = Some(now);
+            rate.window_start = Some(now);
+            rate.bytes = 0;
+        }
+    }
+
+    /// Encoded bytes sent out to the stream since the start.
+    pub fn encoded_bytes(&self) -> u64 {
+        self.encoded_bytes.load(Ordering::Relaxed)
+    }
+
+    /// The stream's bit rate over the last couple of seconds at `now`
+    /// (`None` before the first window or when the stream has stopped).
+    pub fn bitrate(&self, now: Instant) -> Option<u64> {
+        let rate = self.rate.lock().unwrap();
+        let at = rate.last_at?;
+        (now.duration_since(at) < 2 * RATE_WINDOW).then_some(rate.last_bps)
     }
 
     /// The pipeline failed in `part` with `error` (it is reopened, or not).
@@ -92,6 +135,26 @@ impl Stats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bit_rate_over_the_last_window() {
+        let stats = Stats::default();
+        let t0 = Instant::now();
+        assert_eq!(stats.bitrate(t0), None);
+        // 30 frames a second of 4 kB: 960 kbit/s.
+        for i in 0..=90u32 {
+            stats.frame_sent(4000, t0 + Duration::from_millis(u64::from(i) * 1000 / 30));
+        }
+        let now = t0 + Duration::from_secs(3);
+        let bps = stats.bitrate(now).unwrap();
+        assert!((940_000..=1_000_000).contains(&bps), "{bps}");
+        assert_eq!(stats.encoded_bytes(), 91 * 4000);
+        assert_eq!(
+            stats.bitrate(now + Duration::from_secs(10)),
+            None,
+            "stopped"
+        );
+    }
 
     #[test]
     fn keeps_the_last_errors_and_counts_them_all() {

@@ -37,6 +37,13 @@ pub fn render(ctx: &HttpContext) -> String {
     );
     metric(
         &mut out,
+        "streamcam_encoded_bytes_total",
+        "counter",
+        "H.264 bytes sent out to the stream (its bit rate is the rate of this).",
+        &[("", stats.encoded_bytes())],
+    );
+    metric(
+        &mut out,
         "streamcam_pipeline_failures_total",
         "counter",
         "Times the camera (source) or the encoder failed and the pipeline was reopened (or given up, for a failure that cannot pass).",

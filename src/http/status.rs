@@ -88,10 +88,11 @@ pub fn page(ctx: &HttpContext, host: &str) -> String {
          <tr><th>Clients over UDP</th><td>{}</td></tr>\
          <tr><th>Clients over TCP</th><td>{}</td></tr>\
          <tr><th>Browsers watching</th><td>{}</td></tr>\
-         <tr><th>Playing</th><td>{}</td></tr>\
-         <tr><th>Sessions since start</th><td>{}</td></tr>\
+         <tr><th>RTSP clients playing</th><td>{}</td></tr>\
+         <tr><th>RTSP sessions since start</th><td>{}</td></tr>\
+         <tr><th>Bit rate</th><td>{}</td></tr>\
          <tr><th>Frames sent out</th><td>{}</td></tr>\
-         <tr><th>Data sent</th><td>{}</td></tr>\
+         <tr><th>Data sent over RTSP</th><td>{}</td></tr>\
          <tr><th>Open connections</th><td>{} of {}</td></tr>\
          <tr><th>Up for</th><td>{}</td></tr>\
          <tr><th>Passwords</th><td>{}</td></tr>\
@@ -100,9 +101,13 @@ pub fn page(ctx: &HttpContext, host: &str) -> String {
          <script>{SCRIPT}</script></body></html>",
         totals.udp,
         totals.interleaved,
-        ctx.viewers.current(),
+        browsers(ctx),
         stream.clients(),
         totals.sessions,
+        stream.stats().bitrate(Instant::now()).map_or_else(
+            || "none now".into(),
+            |bps| format!("{:.2} Mbit/s", bps as f64 / 1e6)
+        ),
         stream.frames(),
         megabytes(totals.octets),
         ctx.rtsp.admission.open(),
@@ -114,6 +119,19 @@ pub fn page(ctx: &HttpContext, host: &str) -> String {
         },
     );
     out
+}
+
+/// Browser viewers, by how they watch.
+fn browsers(ctx: &HttpContext) -> String {
+    let websocket = ctx.viewers.current();
+    #[cfg(feature = "webrtc")]
+    return format!(
+        "{} ({websocket} by WebSocket, {} by WebRTC)",
+        websocket + ctx.whep.current(),
+        ctx.whep.current()
+    );
+    #[cfg(not(feature = "webrtc"))]
+    websocket.to_string()
 }
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:40em;margin:1em auto;padding:0 1em;color:#222}\

@@ -146,6 +146,10 @@ fn metrics_pass_promtool_and_follow_the_clients() {
         sample(&after, "streamcam_frames_total") > sample(&before, "streamcam_frames_total"),
         "{after}"
     );
+    assert!(
+        sample(&after, "streamcam_encoded_bytes_total") > 0.0,
+        "{after}"
+    );
     // Every frame sent out was captured; nothing failed.
     assert!(
         sample(&after, "streamcam_frames_captured_total")
@@ -174,6 +178,17 @@ fn status_page_names_the_stream_and_where_to_watch_it() {
         d.url()
     );
     assert!(page.contains("Streaming 1280x720@30 h264"), "{page}");
+    // The bit rate, once a window of it has passed (the file is 1 Mbit/s
+    // or so).
+    std::thread::sleep(Duration::from_millis(2500));
+    let (_, _, later) = curl(&d.http_url("/"), &[]);
+    let rate = later
+        .split("<th>Bit rate</th><td>")
+        .nth(1)
+        .and_then(|r| r.split(" Mbit/s").next())
+        .and_then(|r| r.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no bit rate on the page:\n{later}"));
+    assert!((0.2..5.0).contains(&rate), "{rate} Mbit/s");
     // Nothing is fetched from elsewhere.
     assert!(!page.contains("src=\"http"), "{page}");
     // HEAD: the headers only; other methods and paths are refused.

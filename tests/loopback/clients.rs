@@ -261,11 +261,11 @@ pub fn gstreamer(url: &str, transport: &str, frames: usize, mode: Mode) -> Decod
             d.arrivals.push(at);
             d.frames += 1;
         }
-        // The picture size from the caps gst-launch -v reports for any pad
-        // after the parser (which of them it prints first varies).
-        let parsed_caps = l.contains("GstIdentity:identity0.GstPad:")
-            || l.contains("GstFakeSink:fakesink0.GstPad:");
-        if parsed_caps && l.contains(": caps = ") && d.width == 0 {
+        // The picture size from the first caps gst-launch -v reports with
+        // one: the parser's, the decoder's, identity's or the sink's pads
+        // (which of them it prints, and in what order, varies from run to
+        // run; the depayloader's and rtspsrc's caps carry no size).
+        if l.contains(": caps = ") && l.contains("width=(int)") && d.width == 0 {
             let num = |key: &str| {
                 l.split(&format!("{key}=(int)"))
                     .nth(1)

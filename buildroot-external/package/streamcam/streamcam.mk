@@ -27,10 +27,12 @@ STREAMCAM_CARGO_ENV = \
 	BINDGEN_EXTRA_CLANG_ARGS="--sysroot=$(STAGING_DIR) --target=$(RUSTC_TARGET_NAME)" \
 	V4L2R_VIDEODEV2_H_PATH=$(@D)/kernel-headers/include
 
-# Cameras through libcamera (the V4L2 encoder comes with it); cargo install
+# Cameras through libcamera (the V4L2 encoder comes with it), and WebRTC
+# for the status page (str0m; aws-lc is built from its C sources by the cc
+# crate with the target's compiler: no cmake, Go or bindgen). cargo install
 # builds again, so it gets the features too.
-STREAMCAM_CARGO_BUILD_OPTS = --features libcamera
-STREAMCAM_CARGO_INSTALL_OPTS = --features libcamera
+STREAMCAM_CARGO_BUILD_OPTS = --features libcamera,webrtc
+STREAMCAM_CARGO_INSTALL_OPTS = --features libcamera,webrtc
 
 define STREAMCAM_KERNEL_HEADERS
 	$(LINUX_MAKE_ENV) $(MAKE) $(LINUX_MAKE_FLAGS) -C $(LINUX_DIR) \

@@ -27,8 +27,11 @@ inherit cargo cargo-update-recipe-crates pkgconfig systemd useradd deploy
 require ${BPN}-crates.inc
 
 # Cameras through libcamera (which takes the V4L2 encoder along); the
-# software encoder stays as the fallback for boards without one.
-CARGO_BUILD_FLAGS += "--features libcamera"
+# software encoder stays as the fallback for boards without one. WebRTC for
+# the status page (str0m; aws-lc is built from its C sources by the cc
+# crate with the target's compiler, with its bundled bindings: no cmake,
+# Go or bindgen).
+CARGO_BUILD_FLAGS += "--features libcamera,webrtc"
 
 export LIBCLANG_PATH = "${STAGING_LIBDIR_NATIVE}"
 export BINDGEN_EXTRA_CLANG_ARGS = "${HOST_CC_ARCH}${TOOLCHAIN_OPTIONS} --target=${TARGET_SYS}"

@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 /// Pipeline errors kept for the status page.
@@ -21,6 +21,8 @@ pub struct Stats {
     lag_skips: AtomicU64,
     slow_drops: AtomicU64,
     encoded_bytes: AtomicU64,
+    /// How raw frames reach the encoder: an [`EncoderInput`] as a number.
+    encoder_input: AtomicU8,
     rate: Mutex<Rate>,
     errors: Mutex<VecDeque<(SystemTime, String)>>,
 }
@@ -44,7 +46,33 @@ pub enum Part {
     Encoder,
 }
 
+/// How the frames the encoder codes reach it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EncoderInput {
+    /// No encoder: the source delivers H.264 (or nothing is coded yet).
+    None,
+    /// Each frame is copied into the encoder's buffers (or coded in
+    /// software from the camera's).
+    Copied,
+    /// The encoder reads the camera's buffers in place (DMABUF).
+    ZeroCopy,
+}
+
 impl Stats {
+    /// Frames reach the encoder as `input` (from the newest frame coded).
+    pub fn set_encoder_input(&self, input: EncoderInput) {
+        self.encoder_input.store(input as u8, Ordering::Relaxed);
+    }
+
+    /// How frames reach the encoder now.
+    pub fn encoder_input(&self) -> EncoderInput {
+        match self.encoder_input.load(Ordering::Relaxed) {
+            x if x == EncoderInput::Copied as u8 => EncoderInput::Copied,
+            x if x == EncoderInput::ZeroCopy as u8 => EncoderInput::ZeroCopy,
+            _ => EncoderInput::None,
+        }
+    }
+
     /// A frame came from the source.
     pub fn frame_captured(&self) {
         self.captured.fetch_add(1, Ordering::Relaxed);

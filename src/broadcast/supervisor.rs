@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::stats::Part;
+use super::stats::{EncoderInput, Part};
 use super::{Broadcast, StreamInfo};
 use crate::config::Config;
 use crate::encode::{self, EncodeError, Encoder};
@@ -119,6 +119,7 @@ fn supervise(first: Pipeline, config: &Config, stream: &Broadcast, stop: &Atomic
 /// Opens the source, and the encoder if it needs one.
 fn open(config: &Config, stream: &Broadcast) -> Result<Pipeline, PipelineError> {
     let source = source::open(config)?;
+    stream.stats().set_encoder_input(EncoderInput::None);
     let (w, h) = source.dimensions();
     let mut encoder = None;
     if let Some(ps) = source.parameter_sets() {
@@ -172,7 +173,12 @@ fn pump(p: &mut Pipeline, stream: &Broadcast) -> Result<(), PipelineError> {
             if wants_keyframe {
                 enc.request_keyframe();
             }
-            enc.encode(&raw, &mut p.coded)?
+            enc.encode(&raw, &mut p.coded)?;
+            stream.stats().set_encoder_input(if enc.is_zero_copy() {
+                EncoderInput::ZeroCopy
+            } else {
+                EncoderInput::Copied
+            });
         }
         (Frame::Raw(_), None) => return Err(PipelineError::NoEncoder),
     };
@@ -273,6 +279,8 @@ mod vm_tests {
         config.video.encoder = EncoderKind::Software;
         let (stream, stop, pipeline) = start_streaming(&config);
         let rtp_before = stream.current_rtp_timestamp();
+        // Software encoding reads the camera's frames, never in place.
+        assert_eq!(stream.stats().encoder_input(), EncoderInput::Copied);
 
         plug(false);
         assert!(

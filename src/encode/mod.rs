@@ -58,6 +58,10 @@ pub trait Encoder: Send {
     ) -> Result<(), EncodeError>;
     /// Makes the next picture an IDR.
     fn request_keyframe(&mut self);
+    /// True while the encoder reads the camera's buffers in place (no copy).
+    fn is_zero_copy(&self) -> bool {
+        false
+    }
 }
 
 /// Opens the configured encoder with `video`'s bit rate, key-frame interval

@@ -245,8 +245,7 @@ impl M2mCodec {
     }
 
     /// True if frames are imported as DMABUFs rather than copied (the log
-    /// says which path runs; the tests ask).
-    #[cfg(test)]
+    /// says which path runs; the status page and metrics show it).
     pub fn is_zero_copy(&self) -> bool {
         matches!(self.input, Input::Import(_))
     }
@@ -804,6 +803,10 @@ impl Encoder for M2mH264Encoder {
 
     fn request_keyframe(&mut self) {
         self.force_keyframe = true;
+    }
+
+    fn is_zero_copy(&self) -> bool {
+        self.codec.as_ref().is_some_and(M2mCodec::is_zero_copy)
     }
 }
 

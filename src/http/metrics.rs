@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use super::HttpContext;
-use crate::broadcast::stats::Part;
+use crate::broadcast::stats::{EncoderInput, Part};
 
 /// The metrics page.
 pub fn render(ctx: &HttpContext) -> String {
@@ -19,6 +19,16 @@ pub fn render(ctx: &HttpContext) -> String {
         "gauge",
         "1 while the camera (or test pattern) and encoder run, 0 while they are being restarted.",
         &[("", up)],
+    );
+    metric(
+        &mut out,
+        "streamcam_encoder_zero_copy",
+        "gauge",
+        "1 while the encoder reads the camera's buffers in place, 0 while frames are copied to it (or nothing is encoded).",
+        &[(
+            "",
+            u64::from(stream.stats().encoder_input() == EncoderInput::ZeroCopy),
+        )],
     );
     metric(
         &mut out,

@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use super::HttpContext;
+use crate::broadcast::stats::EncoderInput;
 use crate::source::testpattern::format_utc;
 
 /// The live player and the figures' refresh.
@@ -91,6 +92,7 @@ pub fn page(ctx: &HttpContext, host: &str) -> String {
          <tr><th>RTSP clients playing</th><td>{}</td></tr>\
          <tr><th>RTSP sessions since start</th><td>{}</td></tr>\
          <tr><th>Bit rate</th><td>{}</td></tr>\
+         <tr><th>Frames into the encoder</th><td>{}</td></tr>\
          <tr><th>Frames sent out</th><td>{}</td></tr>\
          <tr><th>Data sent over RTSP</th><td>{}</td></tr>\
          <tr><th>Open connections</th><td>{} of {}</td></tr>\
@@ -108,6 +110,11 @@ pub fn page(ctx: &HttpContext, host: &str) -> String {
             || "none now".into(),
             |bps| format!("{:.2} Mbit/s", bps as f64 / 1e6)
         ),
+        match stream.stats().encoder_input() {
+            EncoderInput::ZeroCopy => "zero-copy (read in place from the camera's buffers)",
+            EncoderInput::Copied => "copied",
+            EncoderInput::None => "none encoded here",
+        },
         stream.frames(),
         megabytes(totals.octets),
         ctx.rtsp.admission.open(),

@@ -97,6 +97,11 @@ fn metrics_pass_promtool_and_follow_the_clients() {
     let before = metrics_until(&d, |p| sample(p, "streamcam_frames_total") > 0.0);
     promtool_check(&before);
     assert_eq!(sample(&before, "streamcam_streaming"), 1.0, "{before}");
+    assert_eq!(
+        sample(&before, "streamcam_encoder_zero_copy"),
+        0.0,
+        "{before}"
+    );
     assert_eq!(sample(&before, "streamcam_clients{transport=\"tcp\"}"), 0.0);
     assert!(
         sample(&before, "process_resident_memory_bytes") > 1e6,
@@ -178,6 +183,11 @@ fn status_page_names_the_stream_and_where_to_watch_it() {
         d.url()
     );
     assert!(page.contains("Streaming 1280x720@30 h264"), "{page}");
+    // The file is H.264 already: nothing is encoded, so nothing is copied.
+    assert!(
+        page.contains("<th>Frames into the encoder</th><td>none encoded here</td>"),
+        "{page}"
+    );
     // The bit rate, once a window of it has passed (the file is 1 Mbit/s
     // or so).
     std::thread::sleep(Duration::from_millis(2500));

@@ -6,7 +6,8 @@
 //! at a time asks for a frame and encodes it, the others wait and get the
 //! same JPEG, which is kept for [`FRESH_FOR`]; so the daemon encodes at
 //! most one JPEG a second for each size asked for, however many callers.
-//! The encode runs off the I/O thread (`jpeg-encoder`, in software).
+//! The encode runs off the I/O thread: on the V4L2 JPEG encoder where
+//! there is one (a Pi's bcm2835-codec), else in software (`jpeg-encoder`).
 //!
 //! A source that delivers H.264 itself (a file, an H.264 camera) has no raw
 //! frames: its newest key frame is decoded instead (openh264), so its still
@@ -76,6 +77,7 @@ pub struct Stills {
     keyframe: Mutex<Option<Vec<Bytes>>>,
     arrived: Notify,
     cache: tokio::sync::Mutex<Cache>,
+    hardware: Arc<Mutex<Hardware>>,
     requests: AtomicU64,
     encodes: AtomicU64,
 }
@@ -143,7 +145,8 @@ impl Stills {
             return Ok(jpeg.clone());
         }
         let encoding = Arc::clone(&still);
-        let jpeg = tokio::task::spawn_blocking(move || encode(&encoding, width))
+        let hardware = Arc::clone(&self.hardware);
+        let jpeg = tokio::task::spawn_blocking(move || encode(&encoding, width, &hardware))
             .await
             .map_err(|e| StillError::Encode(e.to_string()))??;
         self.encodes.fetch_add(1, Ordering::Relaxed);
@@ -240,43 +243,112 @@ fn decode(_: &[Bytes]) -> Result<Still, StillError> {
     ))
 }
 
-/// Encodes `still` as a `width`-pixel-wide JPEG (4:2:0).
-fn encode(still: &Still, width: u32) -> Result<Bytes, StillError> {
-    let scaled = Scaled::new(still, width);
+/// Encodes `still` as a `width`-pixel-wide JPEG (4:2:0): by the V4L2
+/// image encoder where there is one, else in software.
+fn encode(still: &Still, width: u32, hardware: &Mutex<Hardware>) -> Result<Bytes, StillError> {
+    let picture = prepare(still, width);
+    #[cfg(feature = "v4l2")]
+    if let Some(jpeg) = hardware_encode(&picture, hardware) {
+        return Ok(jpeg);
+    }
+    #[cfg(not(feature = "v4l2"))]
+    let _ = hardware;
     let mut out = Vec::with_capacity(64 * 1024);
     let mut encoder = Encoder::new(&mut out, QUALITY);
     encoder.set_sampling_factor(SamplingFactor::F_2_2);
     encoder
-        .encode_image(scaled)
+        .encode_image(Packed(&picture))
         .map_err(|e| StillError::Encode(e.to_string()))?;
     Ok(Bytes::from(out))
 }
 
-/// A still, scaled by picking the nearest pixel, with its levels widened
-/// from video range (Y 16-235, Cb/Cr 16-240) to the full range JPEG uses.
-struct Scaled<'a> {
-    still: &'a Still,
-    width: u16,
-    height: u16,
-    /// For each output column, the source column.
-    columns: Vec<usize>,
+/// The hardware JPEG encoder: looked for on the first still; `Absent` if
+/// there is none or it failed (software takes over, and the log says why).
+#[cfg(feature = "v4l2")]
+#[derive(Default)]
+enum Hardware {
+    #[default]
+    Unprobed,
+    Absent,
+    Found(Box<crate::encode::v4l2_jpeg::M2mJpegEncoder>),
 }
 
-impl<'a> Scaled<'a> {
-    fn new(still: &'a Still, width: u32) -> Self {
-        let height = (u64::from(still.height) * u64::from(width) / u64::from(still.width)).max(1);
-        // JPEG's sizes are 16-bit.
-        let width = width.min(u32::from(u16::MAX)) as u16;
-        let height = height.min(u64::from(u16::MAX)) as u16;
-        let columns = (0..usize::from(width))
-            .map(|x| x * still.width as usize / usize::from(width))
-            .collect();
-        Self {
-            still,
-            width,
-            height,
-            columns,
+#[cfg(feature = "v4l2")]
+impl std::fmt::Debug for Hardware {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Unprobed => "Unprobed",
+            Self::Absent => "Absent",
+            Self::Found(_) => "Found",
+        })
+    }
+}
+
+/// Without V4L2 every JPEG is coded in software.
+#[cfg(not(feature = "v4l2"))]
+#[derive(Debug, Default)]
+struct Hardware;
+
+/// `picture` coded by the V4L2 JPEG encoder, or `None` to code it in
+/// software.
+#[cfg(feature = "v4l2")]
+fn hardware_encode(picture: &Still, hardware: &Mutex<Hardware>) -> Option<Bytes> {
+    use crate::encode::v4l2_jpeg::M2mJpegEncoder;
+    use crate::encode::v4l2_m2m::CodedFormat;
+    let mut hardware = hardware.lock().unwrap();
+    if let Hardware::Unprobed = *hardware {
+        *hardware = match M2mJpegEncoder::find(CodedFormat::Jpeg, QUALITY) {
+            Some(encoder) => Hardware::Found(Box::new(encoder)),
+            None => {
+                tracing::info!("snapshots: JPEG in software (no V4L2 JPEG encoder)");
+                Hardware::Absent
+            }
+        };
+    }
+    let Hardware::Found(encoder) = &mut *hardware else {
+        return None;
+    };
+    match encoder.encode(&picture.i420, picture.width, picture.height) {
+        Ok(jpeg) => Some(jpeg),
+        Err(e) => {
+            tracing::warn!(
+                "snapshots: the JPEG encoder failed ({e}); JPEG in software from now on"
+            );
+            *hardware = Hardware::Absent;
+            None
         }
+    }
+}
+
+/// `still` scaled to `width` by picking the nearest pixel, with its levels
+/// widened from video range (Y 16-235, Cb/Cr 16-240) to the full range
+/// JPEG uses.
+fn prepare(still: &Still, width: u32) -> Still {
+    let (sw, sh) = (still.width as usize, still.height as usize);
+    let (scw, sch) = (sw.div_ceil(2), sh.div_ceil(2));
+    // JPEG's sizes are 16-bit.
+    let height = (u64::from(still.height) * u64::from(width) / u64::from(still.width))
+        .clamp(1, u64::from(u16::MAX)) as u32;
+    let width = width.min(u32::from(u16::MAX));
+    let (w, h) = (width as usize, height as usize);
+    let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+    let mut i420 = Vec::with_capacity(w * h + 2 * cw * ch);
+    let columns: Vec<usize> = (0..w).map(|x| x * sw / w).collect();
+    for row in 0..h {
+        let line = &still.i420[row * sh / h * sw..][..sw];
+        i420.extend(columns.iter().map(|&x| full_luma(line[x])));
+    }
+    for plane in 0..2 {
+        let base = sw * sh + plane * scw * sch;
+        for row in 0..ch {
+            let line = &still.i420[base + (2 * row * sh / h) / 2 * scw..][..scw];
+            i420.extend((0..cw).map(|c| full_chroma(line[columns[(2 * c).min(w - 1)] / 2])));
+        }
+    }
+    Still {
+        width,
+        height,
+        i420,
     }
 }
 
@@ -290,34 +362,33 @@ fn full_chroma(c: u8) -> u8 {
     ((i32::from(c) - 128) * 255 / 224 + 128).clamp(0, 255) as u8
 }
 
-impl ImageBuffer for Scaled<'_> {
+/// A packed I420 still as `jpeg-encoder` reads it, row by row.
+struct Packed<'a>(&'a Still);
+
+impl ImageBuffer for Packed<'_> {
     fn get_jpeg_color_type(&self) -> JpegColorType {
         JpegColorType::Ycbcr
     }
 
     fn width(&self) -> u16 {
-        self.width
+        self.0.width as u16
     }
 
     fn height(&self) -> u16 {
-        self.height
+        self.0.height as u16
     }
 
     fn fill_buffers(&self, row: u16, buffers: &mut [Vec<u8>; 4]) {
-        let s = self.still;
+        let s = self.0;
         let (w, h) = (s.width as usize, s.height as usize);
         let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
-        let y = usize::from(row) * h / usize::from(self.height);
-        let luma = &s.i420[y * w..(y + 1) * w];
-        let chroma = |plane: usize| {
-            let start = w * h + plane * cw * ch + (y / 2) * cw;
-            &s.i420[start..start + cw]
-        };
+        let y = usize::from(row);
+        let chroma = |plane: usize| &s.i420[w * h + plane * cw * ch + (y / 2) * cw..][..cw];
         let (cb, cr) = (chroma(0), chroma(1));
-        for &x in &self.columns {
-            buffers[0].push(full_luma(luma[x]));
-            buffers[1].push(full_chroma(cb[x / 2]));
-            buffers[2].push(full_chroma(cr[x / 2]));
+        buffers[0].extend_from_slice(&s.i420[y * w..(y + 1) * w]);
+        for x in 0..w {
+            buffers[1].push(cb[x / 2]);
+            buffers[2].push(cr[x / 2]);
         }
     }
 }
@@ -461,6 +532,35 @@ mod tests {
         stills.keep_keyframe(&nals[..=first_idr]);
         let jpeg = rt.block_on(stills.jpeg(Some(640))).unwrap();
         assert_eq!(jpeg_size(&jpeg), (640, 360));
+    }
+
+    #[test]
+    fn scaling_picks_each_planes_nearest_pixel_at_odd_sizes() {
+        // 7x5: luma is the column (16 + 20 x), Cb the chroma column (16 or
+        // 240), Cr the chroma row (16 or 240).
+        let (w, h, cw, ch) = (7, 5, 4, 3);
+        let mut i420: Vec<u8> = (0..h)
+            .flat_map(|_| (0..w).map(|x| 16 + 20 * x as u8))
+            .collect();
+        i420.extend((0..ch).flat_map(|_| (0..cw).map(|c| if c < 2 { 16 } else { 240 })));
+        i420.extend((0..ch).flat_map(|r| (0..cw).map(move |_| if r < 1 { 16 } else { 240 })));
+        let still = Still {
+            width: w,
+            height: h,
+            i420,
+        };
+        let same = prepare(&still, 7);
+        assert_eq!((same.width, same.height), (7, 5));
+        assert_eq!(same.i420.len(), 7 * 5 + 2 * 4 * 3);
+        assert_eq!(same.i420[..7], [0, 23, 46, 69, 93, 116, 139], "widened");
+        let half = prepare(&still, 3);
+        assert_eq!((half.width, half.height), (3, 2));
+        // Columns 0, 2, 4 of luma; 2x1 chroma from columns 0 and 2 (of 4).
+        assert_eq!(half.i420[..3], [0, 46, 93]);
+        assert_eq!(half.i420[6..8], [1, 255], "Cb follows the columns");
+        assert_eq!(half.i420[8..10], [1, 1], "Cr of the first row");
+        let jpeg = encode(&still, 3, &Mutex::new(Hardware::default())).unwrap();
+        assert_eq!(jpeg_size(&jpeg), (3, 2));
     }
 
     #[test]

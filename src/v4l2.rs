@@ -37,7 +37,8 @@ pub mod fourcc {
     pub const FWHT: PixelFormat = PixelFormat::from_fourcc(b"FWHT");
     /// Motion JPEG.
     pub const MJPG: PixelFormat = PixelFormat::from_fourcc(b"MJPG");
-    /// JPEG (what some webcams call their Motion JPEG).
+    /// JPEG: what some webcams call their Motion JPEG, and what the Pi's
+    /// image encoder codes.
     pub const JPEG: PixelFormat = PixelFormat::from_fourcc(b"JPEG");
 }
 

@@ -3,6 +3,8 @@
 #[cfg(feature = "software-encoder")]
 pub mod software;
 #[cfg(feature = "v4l2")]
+pub mod v4l2_jpeg;
+#[cfg(feature = "v4l2")]
 pub mod v4l2_m2m;
 
 use crate::config::{EncoderKind, VideoConfig};

@@ -34,6 +34,8 @@ const CAPTURE_BUFFERS: u32 = 4;
 pub enum CodedFormat {
     /// H.264, Annex B.
     H264,
+    /// JPEG, one picture per frame (bcm2835-codec's `ENCODE_IMAGE` node).
+    Jpeg,
     /// vicodec's FWHT (the kernel's test encoder).
     #[cfg_attr(not(test), allow(dead_code, reason = "the driver tests' format"))]
     Fwht,
@@ -43,6 +45,7 @@ impl CodedFormat {
     fn fourcc(self) -> PixelFormat {
         match self {
             Self::H264 => fourcc::H264,
+            Self::Jpeg => fourcc::JPEG,
             Self::Fwht => fourcc::FWHT,
         }
     }
@@ -109,7 +112,7 @@ impl M2mCodec {
         device: Device,
         coded: CodedFormat,
         first: &RawFrame<'_>,
-        settings: &Settings,
+        settings: &dyn Controls,
         zero_copy: bool,
     ) -> Result<Self, EncodeError> {
         let (width, height) = (first.width, first.height);
@@ -427,7 +430,29 @@ impl Drop for M2mCodec {
     }
 }
 
-/// Encoder settings applied before streaming.
+/// What an encoder is told before it streams.
+pub trait Controls {
+    /// Sets the controls on `device`, whose raw frames go to `output`.
+    /// Controls a driver lacks are logged and skipped.
+    fn apply(&self, device: &Device, output: QueueType);
+}
+
+/// JPEG quality (1 to 100), the one control a still encoder gets.
+#[derive(Debug, Clone, Copy)]
+pub struct JpegQuality(pub u8);
+
+impl Controls for JpegQuality {
+    fn apply(&self, device: &Device, _output: QueueType) {
+        set_control(
+            device,
+            bindings::V4L2_CID_JPEG_COMPRESSION_QUALITY,
+            i32::from(self.0),
+            "JPEG quality",
+        );
+    }
+}
+
+/// H.264 encoder settings applied before streaming.
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// Target bit rate, bit/s.
@@ -473,11 +498,12 @@ impl Settings {
             },
         }
     }
+}
 
+impl Controls for Settings {
     /// Applies the settings (as rpicam-apps does for bcm2835-codec: VBR at
     /// the bit rate, the profile (High unless set), the level, the I-frame period, SPS/PPS
-    /// repeated before every IDR) and the frame rate. Controls a driver
-    /// lacks are logged and skipped.
+    /// repeated before every IDR) and the frame rate.
     fn apply(&self, device: &Device, output: QueueType) {
         let bitrate = clamp_control(
             device,

@@ -110,13 +110,27 @@ async fn serve(config: Config) -> ExitCode {
         fd_limit,
         "up to {max_connections} connections (open file limit {fd_limit}); at the limit the oldest without a session makes room"
     );
+    if let Some(m) = &config.multicast {
+        tracing::info!(
+            "multicast: clients that ask for it get {}:{} (RTCP on {}), TTL {}; one copy of each packet for all of them",
+            m.group,
+            m.port,
+            m.port + 1,
+            m.ttl
+        );
+    }
+    let info = rtsp::protocol::ServerInfo {
+        path: config.server.path.clone(),
+        sdp_session_id: rand::random::<u32>().into(),
+        framerate: config.video.framerate,
+        auth,
+        multicast: config.multicast,
+    };
     let ctx = rtsp::ServerContext::new(
         Arc::clone(&stream),
-        config.server.path.clone(),
-        config.video.framerate,
+        info,
         config.server.max_clients,
         max_connections,
-        auth,
         shutdown.clone(),
     );
     let local = listener

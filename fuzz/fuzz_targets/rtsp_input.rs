@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
-use streamcam::config::{AuthConfig, UserConfig};
+use streamcam::config::{AuthConfig, MulticastConfig, UserConfig};
 use streamcam::rtsp::auth::Auth;
 use streamcam::rtsp::message::{self, Input};
 use streamcam::rtsp::protocol::{
@@ -58,6 +58,7 @@ fn run(data: &[u8], auth: Option<Arc<Auth>>) {
         sdp_session_id: 1,
         framerate: 30,
         auth,
+        multicast: Some(MulticastConfig::default()),
     };
     let table = Table::default();
     let mut protocol = Protocol::new(local, local);
@@ -75,6 +76,7 @@ fn run(data: &[u8], auth: Option<Arc<Auth>>) {
                     let carriage = match t {
                         Transport::Udp { .. } => Carriage::Udp,
                         Transport::Interleaved { .. } => Carriage::Interleaved,
+                        Transport::Multicast(_) => Carriage::Multicast,
                     };
                     table.0.borrow_mut().insert(id, carriage);
                     Done::Created(Created {

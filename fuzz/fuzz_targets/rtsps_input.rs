@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
-use streamcam::config::{AuthConfig, TlsConfig, UserConfig};
+use streamcam::config::{AuthConfig, MulticastConfig, TlsConfig, UserConfig};
 use streamcam::rtsp::auth::Auth;
 use streamcam::rtsp::message::{self, Input};
 use streamcam::rtsp::protocol::{Carriage, Output, Protocol, ServerInfo, SessionId, Sessions};
@@ -42,6 +42,7 @@ static SERVER: LazyLock<ServerInfo> = LazyLock::new(|| {
         sdp_session_id: 1,
         framerate: 30,
         auth: auth.map(Arc::new),
+        multicast: Some(MulticastConfig::default()),
     }
 });
 

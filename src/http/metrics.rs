@@ -80,10 +80,11 @@ pub fn render(ctx: &HttpContext) -> String {
         &mut out,
         "streamcam_clients",
         "gauge",
-        "Viewers, by how their media travels (tcp: interleaved on the RTSP or RTSPS connection; websocket, webrtc: the status page's live picture).",
+        "Viewers, by how their media travels (tcp: interleaved on the RTSP or RTSPS connection; multicast: the [multicast] group; websocket, webrtc: the status page's live picture).",
         &[
             ("transport=\"udp\"", totals.udp as u64),
             ("transport=\"tcp\"", totals.interleaved as u64),
+            ("transport=\"multicast\"", totals.multicast as u64),
             ("transport=\"websocket\"", ctx.viewers.current() as u64),
             #[cfg(feature = "webrtc")]
             ("transport=\"webrtc\"", ctx.whep.current() as u64),
@@ -109,6 +110,13 @@ pub fn render(ctx: &HttpContext) -> String {
         "counter",
         "RTP packets sent to clients.",
         &[("", totals.packets)],
+    );
+    metric(
+        &mut out,
+        "streamcam_multicast_sent_packets_total",
+        "counter",
+        "RTP packets sent to the multicast group: each once, however many clients watch it (they count in streamcam_sent_packets_total each).",
+        &[("", ctx.rtsp.udp.multicast_packets())],
     );
     metric(
         &mut out,

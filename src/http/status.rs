@@ -88,6 +88,7 @@ pub fn page(ctx: &HttpContext, host: &str) -> String {
         "<h2>Now</h2><table id=\"now\">\
          <tr><th>Clients over UDP</th><td>{}</td></tr>\
          <tr><th>Clients over TCP</th><td>{}</td></tr>\
+         {}\
          <tr><th>Browsers watching</th><td>{}</td></tr>\
          <tr><th>RTSP clients playing</th><td>{}</td></tr>\
          <tr><th>RTSP sessions since start</th><td>{}</td></tr>\
@@ -103,6 +104,13 @@ pub fn page(ctx: &HttpContext, host: &str) -> String {
          <script>{SCRIPT}</script></body></html>",
         totals.udp,
         totals.interleaved,
+        match &ctx.rtsp.info.multicast {
+            Some(m) => format!(
+                "<tr><th>Clients by multicast</th><td>{} (group {}:{})</td></tr>",
+                totals.multicast, m.group, m.port
+            ),
+            None => String::new(),
+        },
         browsers(ctx),
         stream.clients(),
         totals.sessions,

@@ -24,6 +24,7 @@ use super::message::{self, FramingError, Input};
 use super::protocol::{After, Carriage, Created, Done, Effect, Output, Protocol, SessionId};
 use super::session::{Command, End, MediaSession, SESSION_TIMEOUT, SessionHandle, Sink};
 use super::transport::Transport;
+use super::udp::UdpMedia;
 use super::writer::{self, Outgoing, WriterHandle};
 
 /// A partial request older than this closes the connection (slow clients).
@@ -405,6 +406,25 @@ impl Connection {
         }
     }
 
+    /// The UDP media of the address this connection came to; `None` (logged,
+    /// and session `id` removed) if its ports cannot be bound.
+    async fn udp_media(&self, id: SessionId) -> Option<Arc<UdpMedia>> {
+        let local = self.local.ip().to_canonical();
+        match self
+            .ctx
+            .udp
+            .get(local, &self.ctx.stream, &self.ctx.shutdown)
+            .await
+        {
+            Ok(udp) => Some(udp),
+            Err(e) => {
+                tracing::error!(client = %self.peer.ip(), "SETUP: cannot bind UDP ports on {local}: {e}");
+                self.ctx.sessions.remove(id);
+                None
+            }
+        }
+    }
+
     /// Creates a session and starts its task.
     async fn create_session(&mut self, t: Transport) -> Done {
         let peer_ip = self.peer.ip().to_canonical();
@@ -413,6 +433,7 @@ impl Connection {
         let carriage = match t {
             Transport::Interleaved { .. } => Carriage::Interleaved,
             Transport::Udp { .. } => Carriage::Udp,
+            Transport::Multicast(_) => Carriage::Multicast,
         };
         let (handle, commands) = match self
             .ctx
@@ -446,19 +467,8 @@ impl Connection {
                 rtp_port,
                 rtcp_port,
             } => {
-                let local = self.local.ip().to_canonical();
-                let udp = match self
-                    .ctx
-                    .udp
-                    .get(local, &self.ctx.stream, &self.ctx.shutdown)
-                    .await
-                {
-                    Ok(udp) => udp,
-                    Err(e) => {
-                        tracing::error!(client = %peer_ip, "SETUP: cannot bind UDP ports on {local}: {e}");
-                        self.ctx.sessions.remove(handle.id);
-                        return Done::Failed(StatusCode::InternalServerError);
-                    }
+                let Some(udp) = self.udp_media(handle.id).await else {
+                    return Done::Failed(StatusCode::InternalServerError);
                 };
                 let client = udp.add(
                     handle.id,
@@ -469,6 +479,23 @@ impl Connection {
                 );
                 self.udp_sessions.push(handle.id);
                 (Sink::Udp(client), Some(udp.ports()))
+            }
+            Transport::Multicast(m) => {
+                let Some(udp) = self.udp_media(handle.id).await else {
+                    return Done::Failed(StatusCode::InternalServerError);
+                };
+                let counts = Arc::clone(media.counts());
+                match udp.add_multicast(handle.id, &m, counts, handle.commands.clone()) {
+                    Ok(client) => {
+                        self.udp_sessions.push(handle.id);
+                        (Sink::Udp(client), Some(udp.ports()))
+                    }
+                    Err(e) => {
+                        tracing::warn!(client = %peer_ip, local = %self.local.ip(), "SETUP refused: multicast: {e}");
+                        self.ctx.sessions.remove(handle.id);
+                        return Done::Failed(StatusCode::UnsupportedTransport);
+                    }
+                }
             }
         };
         let task = MediaSession {

@@ -28,7 +28,6 @@ use tokio_rustls::TlsAcceptor;
 use crate::broadcast::Broadcast;
 use crate::service::LogLimit;
 use admission::Admission;
-use auth::Auth;
 use protocol::ServerInfo;
 use session::SessionTable;
 use udp::UdpMediaTable;
@@ -57,26 +56,19 @@ const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
 
 impl ServerContext {
     /// Context for a server of `max_clients` sessions and at most
-    /// `max_connections` connections; `auth`: who may watch (`None`: anyone).
+    /// `max_connections` connections, which tells requests `info`.
     pub fn new(
         stream: Arc<Broadcast>,
-        path: String,
-        framerate: u32,
+        info: ServerInfo,
         max_clients: usize,
         max_connections: usize,
-        auth: Option<Arc<Auth>>,
         shutdown: watch::Receiver<bool>,
     ) -> Arc<Self> {
         Arc::new(Self {
             stream,
             sessions: Arc::new(SessionTable::new(max_clients)),
             udp: UdpMediaTable::default(),
-            info: ServerInfo {
-                path,
-                framerate,
-                sdp_session_id: rand::random::<u32>().into(),
-                auth,
-            },
+            info,
             shutdown,
             admission: Admission::new(max_connections),
             refusals: Mutex::new(LogLimit::new(REFUSAL_LOG_EVERY)),

@@ -15,6 +15,7 @@ use super::auth::{Attempt, Auth, Verdict};
 use super::message::CHALLENGE_SEPARATOR;
 use super::sdp::{self, TRACK_CONTROL};
 use super::transport::{self, Transport, TransportError};
+use crate::config::MulticastConfig;
 use crate::h264::ParameterSets;
 
 /// Methods the server implements, for OPTIONS and 405 replies.
@@ -51,6 +52,9 @@ pub enum Carriage {
     Udp,
     /// Interleaved on the connection that set it up, and only that one.
     Interleaved,
+    /// RTP/RTCP to the server's multicast group: any connection may
+    /// control it.
+    Multicast,
 }
 
 /// The server's live sessions, as requests see them.
@@ -71,6 +75,9 @@ pub struct ServerInfo {
     pub framerate: u32,
     /// Who may watch; `None`: anyone.
     pub auth: Option<Arc<Auth>>,
+    /// The multicast group clients asking for multicast get; `None`: no
+    /// multicast.
+    pub multicast: Option<MulticastConfig>,
 }
 
 /// Something the I/O layer must do before the request can be answered; its
@@ -433,11 +440,13 @@ impl Protocol {
                 } else {
                     header.as_str().to_string()
                 };
-                let chosen = transport::choose(&offered, self.peer).map_err(|e| {
+                let chosen = transport::choose(&offered, self.peer, server.multicast).map_err(|e| {
                     tracing::info!(client = %self.peer, transport = %header.as_str(), "SETUP refused: {e}");
                     match e {
                         TransportError::Unsupported => StatusCode::UnsupportedTransport,
-                        TransportError::ForeignDestination(_) => StatusCode::Forbidden,
+                        TransportError::ForeignDestination(_) | TransportError::ForeignGroup(_) => {
+                            StatusCode::Forbidden
+                        }
                         TransportError::Malformed => StatusCode::BadRequest,
                     }
                 })?;
@@ -517,6 +526,13 @@ fn names_stream(path: &str, base: &str, allow_track: bool) -> bool {
 fn reply_transport(t: Transport, c: &Created) -> String {
     let ssrc = c.ssrc;
     match (t, c.server_ports) {
+        (Transport::Multicast(m), _) => format!(
+            "RTP/AVP;multicast;destination={};port={}-{};ttl={};ssrc={ssrc:08X};mode=\"PLAY\"",
+            m.group,
+            m.port,
+            m.port + 1,
+            m.ttl
+        ),
         (
             Transport::Interleaved {
                 rtp_channel,
@@ -606,6 +622,7 @@ mod tests {
             sdp_session_id: 7,
             framerate: 30,
             auth: None,
+            multicast: None,
         }
     }
 
@@ -649,6 +666,7 @@ mod tests {
                     let (carriage, ports) = match t {
                         Transport::Udp { .. } => (Carriage::Udp, Some((6970, 6971))),
                         Transport::Interleaved { .. } => (Carriage::Interleaved, None),
+                        Transport::Multicast(_) => (Carriage::Multicast, Some((6970, 6971))),
                     };
                     self.live.borrow_mut().insert(id, carriage);
                     Done::Created(Created {

@@ -107,6 +107,8 @@ pub struct SessionTotals {
     pub udp: usize,
     /// Live sessions interleaved on their connection (TCP, RTSPS).
     pub interleaved: usize,
+    /// Live sessions watching the multicast group.
+    pub multicast: usize,
     /// Sessions set up since the start.
     pub sessions: u64,
     /// RTP packets sent.
@@ -190,6 +192,7 @@ impl SessionTable {
             match handle.carriage {
                 Carriage::Udp => t.udp += 1,
                 Carriage::Interleaved => t.interleaved += 1,
+                Carriage::Multicast => t.multicast += 1,
             }
             let (packets, octets) = handle.counts.sent();
             t.packets += packets;
@@ -238,6 +241,7 @@ impl Sink {
     /// The transport's name in the log.
     fn name(&self) -> &'static str {
         match self {
+            Self::Udp(client) if client.is_multicast() => "multicast",
             Self::Udp(_) => "udp",
             Self::Interleaved { .. } => "tcp",
         }

@@ -7,6 +7,8 @@
 
 use std::net::IpAddr;
 
+use crate::config::MulticastConfig;
+
 /// A transport we can serve.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transport {
@@ -17,6 +19,9 @@ pub enum Transport {
         /// Client RTCP port.
         rtcp_port: u16,
     },
+    /// RTP/AVP over UDP to the server's multicast group (`[multicast]`),
+    /// shared by every client that asks for multicast.
+    Multicast(MulticastConfig),
     /// RTP/AVP/TCP interleaved on the RTSP connection.
     Interleaved {
         /// Channel for RTP.
@@ -31,9 +36,12 @@ pub enum Transport {
 pub enum TransportError {
     /// Nothing offered that we support (answer 461).
     #[error(
-        "no supported transport offered (supported: RTP/AVP unicast UDP with client_port, RTP/AVP/TCP interleaved)"
+        "no supported transport offered (supported: RTP/AVP unicast UDP with client_port, RTP/AVP/TCP interleaved, and multicast when [multicast] is set)"
     )]
     Unsupported,
+    /// A multicast group other than the server's (answer 403).
+    #[error("multicast group {0} is not the server's; it sends to its own group only")]
+    ForeignGroup(String),
     /// A unicast destination other than the client itself (answer 403).
     #[error("destination {0} is not the client's own address; refusing to send elsewhere")]
     ForeignDestination(String),
@@ -43,12 +51,17 @@ pub enum TransportError {
 }
 
 /// Picks the first transport in `header` that we can serve for a client at
-/// `peer`. Multicast is refused; so is a unicast `destination` other than
-/// the client's own address.
-pub fn choose(header: &str, peer: IpAddr) -> Result<Transport, TransportError> {
+/// `peer`. Multicast is served only to the server's group (`multicast`;
+/// without one it is skipped), never to a group the client names; a
+/// unicast `destination` other than the client's own address is refused.
+pub fn choose(
+    header: &str,
+    peer: IpAddr,
+    multicast: Option<MulticastConfig>,
+) -> Result<Transport, TransportError> {
     let mut first_refusal = None;
     for spec in header.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        match parse_spec(spec, peer) {
+        match parse_spec(spec, peer, multicast) {
             Ok(Some(t)) => return Ok(t),
             Ok(None) => {}
             Err(e) => {
@@ -60,7 +73,11 @@ pub fn choose(header: &str, peer: IpAddr) -> Result<Transport, TransportError> {
 }
 
 /// One transport spec: `Ok(None)` if it is not one we serve.
-fn parse_spec(spec: &str, peer: IpAddr) -> Result<Option<Transport>, TransportError> {
+fn parse_spec(
+    spec: &str,
+    peer: IpAddr,
+    multicast: Option<MulticastConfig>,
+) -> Result<Option<Transport>, TransportError> {
     let mut parts = spec.split(';').map(str::trim);
     let protocol = parts.next().unwrap_or_default().to_ascii_uppercase();
     let tcp = match protocol.as_str() {
@@ -68,7 +85,7 @@ fn parse_spec(spec: &str, peer: IpAddr) -> Result<Option<Transport>, TransportEr
         "RTP/AVP/TCP" => true,
         _ => return Ok(None),
     };
-    let mut multicast = false;
+    let mut wants_multicast = false;
     let mut client_port = None;
     let mut interleaved = None;
     let mut destination = None;
@@ -78,22 +95,32 @@ fn parse_spec(spec: &str, peer: IpAddr) -> Result<Option<Transport>, TransportEr
             None => (param, None),
         };
         match (name.to_ascii_lowercase().as_str(), value) {
-            ("multicast", _) => multicast = true,
+            ("multicast", _) => wants_multicast = true,
             ("client_port", Some(v)) => client_port = Some(port_range(v)?),
             ("interleaved", Some(v)) => interleaved = Some(channel_range(v)?),
             ("destination", Some(v)) => destination = Some(v.trim_matches('"').to_string()),
             _ => {} // unicast, mode, ssrc, ttl, ...: nothing to do
         }
     }
-    if multicast {
-        return Ok(None);
+    let named = |dest: &str| {
+        dest.trim_matches(|c| c == '[' || c == ']')
+            .parse::<IpAddr>()
+            .ok()
+    };
+    if wants_multicast {
+        // Multicast over TCP is no transport at all.
+        let Some(m) = multicast.filter(|_| !tcp) else {
+            return Ok(None);
+        };
+        return match destination {
+            Some(dest) if !named(&dest).is_some_and(|ip| same_host(ip, m.group)) => {
+                Err(TransportError::ForeignGroup(dest))
+            }
+            _ => Ok(Some(Transport::Multicast(m))),
+        };
     }
     if let Some(dest) = destination {
-        let same = dest
-            .trim_matches(|c| c == '[' || c == ']')
-            .parse::<IpAddr>()
-            .is_ok_and(|ip| same_host(ip, peer));
-        if !same {
+        if !named(&dest).is_some_and(|ip| same_host(ip, peer)) {
             return Err(TransportError::ForeignDestination(dest));
         }
     }
@@ -155,14 +182,14 @@ mod tests {
     fn transports_real_clients_send() {
         // ffmpeg/ffprobe, UDP and TCP
         assert_eq!(
-            choose("RTP/AVP/UDP;unicast;client_port=35230-35231", peer()),
+            choose("RTP/AVP/UDP;unicast;client_port=35230-35231", peer(), None),
             Ok(Transport::Udp {
                 rtp_port: 35230,
                 rtcp_port: 35231
             })
         );
         assert_eq!(
-            choose("RTP/AVP/TCP;unicast;interleaved=0-1", peer()),
+            choose("RTP/AVP/TCP;unicast;interleaved=0-1", peer(), None),
             Ok(Transport::Interleaved {
                 rtp_channel: 0,
                 rtcp_channel: 1
@@ -172,7 +199,8 @@ mod tests {
         assert_eq!(
             choose(
                 "RTP/AVP;unicast;client_port=46446-46447;mode=\"PLAY\",RTP/AVP/TCP;unicast;interleaved=0-1",
-                peer()
+                peer(),
+                None
             ),
             Ok(Transport::Udp {
                 rtp_port: 46446,
@@ -181,7 +209,7 @@ mod tests {
         );
         // VLC / live555
         assert_eq!(
-            choose("RTP/AVP;unicast;client_port=50000-50001", peer()),
+            choose("RTP/AVP;unicast;client_port=50000-50001", peer(), None),
             Ok(Transport::Udp {
                 rtp_port: 50000,
                 rtcp_port: 50001
@@ -189,7 +217,7 @@ mod tests {
         );
         // retina
         assert_eq!(
-            choose("RTP/AVP/TCP;unicast;interleaved=2-3", peer()),
+            choose("RTP/AVP/TCP;unicast;interleaved=2-3", peer(), None),
             Ok(Transport::Interleaved {
                 rtp_channel: 2,
                 rtcp_channel: 3
@@ -198,11 +226,12 @@ mod tests {
     }
 
     #[test]
-    fn multicast_is_skipped_for_the_next_offer() {
+    fn without_a_group_multicast_is_skipped_for_the_next_offer() {
         assert_eq!(
             choose(
                 "RTP/AVP;multicast;port=5000-5001, RTP/AVP/TCP;interleaved=4-5",
-                peer()
+                peer(),
+                None
             ),
             Ok(Transport::Interleaved {
                 rtp_channel: 4,
@@ -212,8 +241,56 @@ mod tests {
         assert_eq!(
             choose(
                 "RTP/AVP;multicast;destination=239.1.1.1;port=5000-5001",
-                peer()
+                peer(),
+                None
             ),
+            Err(TransportError::Unsupported)
+        );
+    }
+
+    #[test]
+    fn multicast_gets_the_servers_group_only() {
+        let m = MulticastConfig::default();
+        let group = Some(m);
+        // ffmpeg (-rtsp_transport udp_multicast), GStreamer (protocols=udp-mcast)
+        for offer in [
+            "RTP/AVP;multicast",
+            "RTP/AVP;multicast;port=5000-5001",
+            "RTP/AVP;multicast;destination=239.255.0.1;port=5000-5001",
+            "RTP/AVP;multicast;destination=[239.255.0.1]",
+        ] {
+            assert_eq!(
+                choose(offer, peer(), group),
+                Ok(Transport::Multicast(m)),
+                "{offer}"
+            );
+        }
+        assert_eq!(
+            choose(
+                "RTP/AVP;multicast;destination=239.9.9.9;port=5000-5001",
+                peer(),
+                group
+            ),
+            Err(TransportError::ForeignGroup("239.9.9.9".into()))
+        );
+        assert_eq!(
+            choose("RTP/AVP;multicast;destination=10.0.0.7", peer(), group),
+            Err(TransportError::ForeignGroup("10.0.0.7".into()))
+        );
+        // A foreign group is refused, but a later offer may still serve.
+        assert_eq!(
+            choose(
+                "RTP/AVP;multicast;destination=239.9.9.9, RTP/AVP;unicast;client_port=6000-6001",
+                peer(),
+                group
+            ),
+            Ok(Transport::Udp {
+                rtp_port: 6000,
+                rtcp_port: 6001
+            })
+        );
+        assert_eq!(
+            choose("RTP/AVP/TCP;multicast", peer(), group),
             Err(TransportError::Unsupported)
         );
     }
@@ -222,43 +299,43 @@ mod tests {
     fn foreign_destination_is_refused() {
         let t = "RTP/AVP;unicast;destination=10.1.2.3;client_port=5000-5001";
         assert_eq!(
-            choose(t, peer()),
+            choose(t, peer(), None),
             Err(TransportError::ForeignDestination("10.1.2.3".into()))
         );
         let own = "RTP/AVP;unicast;destination=127.0.0.1;client_port=5000-5001";
-        assert!(choose(own, peer()).is_ok());
+        assert!(choose(own, peer(), None).is_ok());
         let v6 = "RTP/AVP;unicast;destination=[::1];client_port=5000-5001";
-        assert!(choose(v6, "::1".parse().unwrap()).is_ok());
+        assert!(choose(v6, "::1".parse().unwrap(), None).is_ok());
         let mapped = "RTP/AVP;unicast;destination=127.0.0.1;client_port=5000-5001";
-        assert!(choose(mapped, "::ffff:127.0.0.1".parse().unwrap()).is_ok());
+        assert!(choose(mapped, "::ffff:127.0.0.1".parse().unwrap(), None).is_ok());
         let name = "RTP/AVP;unicast;destination=evil.example;client_port=5000-5001";
         assert!(matches!(
-            choose(name, peer()),
+            choose(name, peer(), None),
             Err(TransportError::ForeignDestination(_))
         ));
     }
 
     #[test]
     fn unsupported_and_malformed() {
-        assert_eq!(choose("", peer()), Err(TransportError::Unsupported));
+        assert_eq!(choose("", peer(), None), Err(TransportError::Unsupported));
         assert_eq!(
-            choose("RAW/RAW/UDP;unicast", peer()),
+            choose("RAW/RAW/UDP;unicast", peer(), None),
             Err(TransportError::Unsupported)
         );
         assert_eq!(
-            choose("RTP/AVP;unicast", peer()),
+            choose("RTP/AVP;unicast", peer(), None),
             Err(TransportError::Unsupported)
         );
         assert_eq!(
-            choose("RTP/AVP;unicast;client_port=99999-100000", peer()),
+            choose("RTP/AVP;unicast;client_port=99999-100000", peer(), None),
             Err(TransportError::Malformed)
         );
         assert_eq!(
-            choose("RTP/AVP/TCP;interleaved=300-301", peer()),
+            choose("RTP/AVP/TCP;interleaved=300-301", peer(), None),
             Err(TransportError::Malformed)
         );
         assert_eq!(
-            choose("RTP/AVP;unicast;client_port=65535", peer()),
+            choose("RTP/AVP;unicast;client_port=65535", peer(), None),
             Err(TransportError::Malformed)
         );
         // Hostile: escapes and separators in odd places never panic.
@@ -268,17 +345,17 @@ mod tests {
             "RTP/AVP;=;=x;client_port=-",
             "\u{0}",
         ] {
-            let _ = choose(junk, peer());
+            let _ = choose(junk, peer(), None);
         }
         assert_eq!(
-            choose("RTP/AVP;unicast;client_port=6000", peer()),
+            choose("RTP/AVP;unicast;client_port=6000", peer(), None),
             Ok(Transport::Udp {
                 rtp_port: 6000,
                 rtcp_port: 6001
             })
         );
         assert_eq!(
-            choose("rtp/avp/tcp;unicast", peer()),
+            choose("rtp/avp/tcp;unicast", peer(), None),
             Ok(Transport::Interleaved {
                 rtp_channel: 0,
                 rtcp_channel: 1

@@ -12,13 +12,20 @@
 //! call and one task wake-up for all UDP clients, not one per client. A
 //! client whose route refuses segmentation gets its packets one message
 //! each from then on.
+//!
+//! Multicast sessions are clients whose address is the server's group:
+//! each packet goes to the group once, however many of them play, and
+//! their RTCP is thinned so that the group hears one sender report at a
+//! time and a BYE only from the last of them.
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
 use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use socket2::SockAddr;
 use tokio::io::Interest;
@@ -29,8 +36,9 @@ use super::media::SentCounts;
 use super::protocol::SessionId;
 use super::session::Command;
 use crate::broadcast::{Broadcast, SubscribeError, Subscriber};
+use crate::config::MulticastConfig;
 use crate::rtp::packetizer::{MAX_PACKET, RtpUnit};
-use crate::rtp::rtcp::MAX_RTCP;
+use crate::rtp::rtcp::{self, MAX_RTCP};
 
 /// `UDP_SEGMENT` from `<linux/udp.h>` (not exported by libc for glibc).
 const UDP_SEGMENT: libc::c_int = 103;
@@ -44,13 +52,25 @@ const BACKLOG: usize = 8;
 /// Kernel send buffer of the shared RTP socket: one picture for every
 /// client at once (64 clients of a 1 Mbit/s stream's key frame).
 const SEND_BUFFER: usize = 2 * 1024 * 1024;
+/// Least time between two sender reports to the multicast group (each
+/// member's session reports on its own timer).
+const GROUP_REPORT_GAP: Duration = Duration::from_secs(1);
 
 /// The UDP media of every session on one local address.
 #[derive(Debug)]
 pub struct UdpMedia {
     ports: (u16, u16),
+    rtp: Arc<UdpSocket>,
     rtcp: Arc<UdpSocket>,
     control: mpsc::UnboundedSender<Control>,
+    group: Arc<Mutex<Group>>,
+}
+
+/// The multicast members of one local address, for their RTCP.
+#[derive(Debug, Default)]
+struct Group {
+    members: usize,
+    last_report: Option<Instant>,
 }
 
 /// What sessions tell the fan-out task. Unbounded: each message is a step
@@ -70,16 +90,18 @@ impl UdpMedia {
     pub async fn start(
         ip: IpAddr,
         stream: Arc<Broadcast>,
+        multicast_packets: Arc<AtomicU64>,
         shutdown: watch::Receiver<bool>,
     ) -> io::Result<Arc<Self>> {
         let (rtp, rtcp) = bind_pair(ip).await?;
         let _ = socket2::SockRef::from(&rtp).set_send_buffer_size(SEND_BUFFER);
         let ports = (rtp.local_addr()?.port(), rtcp.local_addr()?.port());
-        let rtcp = Arc::new(rtcp);
+        let (rtp, rtcp) = (Arc::new(rtp), Arc::new(rtcp));
         let (control, rx) = mpsc::unbounded_channel();
         let fanout = Fanout {
-            rtp,
+            rtp: Arc::clone(&rtp),
             rtcp: Arc::clone(&rtcp),
+            multicast_packets,
             stream,
             clients: HashMap::new(),
             feed: None,
@@ -89,8 +111,10 @@ impl UdpMedia {
         tokio::spawn(fanout.run(rx, shutdown));
         Ok(Arc::new(Self {
             ports,
+            rtp,
             rtcp,
             control,
+            group: Arc::default(),
         }))
     }
 
@@ -111,6 +135,53 @@ impl UdpMedia {
         counts: Arc<SentCounts>,
         commands: mpsc::Sender<Command>,
     ) -> UdpClient {
+        self.join(id, rtp, rtcp, counts, commands, None)
+    }
+
+    /// Adds session `id` as a member of multicast group `m`: the group's
+    /// packets go out from here with `m`'s TTL, once for all members. Fails
+    /// if the group is of the other IP family than this address.
+    pub fn add_multicast(
+        &self,
+        id: SessionId,
+        m: &MulticastConfig,
+        counts: Arc<SentCounts>,
+        commands: mpsc::Sender<Command>,
+    ) -> io::Result<UdpClient> {
+        let ttl = u32::from(m.ttl);
+        for socket in [&self.rtp, &self.rtcp] {
+            let socket = socket2::SockRef::from(socket.as_ref());
+            match (m.group, socket.local_addr()?.as_socket()) {
+                (IpAddr::V4(_), Some(SocketAddr::V4(_))) => socket.set_multicast_ttl_v4(ttl)?,
+                (IpAddr::V6(_), Some(SocketAddr::V6(_))) => socket.set_multicast_hops_v6(ttl)?,
+                _ => {
+                    return Err(io::Error::other(format!(
+                        "the group {} is not of this address's IP family",
+                        m.group
+                    )));
+                }
+            }
+        }
+        self.group.lock().unwrap().members += 1;
+        Ok(self.join(
+            id,
+            SocketAddr::new(m.group, m.port),
+            SocketAddr::new(m.group, m.port + 1),
+            counts,
+            commands,
+            Some(Arc::clone(&self.group)),
+        ))
+    }
+
+    fn join(
+        &self,
+        id: SessionId,
+        rtp: SocketAddr,
+        rtcp: SocketAddr,
+        counts: Arc<SentCounts>,
+        commands: mpsc::Sender<Command>,
+        group: Option<Arc<Mutex<Group>>>,
+    ) -> UdpClient {
         let client = Client {
             dest: SockAddr::from(rtp),
             rtcp,
@@ -118,6 +189,7 @@ impl UdpMedia {
             commands,
             state: State::Paused,
             segmentation: true,
+            multicast: group.is_some(),
         };
         let _ = self.control.send(Control::Add(id, client));
         UdpClient {
@@ -125,6 +197,7 @@ impl UdpMedia {
             control: self.control.clone(),
             rtcp: Arc::clone(&self.rtcp),
             client_rtcp: rtcp,
+            group,
         }
     }
 }
@@ -132,9 +205,18 @@ impl UdpMedia {
 /// The UDP media sockets of a server, one pair per local address clients
 /// reach it on, made on first use.
 #[derive(Debug, Default)]
-pub struct UdpMediaTable(Mutex<HashMap<IpAddr, Arc<UdpMedia>>>);
+pub struct UdpMediaTable {
+    media: Mutex<HashMap<IpAddr, Arc<UdpMedia>>>,
+    multicast_packets: Arc<AtomicU64>,
+}
 
 impl UdpMediaTable {
+    /// RTP packets sent to multicast groups since the start (each once,
+    /// however many clients watch).
+    pub fn multicast_packets(&self) -> u64 {
+        self.multicast_packets.load(Ordering::Relaxed)
+    }
+
     /// The media of local address `ip`, started if it is the first UDP
     /// session there.
     pub async fn get(
@@ -143,14 +225,20 @@ impl UdpMediaTable {
         stream: &Arc<Broadcast>,
         shutdown: &watch::Receiver<bool>,
     ) -> io::Result<Arc<UdpMedia>> {
-        if let Some(media) = self.0.lock().unwrap().get(&ip) {
+        if let Some(media) = self.media.lock().unwrap().get(&ip) {
             return Ok(Arc::clone(media));
         }
-        let media = UdpMedia::start(ip, Arc::clone(stream), shutdown.clone()).await?;
+        let media = UdpMedia::start(
+            ip,
+            Arc::clone(stream),
+            Arc::clone(&self.multicast_packets),
+            shutdown.clone(),
+        )
+        .await?;
         // Two first sessions at once: the first one in is kept (the other
         // pair's task ends with its last handle).
         Ok(Arc::clone(
-            self.0.lock().unwrap().entry(ip).or_insert(media),
+            self.media.lock().unwrap().entry(ip).or_insert(media),
         ))
     }
 }
@@ -162,9 +250,16 @@ pub struct UdpClient {
     control: mpsc::UnboundedSender<Control>,
     rtcp: Arc<UdpSocket>,
     client_rtcp: SocketAddr,
+    /// The multicast members here, if this session is one.
+    group: Option<Arc<Mutex<Group>>>,
 }
 
 impl UdpClient {
+    /// True for a member of the multicast group.
+    pub fn is_multicast(&self) -> bool {
+        self.group.is_some()
+    }
+
     /// Starts sending at the access unit whose first packet is `seq` (the
     /// one RTP-Info named), or at the next key frame after it.
     pub fn play(&self, seq: u16) {
@@ -178,7 +273,21 @@ impl UdpClient {
 
     /// Sends one RTCP packet to the client's RTCP port. A send error is the
     /// client's network's business: it times out if it is gone.
+    /// A multicast member's packet goes to the group only if the group has
+    /// not just had a sender report, and a BYE only from the last member
+    /// (the stream's SSRC is every member's: a BYE ends it for all).
     pub async fn send_rtcp(&self, packet: &[u8]) {
+        if let Some(group) = &self.group {
+            let mut group = group.lock().unwrap();
+            let bye = rtcp::parse_feedback(packet).is_ok_and(|fb| fb.bye);
+            let reported = group
+                .last_report
+                .is_some_and(|t| t.elapsed() < GROUP_REPORT_GAP);
+            if (bye && group.members > 1) || (!bye && reported) {
+                return;
+            }
+            group.last_report = Some(Instant::now());
+        }
         if let Err(e) = self.rtcp.send_to(packet, self.client_rtcp).await {
             tracing::trace!(dest = %self.client_rtcp, "RTCP send failed: {e}");
         }
@@ -187,6 +296,9 @@ impl UdpClient {
 
 impl Drop for UdpClient {
     fn drop(&mut self) {
+        if let Some(group) = &self.group {
+            group.lock().unwrap().members -= 1;
+        }
         let _ = self.control.send(Control::Remove(self.id));
     }
 }
@@ -232,6 +344,8 @@ struct Client {
     state: State,
     /// False once the client's route refused a segmented message.
     segmentation: bool,
+    /// A member of the multicast group (`dest` is the group).
+    multicast: bool,
 }
 
 impl Client {
@@ -265,8 +379,10 @@ struct Message {
 
 /// The task's state.
 struct Fanout {
-    rtp: UdpSocket,
+    rtp: Arc<UdpSocket>,
     rtcp: Arc<UdpSocket>,
+    /// RTP packets sent to multicast groups (the server's count).
+    multicast_packets: Arc<AtomicU64>,
     stream: Arc<Broadcast>,
     clients: HashMap<SessionId, Client>,
     /// The stream, while any session is here.
@@ -329,6 +445,21 @@ impl Fanout {
                 if client.state == State::Sending {
                     return;
                 }
+                // A member joining a group already being sent to gets what
+                // the group gets from now on; a replay would reach every
+                // member twice.
+                let (dest, multicast) = (client.dest.as_socket(), client.multicast);
+                let group_sending = multicast
+                    && self.clients.values().any(|c| {
+                        c.multicast && c.state == State::Sending && c.dest.as_socket() == dest
+                    });
+                let Some(client) = self.clients.get_mut(&id) else {
+                    return;
+                };
+                if group_sending {
+                    client.state = State::Sending;
+                    return;
+                }
                 client.state = State::From(seq);
                 // What the others were sent since the unit PLAY named.
                 let backlog: Vec<_> = self.backlog.iter().rev().cloned().collect();
@@ -374,11 +505,22 @@ impl Fanout {
         let packets: Vec<&[u8]> = unit.packets().collect();
         let runs = runs(&packets);
         let mut messages = Vec::new();
+        // Groups this unit goes to already.
+        let mut groups: Vec<Option<SocketAddr>> = Vec::new();
         for (id, client) in &mut self.clients {
             if only.is_some_and(|o| o != *id) || !client.takes(unit) {
                 continue;
             }
             client.counts.add(unit);
+            if client.multicast {
+                let group = client.dest.as_socket();
+                if groups.contains(&group) {
+                    continue;
+                }
+                groups.push(group);
+                self.multicast_packets
+                    .fetch_add(u64::from(unit.packet_count), Ordering::Relaxed);
+            }
             let message = |packets| Message {
                 client: *id,
                 dest: client.dest.clone(),
@@ -612,7 +754,7 @@ mod tests {
         let (_stop, shutdown) = watch::channel(false);
         let stream = Broadcast::new();
         let ip = "127.0.0.1".parse().unwrap();
-        let media = UdpMedia::start(ip, Arc::clone(&stream), shutdown)
+        let media = UdpMedia::start(ip, Arc::clone(&stream), Arc::default(), shutdown)
             .await
             .unwrap();
         let (rtp_port, rtcp_port) = media.ports();
@@ -667,5 +809,85 @@ mod tests {
             .unwrap();
         let got = tokio::time::timeout(Duration::from_secs(2), rx.recv()).await;
         assert!(matches!(got, Ok(Some(Command::Rtcp(d))) if d == b"rtcp"));
+    }
+
+    #[tokio::test]
+    async fn a_group_gets_each_packet_once_and_hears_one_report_and_only_the_last_bye() {
+        let (_stop, shutdown) = watch::channel(false);
+        let stream = Broadcast::new();
+        let to_groups = Arc::new(AtomicU64::new(0));
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let media = UdpMedia::start(ip, Arc::clone(&stream), Arc::clone(&to_groups), shutdown)
+            .await
+            .unwrap();
+        // The group: a port pair here (the fan-out sends to whatever
+        // address the group is; a real group needs a multicast route).
+        let (group_rtp, group_rtcp) = bind_pair(ip).await.unwrap();
+        let m = MulticastConfig {
+            group: ip,
+            port: group_rtp.local_addr().unwrap().port(),
+            ttl: 1,
+        };
+        let mut members = Vec::new();
+        for n in 1..=2 {
+            let counts = Arc::new(SentCounts::default());
+            let (commands, rx) = mpsc::channel(4);
+            let member = media
+                .add_multicast(SessionId(n), &m, Arc::clone(&counts), commands)
+                .unwrap();
+            assert!(member.is_multicast());
+            members.push((member, counts, rx));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await; // the task subscribes
+        let mut watch = stream.subscribe();
+        stream.publish(idr());
+        let unit = watch.next().await.unwrap();
+        // The first member plays from the backlog; the second joins a group
+        // already being sent to and gets no replay.
+        members[0].0.play(unit.first_seq);
+        let got = receive(&group_rtp, 7).await;
+        let sent: Vec<Vec<u8>> = unit.packets().map(<[u8]>::to_vec).collect();
+        assert_eq!(got, sent);
+        members[1].0.play(unit.first_seq);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        stream.publish(AccessUnit::new(
+            vec![Bytes::from(vec![0x41; 200])],
+            Instant::now(),
+        ));
+        let next = watch.next().await.unwrap();
+        let got = receive(&group_rtp, 1).await;
+        assert_eq!(u16::from_be_bytes([got[0][2], got[0][3]]), next.first_seq);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut buf = [0u8; 2048];
+        assert!(group_rtp.try_recv(&mut buf).is_err(), "no packet twice");
+        assert_eq!(to_groups.load(Ordering::Relaxed), 8, "8 packets, once each");
+        assert_eq!((members[0].1.sent().0, members[1].1.sent().0), (8, 1));
+        // Both members' reports within a second: the group hears one.
+        let info = rtcp::SenderInfo {
+            ssrc: 1,
+            ntp_timestamp: 0,
+            rtp_timestamp: 0,
+            packet_count: 8,
+            octet_count: 0,
+        };
+        let mut report = [0u8; MAX_RTCP];
+        let n = rtcp::write_report(&mut report, &info, "streamcam", false);
+        let mut bye = [0u8; MAX_RTCP];
+        let b = rtcp::write_report(&mut bye, &info, "streamcam", true);
+        for (member, _, _) in &members {
+            member.send_rtcp(&report[..n]).await;
+        }
+        assert_eq!(receive(&group_rtcp, 1).await[0], report[..n]);
+        // One member of two leaves: its BYE would end the stream for the
+        // other, so it is not sent; the last one's is.
+        members[0].0.send_rtcp(&bye[..b]).await;
+        drop(members.remove(0));
+        members[0].0.send_rtcp(&bye[..b]).await;
+        assert_eq!(receive(&group_rtcp, 1).await[0], bye[..b]);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            group_rtcp.try_recv(&mut buf).is_err(),
+            "one report, one BYE"
+        );
     }
 }

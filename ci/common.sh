@@ -155,3 +155,21 @@ make_browser_netns() {
         ip -n "$ns" link set sc1 up &&
         ip -n "$ns" route add default via 10.203.0.2 dev sc0
 }
+
+# A LAN of two network namespaces for multicast: the camera's ($1, lan0
+# at LAN_CAMERA) and the viewers' ($2, lan1 at 10.204.0.2), joined by a
+# veth pair, each with its multicast route over it. Exports LAN_CAMERA.
+make_lan_netns() {
+    local camera=$1 viewers=$2
+    export LAN_CAMERA=10.204.0.1
+    ip netns add "$camera" && ip netns add "$viewers" &&
+        ip -n "$camera" link set lo up && ip -n "$viewers" link set lo up &&
+        ip -n "$camera" link add lan0 type veth peer name lan1 netns "$viewers" &&
+        ip netns exec "$camera" sysctl -qw net.ipv6.conf.lan0.disable_ipv6=1 &&
+        ip netns exec "$viewers" sysctl -qw net.ipv6.conf.lan1.disable_ipv6=1 &&
+        ip -n "$camera" addr add "$LAN_CAMERA/24" dev lan0 &&
+        ip -n "$viewers" addr add 10.204.0.2/24 dev lan1 &&
+        ip -n "$camera" link set lan0 up && ip -n "$viewers" link set lan1 up &&
+        ip -n "$camera" route add 224.0.0.0/4 dev lan0 &&
+        ip -n "$viewers" route add 224.0.0.0/4 dev lan1
+}

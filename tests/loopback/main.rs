@@ -8,6 +8,7 @@ mod daemon;
 mod hostile;
 mod http;
 mod journal;
+mod lan;
 mod lifecycle;
 mod raw;
 mod retina_client;

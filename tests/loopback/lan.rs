@@ -1,0 +1,140 @@
+//! Multicast on a LAN made of network namespaces (`ci/lan`): the daemon
+//! runs in the camera's namespace (`STREAMCAM_RUNNER` = `ip netns exec
+//! ...`), listening on `LAN_CAMERA`; these tests and the viewers run in the
+//! viewers' one, whose multicast route leads to the camera over a veth
+//! pair.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use crate::clients::{self, Mode};
+use crate::daemon::{Daemon, Source};
+use crate::http::{curl, sample};
+use crate::raw::RawClient;
+
+/// The group and port of these tests' `[multicast]`.
+const GROUP: Ipv4Addr = Ipv4Addr::new(239, 255, 0, 7);
+const PORT: u16 = 5004;
+
+/// The camera's address, from `ci/lan`.
+fn camera() -> String {
+    std::env::var("LAN_CAMERA").expect(
+        "LAN_CAMERA must name the camera's address in another network namespace: run `ci/test lan`",
+    )
+}
+
+/// A daemon in the camera's namespace with the tests' group.
+fn camera_daemon() -> Daemon {
+    Daemon::start_with(
+        &camera(),
+        Source::File,
+        &format!("\n[multicast]\ngroup = \"{GROUP}\"\nport = {PORT}\n"),
+    )
+}
+
+/// Listens on the group, as the network carries it, until `until`: how
+/// many times each RTP sequence number arrived.
+fn listen_to_group(until: Instant) -> HashMap<u16, usize> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::IPV4,
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )
+    .unwrap();
+    // The viewers bind the same port.
+    socket.set_reuse_address(true).unwrap();
+    socket
+        .bind(&SocketAddr::from((GROUP, PORT)).into())
+        .unwrap();
+    let socket: UdpSocket = socket.into();
+    socket
+        .join_multicast_v4(&GROUP, &Ipv4Addr::UNSPECIFIED)
+        .unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut seen = HashMap::new();
+    let mut buf = [0u8; 2048];
+    while Instant::now() < until {
+        if let Ok(n) = socket.recv(&mut buf) {
+            if n >= 12 && buf[0] >> 6 == 2 {
+                *seen
+                    .entry(u16::from_be_bytes([buf[2], buf[3]]))
+                    .or_insert(0) += 1;
+            }
+        }
+    }
+    seen
+}
+
+#[test]
+fn multicast_viewers_share_one_copy_of_each_packet_and_one_leaving_ends_nothing() {
+    let d = camera_daemon();
+    let url = d.url();
+    let listener = std::thread::spawn(|| listen_to_group(Instant::now() + Duration::from_secs(9)));
+    std::thread::sleep(Duration::from_millis(300));
+    // ffmpeg leaves (TEARDOWN) after 2 s; GStreamer watches on for 6 s.
+    let short = {
+        let url = url.clone();
+        std::thread::spawn(move || clients::ffmpeg(&url, "udp_multicast", 60, Mode::Decode))
+    };
+    let long = clients::gstreamer(&url, "udp-mcast", 180, Mode::Decode);
+    let short = short.join().unwrap();
+    short.assert_clean("ffmpeg/multicast", 60);
+    long.assert_clean("gstreamer/multicast, outliving the other", 180);
+    let seen = listener.join().unwrap();
+    let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        twice.is_empty(),
+        "{} of {} packets heard more than once, e.g. {:?}",
+        twice.len(),
+        seen.len(),
+        &twice[..twice.len().min(5)]
+    );
+    // The daemon's count of what it sent to the group is what the group
+    // carried (the listener heard all of it), not one copy per viewer.
+    let (_, _, metrics) = curl(&d.http_url("/metrics"), &[]);
+    let to_group = sample(&metrics, "streamcam_multicast_sent_packets_total");
+    let to_sessions = sample(&metrics, "streamcam_sent_packets_total");
+    let heard = seen.len() as f64;
+    assert!(
+        heard > 300.0 && (heard * 0.98..=heard).contains(&to_group) && to_group < to_sessions,
+        "{to_group} packets sent to the group, {heard} heard there, {to_sessions} counted for the two sessions"
+    );
+    let log = d.log();
+    let ended = log
+        .lines()
+        .filter(|l| l.contains("session ended") && l.contains("transport=multicast"))
+        .count();
+    assert_eq!(ended, 2, "{log}");
+}
+
+#[test]
+fn setup_gets_the_servers_group_and_another_group_is_refused() {
+    let d = camera_daemon();
+    let mut c = RawClient::connect(&d);
+    let r = c.setup("RTP/AVP;multicast;destination=239.9.9.9;port=6000-6001");
+    assert_eq!(r.status, 403, "{r:?}");
+    for offer in [
+        "RTP/AVP;multicast",
+        &format!("RTP/AVP;multicast;destination={GROUP};port=7000-7001"),
+    ] {
+        let r = c.setup(offer);
+        assert_eq!(r.status, 200, "{offer}: {r:?}");
+        let transport = r.header("transport").unwrap_or_default();
+        assert!(
+            transport.starts_with(&format!(
+                "RTP/AVP;multicast;destination={GROUP};port={PORT}-{};ttl=1;",
+                PORT + 1
+            )),
+            "{offer}: {transport}"
+        );
+    }
+    // Unicast clients of the same daemon are served as ever.
+    let (probe, errors) = clients::ffprobe(&d.url(), "udp");
+    assert!(
+        probe.contains("h264|") && probe.contains("width=1280"),
+        "{probe} {errors}"
+    );
+}

@@ -216,6 +216,11 @@ fn check_config_accepts_the_shipped_file_and_names_bad_keys() {
         ("[video]\nwidth = 1281\n", "video.width", ":2"),
         ("[source]\nkind = \"webcam\"\n", "kind", ":2"),
         (
+            "[multicast]\ngroup = \"192.168.1.20\"\n",
+            "multicast.group",
+            ":2",
+        ),
+        (
             "[auth]\n[[auth.users]]\nname = \"a\"\nha1 = \"abc\"\n",
             "auth.users[0].ha1",
             ":4",

@@ -51,6 +51,52 @@ pub struct Config {
     /// `[multicast]`: the group clients that SETUP multicast get; off
     /// without the table.
     pub multicast: Option<MulticastConfig>,
+    /// `[[publish]]`: relays the stream is pushed to.
+    pub publish: Vec<PublishConfig>,
+}
+
+/// One `[[publish]]` target: a relay the daemon pushes the stream to,
+/// reconnecting by itself.
+#[derive(Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PublishConfig {
+    /// Where to: `rtsp://`, `rtsps://` (ANNOUNCE and RECORD), `rtmp://`,
+    /// `rtmps://` or `srt://`; credentials in the URL.
+    pub url: String,
+}
+
+/// The schemes `publish.url` takes.
+pub const PUBLISH_SCHEMES: [&str; 5] = ["rtsp", "rtsps", "rtmp", "rtmps", "srt"];
+
+impl PublishConfig {
+    /// The URL, checked: a scheme streamcam publishes with and a host.
+    pub fn parsed(&self) -> Result<url::Url, String> {
+        let url = url::Url::parse(&self.url)
+            .map_err(|e| format!("is not a URL ({e}), e.g. \"rtmp://relay.example/live/cam1\""))?;
+        if !PUBLISH_SCHEMES.contains(&url.scheme()) {
+            return Err(format!(
+                "{}:// is not a way to publish: use one of {}",
+                url.scheme(),
+                PUBLISH_SCHEMES.map(|s| format!("{s}://")).join(", ")
+            ));
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(format!(
+                "names no host: {}://<host>[:port]/...",
+                url.scheme()
+            ));
+        }
+        Ok(url)
+    }
+}
+
+/// Never shows the URL, which may hold a password or a stream key.
+impl fmt::Debug for PublishConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PublishConfig")
+            .field("url", &"<hidden>")
+            .finish()
+    }
 }
 
 /// `[multicast]` section: server-chosen multicast for a LAN. Every client
@@ -533,6 +579,11 @@ impl Config {
         self.auth.validate()?;
         if let Some(multicast) = &self.multicast {
             multicast.validate()?;
+        }
+        for (i, target) in self.publish.iter().enumerate() {
+            target
+                .parsed()
+                .map_err(|message| (format!("publish[{i}].url"), message))?;
         }
         match &self.tls {
             Some(tls)
@@ -1178,6 +1229,41 @@ level = "debug"
             assert!(e.message.starts_with(key), "{text:?}: {e}");
             assert!(e.message.contains(says), "{text:?}: {e}");
             assert_eq!(e.line, Some(line), "{text:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn publish_targets() {
+        assert!(parse("").unwrap().publish.is_empty());
+        let c = parse(
+            "[[publish]]\nurl = \"rtsp://u:p@relay:8554/cam\"\n[[publish]]\nurl = \"srt://relay:8890?streamid=publish:cam\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.publish.len(), 2);
+        assert!(!format!("{c:?}").contains("u:p@"), "no secrets in Debug");
+        for (text, line, says) in [
+            (
+                "[[publish]]\nurl = \"relay:1935\"\n",
+                2,
+                "is not a way to publish",
+            ),
+            ("[[publish]]\nurl = \"not a url\"\n", 2, "is not a URL"),
+            (
+                "[[publish]]\nurl = \"http://relay/x\"\n",
+                2,
+                "http:// is not a way",
+            ),
+            ("[[publish]]\nurl = \"rtmp:///live\"\n", 2, "names no host"),
+            ("[[publish]]\n", 1, "is not a URL"),
+        ] {
+            let e = parse(&format!(
+                "[[publish]]\nurl = \"rtmp://ok/live/key\"\n{text}"
+            ))
+            .unwrap_err();
+            assert!(e.message.starts_with("publish[1].url: "), "{text:?}: {e}");
+            assert!(e.message.contains(says), "{text:?}: {e}");
+            assert_eq!(e.line, Some(line + 2), "{text:?}: {e}");
+            assert!(!e.message.contains("key"), "{e}");
         }
     }
 

@@ -60,13 +60,12 @@ pub struct Config {
 #[derive(Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct PublishConfig {
-    /// Where to: `rtsp://`, `rtsps://` (ANNOUNCE and RECORD), `rtmp://`,
-    /// `rtmps://` or `srt://`; credentials in the URL.
+    /// Where to: `rtsp://` (ANNOUNCE and RECORD); credentials in the URL.
     pub url: String,
 }
 
 /// The schemes `publish.url` takes.
-pub const PUBLISH_SCHEMES: [&str; 5] = ["rtsp", "rtsps", "rtmp", "rtmps", "srt"];
+pub const PUBLISH_SCHEMES: [&str; 1] = ["rtsp"];
 
 impl PublishConfig {
     /// The URL, checked: a scheme streamcam publishes with and a host.
@@ -75,7 +74,7 @@ impl PublishConfig {
             .map_err(|e| format!("is not a URL ({e}), e.g. \"rtmp://relay.example/live/cam1\""))?;
         if !PUBLISH_SCHEMES.contains(&url.scheme()) {
             return Err(format!(
-                "{}:// is not a way to publish: use one of {}",
+                "{}:// is not a way to publish in this version: use {}",
                 url.scheme(),
                 PUBLISH_SCHEMES.map(|s| format!("{s}://")).join(", ")
             ));
@@ -1236,7 +1235,7 @@ level = "debug"
     fn publish_targets() {
         assert!(parse("").unwrap().publish.is_empty());
         let c = parse(
-            "[[publish]]\nurl = \"rtsp://u:p@relay:8554/cam\"\n[[publish]]\nurl = \"srt://relay:8890?streamid=publish:cam\"\n",
+            "[[publish]]\nurl = \"rtsp://u:p@relay:8554/cam\"\n[[publish]]\nurl = \"rtsp://relay/cam2\"\n",
         )
         .unwrap();
         assert_eq!(c.publish.len(), 2);
@@ -1253,11 +1252,16 @@ level = "debug"
                 2,
                 "http:// is not a way",
             ),
-            ("[[publish]]\nurl = \"rtmp:///live\"\n", 2, "names no host"),
+            ("[[publish]]\nurl = \"rtsp:///live\"\n", 2, "names no host"),
+            (
+                "[[publish]]\nurl = \"srt://relay:8890\"\n",
+                2,
+                "srt:// is not a way",
+            ),
             ("[[publish]]\n", 1, "is not a URL"),
         ] {
             let e = parse(&format!(
-                "[[publish]]\nurl = \"rtmp://ok/live/key\"\n{text}"
+                "[[publish]]\nurl = \"rtsp://ok/live/key\"\n{text}"
             ))
             .unwrap_err();
             assert!(e.message.starts_with("publish[1].url: "), "{text:?}: {e}");

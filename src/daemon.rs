@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::config::{Config, EX_CONFIG};
-use crate::{broadcast, http, rtsp, service};
+use crate::{broadcast, http, publish, rtsp, service};
 
 /// Longest the daemon spends saying goodbye to clients on SIGTERM.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(700);
@@ -147,6 +147,15 @@ async fn serve(config: Config) -> ExitCode {
         .as_ref()
         .and_then(|(l, _)| l.local_addr().ok())
         .map(|a| a.port());
+    let publishers = publish::Publishers::start(&config.publish, &stream, &shutdown);
+    for target in publishers.targets() {
+        tracing::info!(
+            target_url = %target.shown,
+            "publish[{}]: pushing the stream to {}",
+            target.index,
+            target.shown
+        );
+    }
     let http_server = http_listener.map(|http_listener| {
         let local = http_listener
             .local_addr()
@@ -167,6 +176,7 @@ async fn serve(config: Config) -> ExitCode {
             rtsp_port,
             rtsps_port,
             started,
+            publishers: Arc::clone(&publishers),
             viewers: http::live::Viewers::default(),
             tokens: http::live::Tokens::new(),
             #[cfg(feature = "webrtc")]
@@ -179,7 +189,11 @@ async fn serve(config: Config) -> ExitCode {
     let tls_server = tls.map(|(listener, acceptor)| {
         tokio::spawn(rtsp::serve(listener, Arc::clone(&ctx), Some(acceptor)))
     });
-    let notifier = tokio::spawn(service::run(Arc::clone(&stream), shutdown.clone()));
+    let notifier = tokio::spawn(service::run(
+        Arc::clone(&stream),
+        Arc::clone(&publishers),
+        shutdown.clone(),
+    ));
 
     let (mut term, mut int) = match (
         signal(SignalKind::terminate()),

@@ -12,6 +12,7 @@ use tracing_subscriber::prelude::*;
 
 use crate::broadcast::Broadcast;
 use crate::config::LogLevel;
+use crate::publish::Publishers;
 
 /// Lets a line that anyone on the network can make the daemon repeat
 /// (bad requests, a full server) through at most once per interval, so an
@@ -90,10 +91,11 @@ fn notify(state: &[NotifyState]) {
     }
 }
 
-/// The STATUS line: what streams and to how many clients.
-pub fn status_line(stream: &Broadcast) -> String {
+/// The STATUS line: what streams, to how many clients, and to how many
+/// of the publish targets.
+pub fn status_line(stream: &Broadcast, publishers: &Publishers) -> String {
     let info = stream.info();
-    match info.error {
+    let line = match info.error {
         Some(e) => format!("not streaming: {e}"),
         None => {
             let n = stream.clients();
@@ -103,19 +105,27 @@ pub fn status_line(stream: &Broadcast) -> String {
                 if n == 1 { "" } else { "s" }
             )
         }
+    };
+    match publishers.summary() {
+        Some(publishing) => format!("{line}; {publishing}"),
+        None => line,
     }
 }
 
 /// Sends READY=1 once the first access unit exists (or the pipeline has
 /// reported a failure), then keeps STATUS current and pets the watchdog only
 /// while access units keep coming.
-pub async fn run(stream: Arc<Broadcast>, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(
+    stream: Arc<Broadcast>,
+    publishers: Arc<Publishers>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     tokio::select! {
         _ = stream.first_frame() => {}
         _ = wait_for_error(&stream) => {}
         _ = shutdown.wait_for(|s| *s) => return,
     }
-    let mut status = status_line(&stream);
+    let mut status = status_line(&stream, &publishers);
     notify(&[NotifyState::Ready, NotifyState::Status(&status)]);
     tracing::info!(status = %status, "ready: {status}");
     let watchdog = sd_notify::watchdog_enabled();
@@ -132,7 +142,7 @@ pub async fn run(stream: Arc<Broadcast>, mut shutdown: watch::Receiver<bool>) {
                 return;
             }
         }
-        let now = status_line(&stream);
+        let now = status_line(&stream, &publishers);
         if now != status {
             status = now;
             notify(&[NotifyState::Status(&status)]);

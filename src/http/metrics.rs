@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use super::HttpContext;
 use crate::broadcast::stats::{EncoderInput, Part};
+use crate::publish::{State, Target};
 
 /// The metrics page.
 pub fn render(ctx: &HttpContext) -> String {
@@ -176,8 +177,49 @@ pub fn render(ctx: &HttpContext) -> String {
             &[("", auth.failures())],
         );
     }
+    publishing(&mut out, ctx);
     process(&mut out);
     out
+}
+
+/// The publish targets' metrics, labelled by their place in `[[publish]]`.
+fn publishing(out: &mut String, ctx: &HttpContext) {
+    let targets = ctx.publishers.targets();
+    if targets.is_empty() {
+        return;
+    }
+    let labels: Vec<String> = targets
+        .iter()
+        .map(|t| format!("target=\"{}\"", t.index))
+        .collect();
+    let of = |value: &dyn Fn(&Target) -> u64| -> Vec<(&str, u64)> {
+        labels
+            .iter()
+            .zip(targets)
+            .map(|(l, t)| (l.as_str(), value(t)))
+            .collect()
+    };
+    metric(
+        out,
+        "streamcam_publish_up",
+        "gauge",
+        "1 while the stream flows to the [[publish]] target, 0 while it is being (re)connected.",
+        &of(&|t| u64::from(t.state() == State::Connected)),
+    );
+    metric(
+        out,
+        "streamcam_publish_connects_total",
+        "counter",
+        "Connections made to the [[publish]] target (more than one: it was lost and reconnected).",
+        &of(&|t| t.connects()),
+    );
+    metric(
+        out,
+        "streamcam_publish_sent_bytes_total",
+        "counter",
+        "Bytes sent to the [[publish]] target.",
+        &of(&|t| t.sent_bytes()),
+    );
 }
 
 /// One metric family: its HELP and TYPE lines and one sample per label set

@@ -27,6 +27,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
+use crate::publish::Publishers;
 use crate::rtsp::ServerContext;
 use crate::rtsp::auth::{Attempt, Verdict};
 use crate::snapshot;
@@ -51,6 +52,8 @@ pub struct HttpContext {
     pub rtsps_port: Option<u16>,
     /// When the daemon started.
     pub started: Instant,
+    /// The publish targets.
+    pub publishers: Arc<Publishers>,
     /// Browsers watching the live picture.
     pub viewers: live::Viewers,
     /// Tokens that let the page's WebSocket in.

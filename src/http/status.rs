@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::HttpContext;
 use crate::broadcast::stats::EncoderInput;
+use crate::publish::State;
 use crate::source::testpattern::format_utc;
 
 /// The live player and the figures' refresh.
@@ -99,7 +100,7 @@ pub fn page(ctx: &HttpContext, host: &str) -> String {
          <tr><th>Open connections</th><td>{} of {}</td></tr>\
          <tr><th>Up for</th><td>{}</td></tr>\
          <tr><th>Passwords</th><td>{}</td></tr>\
-         </table>\
+         {}</table>\
          <p class=\"small\">Metrics for Prometheus: <a href=\"/metrics\">/metrics</a></p>\
          <script>{SCRIPT}</script></body></html>",
         totals.udp,
@@ -132,8 +133,35 @@ pub fn page(ctx: &HttpContext, host: &str) -> String {
             Some(a) => format!("{} user(s)", a.user_count()),
             None => "none: anyone on the network can watch".into(),
         },
+        publishing(ctx),
     );
     out
+}
+
+/// A row for each publish target: where to, and how it goes.
+fn publishing(ctx: &HttpContext) -> String {
+    let mut rows = String::new();
+    for target in ctx.publishers.targets() {
+        let state = match target.state() {
+            State::Connected => format!(
+                "sending ({} sent{})",
+                megabytes(target.sent_bytes()),
+                match target.connects() {
+                    1 => String::new(),
+                    n => format!(", connected {n} times"),
+                }
+            ),
+            State::Connecting => "connecting".into(),
+            State::Retrying { reason } => format!("retrying: {reason}"),
+        };
+        let _ = write!(
+            rows,
+            "<tr><th>Publishing to {}</th><td>{}</td></tr>",
+            escape(&target.shown),
+            escape(&state)
+        );
+    }
+    rows
 }
 
 /// Browser viewers, by how they watch.

@@ -49,6 +49,30 @@ impl SentCounts {
     }
 }
 
+/// Writes a sender report of `stream` for now into `buf`, for a receiver
+/// that was sent `counts`, with `cname` (and BYE if `bye`). Returns its
+/// length.
+pub fn sender_report(
+    stream: &Broadcast,
+    counts: &SentCounts,
+    cname: &str,
+    buf: &mut [u8; MAX_RTCP],
+    bye: bool,
+) -> usize {
+    let now = Instant::now();
+    let clock = stream.clock();
+    let (packets, octets) = counts.sent();
+    let info = SenderInfo {
+        ssrc: stream.ssrc(),
+        ntp_timestamp: clock.ntp_timestamp(now),
+        rtp_timestamp: clock.rtp_timestamp(now),
+        // RFC 3550 counts wrap at 32 bits.
+        packet_count: packets as u32,
+        octet_count: octets as u32,
+    };
+    rtcp::write_report(buf, &info, cname, bye)
+}
+
 /// A playing session's place in the stream.
 #[derive(Debug)]
 struct Playing {
@@ -154,18 +178,7 @@ impl ClientMedia {
 
     /// Writes a sender report (and BYE if `bye`) for now into `buf`.
     pub fn report(&self, buf: &mut [u8; MAX_RTCP], bye: bool) -> usize {
-        let now = Instant::now();
-        let clock = self.stream.clock();
-        let (packets, octets) = self.counts.sent();
-        let info = SenderInfo {
-            ssrc: self.stream.ssrc(),
-            ntp_timestamp: clock.ntp_timestamp(now),
-            rtp_timestamp: clock.rtp_timestamp(now),
-            // RFC 3550 counts wrap at 32 bits.
-            packet_count: packets as u32,
-            octet_count: octets as u32,
-        };
-        rtcp::write_report(buf, &info, &self.cname, bye)
+        sender_report(&self.stream, &self.counts, &self.cname, buf, bye)
     }
 
     /// What was sent, shared with a sender the session hands off to.

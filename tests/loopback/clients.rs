@@ -159,6 +159,20 @@ pub fn ffmpeg(url: &str, transport: &str, frames: usize, mode: Mode) -> Decoded 
     d
 }
 
+/// ffmpeg as an RTSP server that takes a published stream at `url`
+/// (`-rtsp_flags listen`: ANNOUNCE and RECORD), decoding `frames` pictures.
+pub fn ffmpeg_listening(url: &str, frames: usize) -> Decoded {
+    let mut d = Decoded::default();
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-nostdin", "-hide_banner", "-v", "error"])
+        .args(["-rtsp_flags", "listen", "-i", url])
+        .args(["-frames:v", &frames.to_string()])
+        .args(["-flush_packets", "1", "-f", "framecrc", "-"]);
+    let timeout = Duration::from_secs(20 + frames as u64 / 30);
+    d.errors = run_lines(&mut cmd, timeout, |l, at| framecrc_line(&mut d, l, at));
+    d
+}
+
 /// Records `frames` pictures with `ffmpeg -c copy` into a Matroska file (as
 /// recording setups do), then decodes the recording: every picture must
 /// decode. Arrival times are those of the recording, timestamps and

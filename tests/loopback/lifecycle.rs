@@ -221,6 +221,11 @@ fn check_config_accepts_the_shipped_file_and_names_bad_keys() {
             ":2",
         ),
         (
+            "[[publish]]\nurl = \"rtsp://relay/cam\"\n[[publish]]\nurl = \"relay.example/cam\"\n",
+            "publish[1].url",
+            ":4",
+        ),
+        (
             "[auth]\n[[auth.users]]\nname = \"a\"\nha1 = \"abc\"\n",
             "auth.users[0].ha1",
             ":4",

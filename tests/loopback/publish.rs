@@ -1,0 +1,258 @@
+//! Publishing to relays (`[[publish]]`): real RTSP servers that take a
+//! published stream (ffmpeg's `-rtsp_flags listen`, and gst-rtsp-server in
+//! record mode with Digest through `tests/relay/rtsp_record_server.py`)
+//! read it back and decode it; relays that restart, refuse, stall or
+//! never answer are retried while local viewers keep every frame.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::clients::{self, Decoded, Mode};
+use crate::daemon::{Daemon, Source};
+use crate::http::{curl, sample};
+
+/// A port nothing listens on now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A daemon streaming the sample file and publishing to `urls`.
+fn publishing_daemon(urls: &[String]) -> Daemon {
+    let targets: String = urls
+        .iter()
+        .map(|u| format!("\n[[publish]]\nurl = \"{u}\"\n"))
+        .collect();
+    Daemon::start_with("127.0.0.1", Source::File, &targets)
+}
+
+/// gst-rtsp-server taking a published stream at `rtsp://127.0.0.1:port/live`
+/// (with Digest when `credentials` are given), decoding what it gets.
+struct Relay {
+    child: Child,
+    /// Each decoded picture: when it came, its size and time stamp (ns).
+    frames: Arc<Mutex<Vec<(Instant, String, u64)>>>,
+}
+
+impl Relay {
+    fn start(port: u16, credentials: Option<(&str, &str)>) -> Relay {
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/relay/rtsp_record_server.py"
+        );
+        let mut cmd = Command::new("/usr/bin/python3");
+        cmd.arg(script).arg(port.to_string()).arg("/live");
+        if let Some((user, password)) = credentials {
+            cmd.args([user, password]);
+        }
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("running tests/relay/rtsp_record_server.py (python3-gi, gir1.2-gst-rtsp-server-1.0)");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let ready = lines.next().and_then(Result::ok);
+        assert_eq!(ready.as_deref(), Some("ready"), "the relay did not start");
+        let frames = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&frames);
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                let mut f = line.split(' ').skip(1);
+                if let (Some(size), Some(pts)) = (f.next(), f.next().and_then(|p| p.parse().ok())) {
+                    sink.lock()
+                        .unwrap()
+                        .push((Instant::now(), size.to_string(), pts));
+                }
+            }
+        });
+        Relay { child, frames }
+    }
+
+    /// Waits up to `limit` for `n` pictures; returns when the first came.
+    fn wait_for(&self, n: usize, limit: Duration) -> Option<Instant> {
+        let until = Instant::now() + limit;
+        while Instant::now() < until {
+            let frames = self.frames.lock().unwrap();
+            if frames.len() >= n {
+                return Some(frames[0].0);
+            }
+            drop(frames);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Checks the pictures so far: all 1280x720, one frame time apart.
+    fn assert_steady(&self, what: &str) {
+        let frames = self.frames.lock().unwrap();
+        assert!(
+            frames.iter().all(|(_, size, _)| size == "1280x720"),
+            "{what}: sizes"
+        );
+        for pair in frames.windows(2) {
+            let step = pair[1].2.saturating_sub(pair[0].2);
+            assert!(
+                (30_000_000..37_000_000).contains(&step),
+                "{what}: a step of {step} ns between pictures (one is missing, or time went back)"
+            );
+        }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A local viewer over TCP for `frames` pictures, in the background.
+fn local_viewer(d: &Daemon, frames: usize) -> std::thread::JoinHandle<Decoded> {
+    let url = d.url();
+    std::thread::spawn(move || clients::ffmpeg(&url, "tcp", frames, Mode::Decode))
+}
+
+#[test]
+fn ffmpeg_listening_decodes_what_is_published() {
+    let url = format!("rtsp://127.0.0.1:{}/live/cam", free_port());
+    let relay = {
+        let url = url.clone();
+        std::thread::spawn(move || clients::ffmpeg_listening(&url, 90))
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let d = publishing_daemon(&[url]);
+    let got = relay.join().unwrap();
+    got.assert_clean("ffmpeg -rtsp_flags listen", 90);
+    assert!(
+        d.log().contains("publish[0] rtsp://127.0.0.1:"),
+        "{}",
+        d.log()
+    );
+}
+
+#[test]
+fn a_relay_with_digest_gets_every_frame_and_its_restart_is_bridged() {
+    let port = free_port();
+    let relay = Relay::start(port, Some(("camera", "s3cret")));
+    let d = publishing_daemon(&[format!("rtsp://camera:s3cret@127.0.0.1:{port}/live")]);
+    let viewer = local_viewer(&d, 300);
+    assert!(
+        relay.wait_for(60, Duration::from_secs(10)).is_some(),
+        "no pictures at the relay:\n{}",
+        d.log()
+    );
+    relay.assert_steady("the relay");
+    // The relay goes away and comes back.
+    drop(relay);
+    std::thread::sleep(Duration::from_millis(500));
+    let restarted = Instant::now();
+    let relay = Relay::start(port, Some(("camera", "s3cret")));
+    let first = relay
+        .wait_for(30, Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("the stream did not come back:\n{}", d.log()));
+    let back = first.duration_since(restarted);
+    // The back-off after the loss: 1 s, then 2 s (each give or take a
+    // fifth), and a key frame.
+    assert!(back < Duration::from_secs(5), "back after {back:?}");
+    relay.assert_steady("the restarted relay");
+    viewer
+        .join()
+        .unwrap()
+        .assert_clean("a local viewer meanwhile", 300);
+    let (_, _, metrics) = curl(&d.http_url("/metrics"), &[]);
+    assert_eq!(
+        sample(&metrics, "streamcam_publish_connects_total{target=\"0\"}"),
+        2.0
+    );
+    assert_eq!(sample(&metrics, "streamcam_publish_up{target=\"0\"}"), 1.0);
+    let log = d.log();
+    assert!(log.contains(": lost: "), "{log}");
+    assert!(!log.contains("s3cret"), "the password is logged:\n{log}");
+    eprintln!(
+        "the stream was back at the restarted relay {} ms after it listened",
+        back.as_millis()
+    );
+}
+
+#[test]
+fn refused_unanswered_and_wrong_password_relays_are_retried_and_hurt_no_one() {
+    let wrong = free_port();
+    let _relay = Relay::start(wrong, Some(("camera", "right")));
+    let refused = free_port();
+    // Takes connections and never reads or answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    let d = publishing_daemon(&[
+        format!("rtsp://camera:wrong@127.0.0.1:{wrong}/live"),
+        format!("rtsp://127.0.0.1:{refused}/live"),
+        format!("rtsp://127.0.0.1:{silent_port}/live"),
+    ]);
+    let viewer = local_viewer(&d, 390);
+    let got = viewer.join().unwrap();
+    got.assert_clean("a local viewer while three relays fail", 390);
+    let log = d.log();
+    for (target, why) in [
+        (0, "ANNOUNCE: the server refused the user and password"),
+        (1, "Connection refused"),
+        (2, "no answer to ANNOUNCE within 10s"),
+    ] {
+        let lines: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains(&format!("publish[{target}] ")) && l.contains("cannot publish"))
+            .collect();
+        // Tried again and again, logged once.
+        assert_eq!(lines.len(), 1, "publish[{target}]:\n{log}");
+        assert!(lines[0].contains(why), "publish[{target}]: {}", lines[0]);
+    }
+    assert!(!log.contains("camera:wrong"), "{log}");
+    let (_, _, metrics) = curl(&d.http_url("/metrics"), &[]);
+    for target in 0..3 {
+        let up = format!("streamcam_publish_up{{target=\"{target}\"}}");
+        assert_eq!(sample(&metrics, &up), 0.0, "{metrics}");
+    }
+    let (_, _, page) = curl(&d.http_url("/"), &[]);
+    assert!(
+        page.contains("retrying: ANNOUNCE: the server refused the user and password"),
+        "{page}"
+    );
+    drop(silent);
+}
+
+#[test]
+fn a_relay_that_stops_reading_is_dropped_while_local_viewers_keep_every_frame() {
+    let port = free_port();
+    let relay = Relay::start(port, None);
+    let d = publishing_daemon(&[format!("rtsp://127.0.0.1:{port}/live")]);
+    assert!(
+        relay.wait_for(30, Duration::from_secs(10)).is_some(),
+        "{}",
+        d.log()
+    );
+    let viewer = local_viewer(&d, 480);
+    // The relay freezes: it neither reads nor closes.
+    let pid = relay.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-STOP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let stalled = d.wait_for_log("the relay took no data for 5 s", Duration::from_secs(20));
+    let _ = Command::new("kill").args(["-CONT", &pid]).status();
+    assert!(
+        stalled.is_some(),
+        "the stalled relay was not dropped:\n{}",
+        d.log()
+    );
+    viewer
+        .join()
+        .unwrap()
+        .assert_clean("a local viewer beside a frozen relay", 480);
+}

@@ -21,6 +21,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 use super::{ANSWER_TIMEOUT, PublishError, STALL, Target};
 use crate::broadcast::{Broadcast, SubscribeError};
+use crate::h264::{NAL_SPS, nal_type};
 use crate::rtp::rtcp::MAX_RTCP;
 use crate::rtsp::media::{REPORT_INTERVAL, SentCounts, sender_report};
 use crate::rtsp::message::interleaved_header;
@@ -143,7 +144,7 @@ async fn session(
         Vec::new(),
     )
     .await?;
-    stream_to(c, stream, target, local).await
+    stream_to(c, stream, target, local, &params.sps).await
 }
 
 /// Sends the stream until the connection fails.
@@ -152,6 +153,7 @@ async fn stream_to(
     stream: &Arc<Broadcast>,
     target: &Target,
     local: SocketAddr,
+    announced_sps: &[u8],
 ) -> Result<std::convert::Infallible, PublishError> {
     let Client {
         read,
@@ -170,18 +172,29 @@ async fn stream_to(
     let cname = format!("streamcam-{:08x}", stream.ssrc());
     target.connected();
     tracing::debug!(%local, "publishing over RTSP as {url}");
-    let mut drain = tokio::spawn(drain(read, buf));
+    // Polled here, not spawned: it ends with the connection.
+    let drain = drain(read, buf);
+    tokio::pin!(drain);
     let mut report = tokio::time::interval(REPORT_INTERVAL);
     let mut keep_alive = tokio::time::interval(KEEP_ALIVE);
     keep_alive.reset();
     let mut rtcp = [0u8; MAX_RTCP];
     loop {
         let out = tokio::select! {
-            ended = &mut drain => {
-                return Err(ended.unwrap_or_else(|e| PublishError::Network(e.to_string())));
-            }
+            ended = &mut drain => return Err(ended),
             unit = feed.next() => match unit {
                 Ok(unit) => {
+                    // The server was told the old picture format.
+                    let sps_changed = unit.is_idr
+                        && unit
+                            .nals
+                            .iter()
+                            .any(|n| nal_type(n) == NAL_SPS && n[..] != *announced_sps);
+                    if sps_changed {
+                        return Err(PublishError::Network(
+                            "the camera's picture format changed; announcing it anew".into(),
+                        ));
+                    }
                     counts.add(&unit);
                     unit.framed().clone()
                 }

@@ -293,6 +293,7 @@ struct Hardware;
 /// software.
 #[cfg(feature = "v4l2")]
 fn hardware_encode(picture: &Still, hardware: &Mutex<Hardware>) -> Option<Bytes> {
+    use crate::encode::EncodeError;
     use crate::encode::v4l2_jpeg::M2mJpegEncoder;
     use crate::encode::v4l2_m2m::CodedFormat;
     let mut hardware = hardware.lock().unwrap();
@@ -310,6 +311,10 @@ fn hardware_encode(picture: &Still, hardware: &Mutex<Hardware>) -> Option<Bytes>
     };
     match encoder.encode(&picture.i420, picture.width, picture.height) {
         Ok(jpeg) => Some(jpeg),
+        Err(e @ EncodeError::Unavailable(_)) => {
+            tracing::debug!("snapshots: {e}; this one in software");
+            None
+        }
         Err(e) => {
             tracing::warn!(
                 "snapshots: the JPEG encoder failed ({e}); JPEG in software from now on"

@@ -101,6 +101,9 @@ pub struct M2mCodec {
     next_sequence: u64,
     /// When the driver last returned a coded picture (or we started).
     last_output: Instant,
+    /// False if the encoder codes a larger picture than the frames' (it
+    /// could not be cropped to them).
+    exact: bool,
 }
 
 impl M2mCodec {
@@ -174,9 +177,8 @@ impl M2mCodec {
                 )
                 .into());
         }
-        if (raw.width, raw.height) != (width, height) {
-            crop(&device, width, height, &raw);
-        }
+        let exact =
+            (raw.width, raw.height) == (width, height) || crop(&device, width, height, &raw);
         settings.apply(&device, output);
         let import = match (&first.dmabuf, zero_copy) {
             (Some(dmabuf), true) => match importable(first, &raw) {
@@ -220,6 +222,7 @@ impl M2mCodec {
             in_flight: VecDeque::new(),
             next_sequence: 1,
             last_output: Instant::now(),
+            exact,
         };
         for index in 0..codec.capture_buffers.len() {
             codec.queue_capture(index as u32)?;
@@ -240,6 +243,12 @@ impl M2mCodec {
             coded.fourcc(),
         );
         Ok(codec)
+    }
+
+    /// True if the encoder codes the frames' own size (not a larger one it
+    /// could not be cropped from).
+    pub fn codes_exact_size(&self) -> bool {
+        self.exact
     }
 
     /// The raw format the encoder takes.
@@ -608,7 +617,7 @@ fn importable(frame: &RawFrame<'_>, raw: &Format) -> Result<(), String> {
 /// Tells the encoder the visible picture when its buffers are larger (the
 /// driver rounds the height up to whole macroblocks): without it the
 /// padding lines would be coded as picture.
-fn crop(device: &Device, width: u32, height: u32, raw: &Format) {
+fn crop(device: &Device, width: u32, height: u32, raw: &Format) -> bool {
     use v4l2r::ioctl::{SelectionFlags, SelectionTarget, SelectionType};
     let visible = v4l2r::Rect::new(0, 0, width, height);
     match ioctl::s_selection::<_, v4l2r::Rect>(
@@ -618,19 +627,25 @@ fn crop(device: &Device, width: u32, height: u32, raw: &Format) {
         visible,
         SelectionFlags::empty(),
     ) {
-        Ok(r) if (r.width, r.height) == (width, height) => {}
-        Ok(r) => tracing::warn!(
-            "{}: the encoder codes {}x{} of the {width}x{height} picture",
-            device.path().display(),
-            r.width,
-            r.height
-        ),
-        Err(e) => tracing::warn!(
-            "{}: the encoder codes {}x{}: cannot crop to {width}x{height}: {e}",
-            device.path().display(),
-            raw.width,
-            raw.height
-        ),
+        Ok(r) if (r.width, r.height) == (width, height) => true,
+        Ok(r) => {
+            tracing::warn!(
+                "{}: the encoder codes {}x{} of the {width}x{height} picture",
+                device.path().display(),
+                r.width,
+                r.height
+            );
+            false
+        }
+        Err(e) => {
+            tracing::warn!(
+                "{}: the encoder codes {}x{}: cannot crop to {width}x{height}: {e}",
+                device.path().display(),
+                raw.width,
+                raw.height
+            );
+            false
+        }
     }
 }
 

@@ -60,12 +60,13 @@ pub struct Config {
 #[derive(Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct PublishConfig {
-    /// Where to: `rtsp://` (ANNOUNCE and RECORD); credentials in the URL.
+    /// Where to: `rtsp://` (ANNOUNCE and RECORD; credentials in the URL)
+    /// or `rtmp://host/app/key`.
     pub url: String,
 }
 
 /// The schemes `publish.url` takes.
-pub const PUBLISH_SCHEMES: [&str; 1] = ["rtsp"];
+pub const PUBLISH_SCHEMES: [&str; 2] = ["rtsp", "rtmp"];
 
 impl PublishConfig {
     /// The URL, checked: a scheme streamcam publishes with and a host.

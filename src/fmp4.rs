@@ -127,17 +127,7 @@ fn sample_entry(b: &mut BytesMut, ps: &ParameterSets) {
         b.put_bytes(0, 32); // compressor name
         b.put_u16(0x0018); // depth
         b.put_i16(-1);
-        boxed(b, b"avcC", |b| {
-            b.put_u8(1);
-            b.put_slice(&ps.sps[1..4]); // profile, constraints, level
-            b.put_u8(0xfc | 3); // NAL unit lengths in 4 bytes
-            b.put_u8(0xe0 | 1); // one SPS
-            b.put_u16(ps.sps.len() as u16);
-            b.put_slice(&ps.sps);
-            b.put_u8(1); // one PPS
-            b.put_u16(ps.pps.len() as u16);
-            b.put_slice(&ps.pps);
-        });
+        boxed(b, b"avcC", |b| ps.put_decoder_configuration(b));
     });
 }
 
@@ -157,16 +147,7 @@ pub struct Sample<'a> {
 
 /// One movie fragment (`moof` and `mdat`) holding one picture.
 pub fn fragment(sequence: u32, sample: &Sample<'_>) -> Bytes {
-    let nals = || {
-        sample.nals.iter().filter(|n| {
-            !n.is_empty()
-                && !matches!(
-                    h264::nal_type(n),
-                    h264::NAL_SPS | h264::NAL_PPS | h264::NAL_AUD
-                )
-        })
-    };
-    let data_len: usize = nals().map(|n| 4 + n.len()).sum();
+    let data_len: usize = h264::sample_nals(sample.nals).map(|n| 4 + n.len()).sum();
     let mut out = BytesMut::with_capacity(128 + data_len);
     boxed(&mut out, b"moof", |b| {
         full_box(b, b"mfhd", 0, 0, |b| b.put_u32(sequence));
@@ -196,10 +177,7 @@ pub fn fragment(sequence: u32, sample: &Sample<'_>) -> Bytes {
     out[offset_at..offset_at + 4].copy_from_slice(&((moof_len + 8) as u32).to_be_bytes());
     out.put_u32((8 + data_len) as u32);
     out.put_slice(b"mdat");
-    for nal in nals() {
-        out.put_u32(nal.len() as u32);
-        out.put_slice(nal);
-    }
+    h264::put_sample(&mut out, sample.nals);
     out.freeze()
 }
 

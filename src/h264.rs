@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use base64::Engine;
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 use h264_reader::nal::sps::SeqParameterSet;
 use h264_reader::rbsp::{BitReader, decode_nal};
 
@@ -190,7 +190,38 @@ pub struct ParameterSets {
     pub fps: Option<f64>,
 }
 
+/// The NAL units of a picture that go into a length-prefixed sample (MP4,
+/// FLV): all but parameter sets and delimiters, which the containers carry
+/// in their decoder configuration.
+pub fn sample_nals(nals: &[Bytes]) -> impl Iterator<Item = &Bytes> + Clone {
+    nals.iter()
+        .filter(|n| !n.is_empty() && !matches!(nal_type(n), NAL_SPS | NAL_PPS | NAL_AUD))
+}
+
+/// Appends the sample of a picture: each of [`sample_nals`] after its
+/// length in 4 bytes.
+pub fn put_sample(out: &mut BytesMut, nals: &[Bytes]) {
+    for nal in sample_nals(nals) {
+        out.put_u32(nal.len() as u32);
+        out.put_slice(nal);
+    }
+}
+
 impl ParameterSets {
+    /// The AVCDecoderConfigurationRecord (ISO/IEC 14496-15 5.3.3.1): MP4's
+    /// `avcC` and FLV's AVC sequence header, with 4-byte NAL unit lengths.
+    pub fn put_decoder_configuration(&self, out: &mut BytesMut) {
+        out.put_u8(1);
+        out.put_slice(&self.sps[1..4]); // profile, constraints, level
+        out.put_u8(0xfc | 3); // NAL unit lengths in 4 bytes
+        out.put_u8(0xe0 | 1); // one SPS
+        out.put_u16(self.sps.len() as u16);
+        out.put_slice(&self.sps);
+        out.put_u8(1); // one PPS
+        out.put_u16(self.pps.len() as u16);
+        out.put_slice(&self.pps);
+    }
+
     /// Parses `sps` and pairs it with `pps`.
     pub fn new(sps: Bytes, pps: Bytes) -> Result<Self, H264Error> {
         if sps.len() < 4 || nal_type(&sps) != NAL_SPS {

@@ -7,6 +7,7 @@
 //! to 30 s. State changes are logged once each; URLs are logged without
 //! their secrets.
 
+pub mod rtmp;
 pub mod rtsp;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -72,6 +73,8 @@ pub struct Target {
     /// Its URL without secrets.
     pub shown: String,
     state: Mutex<State>,
+    /// Time 0 of the target's time stamps (RTMP), kept across connections.
+    started: Instant,
     connects: AtomicU64,
     sent_bytes: AtomicU64,
 }
@@ -90,6 +93,12 @@ impl Target {
     /// Bytes handed to the relay's connection since the start.
     pub fn sent_bytes(&self) -> u64 {
         self.sent_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Milliseconds from the target's start to `at` (0 before it), which
+    /// run on across reconnections; they wrap after 49 days, as RTMP's do.
+    pub fn millis_since_start(&self, at: Instant) -> u32 {
+        at.saturating_duration_since(self.started).as_millis() as u32
     }
 
     /// Counts `n` bytes sent.
@@ -129,6 +138,7 @@ impl Publishers {
                 index,
                 shown: shown(&url),
                 state: Mutex::new(State::Connecting),
+                started: Instant::now(),
                 connects: AtomicU64::new(0),
                 sent_bytes: AtomicU64::new(0),
             });
@@ -242,6 +252,7 @@ async fn run(
 async fn publish(url: &url::Url, stream: &Arc<Broadcast>, target: &Target) -> PublishError {
     match url.scheme() {
         "rtsp" => rtsp::publish(url, stream, target).await,
+        "rtmp" => rtmp::publish(url, stream, target).await,
         other => PublishError::Refused(format!("{other}:// publishing is not in this build")),
     }
 }

@@ -1,8 +1,9 @@
-//! Publishing to relays (`[[publish]]`): real RTSP servers that take a
-//! published stream (ffmpeg's `-rtsp_flags listen`, and gst-rtsp-server in
-//! record mode with Digest through `tests/relay/rtsp_record_server.py`)
-//! read it back and decode it; relays that restart, refuse, stall or
-//! never answer are retried while local viewers keep every frame.
+//! Publishing to relays (`[[publish]]`): real servers that take a
+//! published stream (ffmpeg's `-rtsp_flags listen`, gst-rtsp-server in
+//! record mode with Digest through `tests/relay/rtsp_record_server.py`,
+//! and nginx with Debian's RTMP module) read it back and decode it; relays
+//! that restart, refuse, stall or never answer are retried while local
+//! viewers keep every frame.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -255,4 +256,97 @@ fn a_relay_that_stops_reading_is_dropped_while_local_viewers_keep_every_frame() 
         .join()
         .unwrap()
         .assert_clean("a local viewer beside a frozen relay", 480);
+}
+
+/// nginx with Debian's RTMP module, relaying `rtmp://127.0.0.1:port/live/*`.
+struct Nginx {
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Nginx {
+    fn start(port: u16) -> Nginx {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("nginx.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;\n\
+                 daemon off;\nmaster_process off;\npid {0}/nginx.pid;\nerror_log {0}/error.log info;\n\
+                 events {{ worker_connections 64; }}\n\
+                 rtmp {{ server {{ listen 127.0.0.1:{port}; application live {{ live on; record off; }} }} }}\n",
+                dir.path().display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("nginx")
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-c")
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("running nginx (nginx-light and libnginx-mod-rtmp)");
+        let until = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < until, "nginx did not listen on {port}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Nginx { child, _dir: dir }
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn nginx_rtmp_relays_what_is_published_and_its_restart_is_bridged() {
+    let port = free_port();
+    let nginx = Nginx::start(port);
+    let relayed = format!("rtmp://127.0.0.1:{port}/live/cam");
+    let d = publishing_daemon(std::slice::from_ref(&relayed));
+    let viewer = local_viewer(&d, 450);
+    // ffmpeg buffers while it probes FLV: the pace it hands pictures out is
+    // its own, the time stamps are the daemon's.
+    let got = clients::ffmpeg(&relayed, "", 90, Mode::Decode);
+    got.assert_complete("ffmpeg reading nginx-rtmp", 90, (1280, 720));
+    // nginx goes away and comes back.
+    drop(nginx);
+    std::thread::sleep(Duration::from_millis(500));
+    let _nginx = Nginx::start(port);
+    let restarted = Instant::now();
+    let connects = |d: &Daemon| {
+        let (_, _, metrics) = curl(&d.http_url("/metrics"), &[]);
+        sample(&metrics, "streamcam_publish_connects_total{target=\"0\"}")
+    };
+    while connects(&d) < 2.0 && restarted.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let back = restarted.elapsed();
+    // The back-off after the loss: 1 s, then 2 s (each give or take a fifth).
+    assert!(
+        back < Duration::from_secs(4),
+        "back after {back:?}:\n{}",
+        d.log()
+    );
+    let got = clients::ffmpeg(&relayed, "", 90, Mode::Decode);
+    got.assert_complete("ffmpeg reading the restarted nginx-rtmp", 90, (1280, 720));
+    viewer
+        .join()
+        .unwrap()
+        .assert_clean("a local viewer meanwhile", 450);
+    let log = d.log();
+    assert!(log.contains("/live/****"), "{log}");
+    assert!(
+        !log.contains("/live/cam"),
+        "the stream key is logged:\n{log}"
+    );
+    eprintln!(
+        "publishing to the restarted nginx again {} ms after it listened",
+        back.as_millis()
+    );
 }

@@ -564,7 +564,7 @@ mod tests {
         assert_eq!(half.i420[..3], [0, 46, 93]);
         assert_eq!(half.i420[6..8], [1, 255], "Cb follows the columns");
         assert_eq!(half.i420[8..10], [1, 1], "Cr of the first row");
-        let jpeg = encode(&still, 3, &Mutex::new(Hardware::default())).unwrap();
+        let jpeg = encode(&still, 3, &Mutex::default()).unwrap();
         assert_eq!(jpeg_size(&jpeg), (3, 2));
     }
 

@@ -158,9 +158,10 @@ fn a_relay_with_digest_gets_every_frame_and_its_restart_is_bridged() {
         .wait_for(30, Duration::from_secs(10))
         .unwrap_or_else(|| panic!("the stream did not come back:\n{}", d.log()));
     let back = first.duration_since(restarted);
-    // The back-off after the loss: 1 s, then 2 s (each give or take a
-    // fifth), and a key frame.
-    assert!(back < Duration::from_secs(5), "back after {back:?}");
+    // The back-off after the loss: 1 s, then 2 s, then 4 s (each give or
+    // take a fifth), and a key frame, however slowly the relay comes up on
+    // a busy machine.
+    assert!(back < Duration::from_secs(9), "back after {back:?}");
     relay.assert_steady("the restarted relay");
     viewer
         .join()
@@ -327,9 +328,10 @@ fn nginx_rtmp_relays_what_is_published_and_its_restart_is_bridged() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let back = restarted.elapsed();
-    // The back-off after the loss: 1 s, then 2 s (each give or take a fifth).
+    // The back-off after the loss: 1 s, then 2 s, then 4 s (each give or
+    // take a fifth), however slowly nginx comes up on a busy machine.
     assert!(
-        back < Duration::from_secs(4),
+        back < Duration::from_secs(8),
         "back after {back:?}:\n{}",
         d.log()
     );

@@ -64,7 +64,7 @@ CLIENT_PACKAGES=(
     gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
     gstreamer1.0-plugins-bad gstreamer1.0-libav gstreamer1.0-rtsp
     gir1.2-gst-rtsp-server-1.0 python3-gi
-    nginx-light libnginx-mod-rtmp
+    nginx-light libnginx-mod-rtmp libnginx-mod-stream srt-tools
 )
 
 SUDO=()

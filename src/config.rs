@@ -60,13 +60,17 @@ pub struct Config {
 #[derive(Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct PublishConfig {
-    /// Where to: `rtsp://` (ANNOUNCE and RECORD; credentials in the URL)
-    /// or `rtmp://host/app/key`.
+    /// Where to: `rtsp://` or `rtsps://` (ANNOUNCE and RECORD; credentials
+    /// in the URL), `rtmp://host/app/key` or `rtmps://host/app/key`, or
+    /// `srt://host:port?streamid=...` (MPEG-TS).
     pub url: String,
+    /// PEM certificates to trust for an `rtsps://` or `rtmps://` relay
+    /// besides the web's roots (its own, if self-signed, or its CA).
+    pub ca: Option<PathBuf>,
 }
 
 /// The schemes `publish.url` takes.
-pub const PUBLISH_SCHEMES: [&str; 2] = ["rtsp", "rtmp"];
+pub const PUBLISH_SCHEMES: [&str; 5] = ["rtsp", "rtsps", "rtmp", "rtmps", "srt"];
 
 impl PublishConfig {
     /// The URL, checked: a scheme streamcam publishes with and a host.
@@ -88,6 +92,28 @@ impl PublishConfig {
         }
         Ok(url)
     }
+
+    /// Checks the URL and the `ca` file; on error returns the key (relative
+    /// to the target's table) and a message.
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        let url = self.parsed().map_err(|m| ("url", m))?;
+        if url.scheme() == "srt" {
+            crate::publish::srt::Options::of(&url).map_err(|m| ("url", m))?;
+        }
+        if let Some(ca) = &self.ca {
+            if !crate::publish::link::is_secure(url.scheme()) {
+                return Err((
+                    "ca",
+                    format!(
+                        "is for rtsps:// and rtmps:// targets; {}:// has no certificate to check",
+                        url.scheme()
+                    ),
+                ));
+            }
+            crate::tls::client(Some(ca)).map_err(|e| ("ca", e.to_string()))?;
+        }
+        Ok(())
+    }
 }
 
 /// Never shows the URL, which may hold a password or a stream key.
@@ -95,6 +121,7 @@ impl fmt::Debug for PublishConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PublishConfig")
             .field("url", &"<hidden>")
+            .field("ca", &self.ca)
             .finish()
     }
 }
@@ -582,8 +609,8 @@ impl Config {
         }
         for (i, target) in self.publish.iter().enumerate() {
             target
-                .parsed()
-                .map_err(|message| (format!("publish[{i}].url"), message))?;
+                .validate()
+                .map_err(|(key, message)| (format!("publish[{i}].{key}"), message))?;
         }
         match &self.tls {
             Some(tls)
@@ -1255,9 +1282,9 @@ level = "debug"
             ),
             ("[[publish]]\nurl = \"rtsp:///live\"\n", 2, "names no host"),
             (
-                "[[publish]]\nurl = \"srt://relay:8890\"\n",
+                "[[publish]]\nurl = \"srt://relay:8890?passphrase=short\"\n",
                 2,
-                "srt:// is not a way",
+                "10 to 79 characters",
             ),
             ("[[publish]]\n", 1, "is not a URL"),
         ] {
@@ -1269,6 +1296,43 @@ level = "debug"
             assert!(e.message.contains(says), "{text:?}: {e}");
             assert_eq!(e.line, Some(line + 2), "{text:?}: {e}");
             assert!(!e.message.contains("key"), "{e}");
+        }
+    }
+
+    #[test]
+    fn publish_over_tls_takes_a_ca_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let pem = dir.path().join("relay.pem");
+        let made = rcgen::generate_simple_self_signed(vec!["relay.example".into()]).unwrap();
+        std::fs::write(&pem, made.cert.pem()).unwrap();
+        let c = parse(&format!(
+            "[[publish]]\nurl = \"rtsps://relay.example/cam\"\nca = \"{}\"\n[[publish]]\nurl = \"rtmps://a.rtmp.youtube.com/live2/k\"\n",
+            pem.display()
+        ))
+        .unwrap();
+        assert_eq!(c.publish[0].ca.as_deref(), Some(pem.as_path()));
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "").unwrap();
+        for (url, ca, says) in [
+            (
+                "rtsps://relay/cam",
+                "/nonexistent/ca.pem",
+                "/nonexistent/ca.pem",
+            ),
+            (
+                "rtmps://relay/live/k",
+                empty.to_str().unwrap(),
+                "no certificate",
+            ),
+            (
+                "rtmp://relay/live/k",
+                pem.to_str().unwrap(),
+                "rtmp:// has no certificate",
+            ),
+        ] {
+            let e = parse(&format!("[[publish]]\nurl = \"{url}\"\nca = \"{ca}\"\n")).unwrap_err();
+            assert!(e.message.starts_with("publish[0].ca: "), "{url}: {e}");
+            assert!(e.message.contains(says), "{url}: {e}");
         }
     }
 

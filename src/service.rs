@@ -55,7 +55,12 @@ const STATUS_INTERVAL: Duration = Duration::from_secs(2);
 /// Logs to journald when started by systemd (`JOURNAL_STREAM` set), else to
 /// stderr. Nothing is written to files.
 pub fn init_logging(level: LogLevel) {
-    let filter = EnvFilter::new(format!("warn,streamcam={}", level.as_str()));
+    // Other crates' warnings, but not the SRT crates': they warn of what
+    // the publish target's own line already says (a refused handshake).
+    let filter = EnvFilter::new(format!(
+        "warn,srt_protocol=error,srt_tokio=error,streamcam={}",
+        level.as_str()
+    ));
     if std::env::var_os("JOURNAL_STREAM").is_some() {
         match tracing_journald::layer() {
             Ok(journald) => {

@@ -1,8 +1,12 @@
-//! RTSPS: the server's TLS setup from `[tls]`. With `cert` and `key` the
-//! daemon serves them; without, it makes a self-signed certificate once,
-//! keeps it in `tls.store` and serves it at every start, so that clients
-//! that pinned it (by the SHA-256 fingerprint the log shows) keep trusting
-//! it. rustls with the ring provider.
+//! TLS, with rustls and the ring provider. The server side (RTSPS, from
+//! `[tls]`): with `cert` and `key` the daemon serves them; without, it
+//! makes a self-signed certificate once, keeps it in `tls.store` and serves
+//! it at every start, so that clients that pinned it (by the SHA-256
+//! fingerprint the log shows) keep trusting it. The client side (publishing
+//! to `rtsps://` and `rtmps://` relays): the web's root certificates built
+//! in (webpki-roots: a read-only image may have no CA store of its own),
+//! and those of a target's `ca` file for a relay with a private CA or a
+//! self-signed certificate.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -10,7 +14,7 @@ use std::sync::Arc;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio_rustls::TlsAcceptor;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use crate::config::TlsConfig;
 
@@ -80,6 +84,28 @@ pub fn load(config: &TlsConfig) -> Result<Tls, TlsError> {
         fingerprint,
         origin,
     })
+}
+
+/// The client side for publishing: trusts the built-in web roots and the
+/// certificates in `ca`.
+pub fn client(ca: Option<&Path>) -> Result<TlsConnector, TlsError> {
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    if let Some(path) = ca {
+        for cert in read_certs(path)? {
+            roots.add(cert).map_err(|e| TlsError::File {
+                path: path.to_path_buf(),
+                why: format!("not a CA certificate rustls can use: {e}"),
+            })?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let client = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(TlsConnector::from(Arc::new(client)))
 }
 
 /// SHA-256 of a certificate, as `openssl x509 -fingerprint -sha256` shows it.

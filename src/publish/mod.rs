@@ -7,9 +7,13 @@
 //! to 30 s. State changes are logged once each; URLs are logged without
 //! their secrets.
 
+pub mod link;
+pub mod mpegts;
 pub mod rtmp;
 pub mod rtsp;
+pub mod srt;
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -72,6 +76,8 @@ pub struct Target {
     pub index: usize,
     /// Its URL without secrets.
     pub shown: String,
+    /// Certificates it trusts besides the web's roots (`rtsps`, `rtmps`).
+    ca: Option<PathBuf>,
     state: Mutex<State>,
     /// Time 0 of the target's time stamps (RTMP), kept across connections.
     started: Instant,
@@ -98,7 +104,18 @@ impl Target {
     /// Milliseconds from the target's start to `at` (0 before it), which
     /// run on across reconnections; they wrap after 49 days, as RTMP's do.
     pub fn millis_since_start(&self, at: Instant) -> u32 {
-        at.saturating_duration_since(self.started).as_millis() as u32
+        self.since_start(at).as_millis() as u32
+    }
+
+    /// The time from the target's start to `at` (zero before it), which
+    /// runs on across reconnections.
+    pub fn since_start(&self, at: Instant) -> Duration {
+        at.saturating_duration_since(self.started)
+    }
+
+    /// Opens a connection to `url`, with TLS where its scheme says so.
+    pub async fn dial(&self, url: &url::Url) -> Result<link::Link, PublishError> {
+        link::dial(url, self.ca.as_deref()).await
     }
 
     /// Counts `n` bytes sent.
@@ -137,6 +154,7 @@ impl Publishers {
             let target = Arc::new(Target {
                 index,
                 shown: shown(&url),
+                ca: config.ca.clone(),
                 state: Mutex::new(State::Connecting),
                 started: Instant::now(),
                 connects: AtomicU64::new(0),
@@ -251,8 +269,9 @@ async fn run(
 /// One connection to the target, by its scheme, until it fails.
 async fn publish(url: &url::Url, stream: &Arc<Broadcast>, target: &Target) -> PublishError {
     match url.scheme() {
-        "rtsp" => rtsp::publish(url, stream, target).await,
-        "rtmp" => rtmp::publish(url, stream, target).await,
+        "rtsp" | "rtsps" => rtsp::publish(url, stream, target).await,
+        "rtmp" | "rtmps" => rtmp::publish(url, stream, target).await,
+        "srt" => srt::publish(url, stream, target).await,
         other => PublishError::Refused(format!("{other}:// publishing is not in this build")),
     }
 }

@@ -1,5 +1,5 @@
-//! Publishing to an RTMP server (`rtmp://host[:port]/app/key`): nginx-rtmp,
-//! mediamtx, YouTube Live. rml_rtmp does the handshake, the chunk stream
+//! Publishing to an RTMP server (`rtmp://host[:port]/app/key`, or
+//! `rtmps://` over TLS): nginx-rtmp, mediamtx, YouTube Live. rml_rtmp does the handshake, the chunk stream
 //! and the AMF0 commands (connect, createStream, publish) without I/O; the
 //! FLV video tags are made here: the AVC sequence header (the decoder
 //! configuration) first, then one tag per access unit, its NAL units each
@@ -17,19 +17,14 @@ use rml_rtmp::sessions::{
 };
 use rml_rtmp::time::RtmpTimestamp;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
+use super::link::Stream;
 use super::{ANSWER_TIMEOUT, PublishError, STALL, Target};
 use crate::broadcast::{Broadcast, SubscribeError};
 use crate::h264::{self, NAL_SPS, ParameterSets, nal_type};
 
-/// The port of `rtmp://` without one.
-const DEFAULT_PORT: u16 = 1935;
 /// Longest wait for the stream's parameter sets (the camera starting).
 const PICTURE_WAIT: Duration = Duration::from_secs(5);
-/// Kernel send buffer of the connection: about two seconds of a 1 Mbit/s
-/// stream, so that a server that stops reading shows within seconds.
-const SEND_BUFFER: usize = 256 * 1024;
 /// FLV's codec id of AVC (H.264).
 const FLV_AVC: u8 = 7;
 /// FLV frame types, in the high nibble of a video tag's first byte.
@@ -60,7 +55,7 @@ fn app_and_key(url: &url::Url) -> Result<(String, String), PublishError> {
 
 /// The connection, and the session that speaks RTMP on it.
 struct Rtmp {
-    socket: TcpStream,
+    socket: Box<dyn Stream>,
     session: ClientSession,
     buf: BytesMut,
 }
@@ -148,7 +143,7 @@ impl Rtmp {
 }
 
 /// Writes `bytes`, or fails if the server has taken nothing for [`STALL`].
-async fn write(socket: &mut TcpStream, bytes: &[u8]) -> Result<(), PublishError> {
+async fn write(socket: &mut Box<dyn Stream>, bytes: &[u8]) -> Result<(), PublishError> {
     match tokio::time::timeout(STALL, socket.write_all(bytes)).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(PublishError::Network(format!("sending: {e}"))),
@@ -158,17 +153,11 @@ async fn write(socket: &mut TcpStream, bytes: &[u8]) -> Result<(), PublishError>
 
 /// Connects and does the RTMP handshake; returns the bytes that came after
 /// it.
-async fn connect(host: &str, port: u16) -> Result<(TcpStream, Vec<u8>), PublishError> {
-    let mut socket = tokio::time::timeout(ANSWER_TIMEOUT, TcpStream::connect((host, port)))
-        .await
-        .map_err(|_| {
-            PublishError::Network(format!(
-                "no answer from {host}:{port} within {ANSWER_TIMEOUT:?}"
-            ))
-        })?
-        .map_err(|e| PublishError::Network(format!("cannot connect to {host}:{port}: {e}")))?;
-    let _ = socket.set_nodelay(true);
-    let _ = socket2::SockRef::from(&socket).set_send_buffer_size(SEND_BUFFER);
+async fn connect(
+    url: &url::Url,
+    target: &Target,
+) -> Result<(Box<dyn Stream>, Vec<u8>), PublishError> {
+    let mut socket = target.dial(url).await?.stream;
     let handshake_error = |e: rml_rtmp::handshake::HandshakeError| {
         PublishError::Refused(format!("RTMP handshake: {e}"))
     };
@@ -220,11 +209,15 @@ async fn session(
         .await
         .ok_or(PublishError::NoPicture)?;
     let (app, key) = app_and_key(url)?;
-    let host = url.host_str().unwrap_or_default();
-    let port = url.port().unwrap_or(DEFAULT_PORT);
-    let (socket, early) = connect(host, port).await?;
+    let (socket, early) = connect(url, target).await?;
     let mut config = ClientSessionConfig::new();
-    config.tc_url = Some(format!("rtmp://{host}:{port}/{app}"));
+    config.tc_url = Some(format!(
+        "{}://{}:{}/{app}",
+        url.scheme(),
+        url.host_str().unwrap_or_default(),
+        url.port()
+            .unwrap_or(super::link::default_port(url.scheme()))
+    ));
     let rtmp_error =
         |e: rml_rtmp::sessions::ClientSessionError| PublishError::Refused(format!("RTMP: {e}"));
     let (session, results) = ClientSession::new(config).map_err(rtmp_error)?;

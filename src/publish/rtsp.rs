@@ -1,4 +1,4 @@
-//! Publishing to an RTSP server (`rtsp://`): ANNOUNCE with the stream's
+//! Publishing to an RTSP server (`rtsp://`, or `rtsps://` over TLS): ANNOUNCE with the stream's
 //! session description, SETUP in record mode over TCP interleaved, RECORD,
 //! then the broadcast's packets, which are already framed for interleaved
 //! channel 0 (no copy per target). Digest or Basic when the server asks,
@@ -15,10 +15,9 @@ use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
 use rtsp_types::{Message, Method, Request, Response, StatusCode, Version, headers};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 
+use super::link::Stream;
 use super::{ANSWER_TIMEOUT, PublishError, STALL, Target};
 use crate::broadcast::{Broadcast, SubscribeError};
 use crate::h264::{NAL_SPS, nal_type};
@@ -33,11 +32,6 @@ const PICTURE_WAIT: Duration = Duration::from_secs(5);
 const KEEP_ALIVE: Duration = Duration::from_secs(20);
 /// The most a server's message may take in the read buffer.
 const MAX_MESSAGE: usize = 64 * 1024;
-/// Kernel send buffer of the connection: about two seconds of a 1 Mbit/s
-/// stream.
-const SEND_BUFFER: usize = 256 * 1024;
-/// The port of `rtsp://` without one.
-const DEFAULT_PORT: u16 = 554;
 
 /// One connection to `url` until it fails.
 pub async fn publish(url: &url::Url, stream: &Arc<Broadcast>, target: &Target) -> PublishError {
@@ -67,24 +61,9 @@ async fn session(
         .parameter_sets(PICTURE_WAIT)
         .await
         .ok_or(PublishError::NoPicture)?;
-    let host = url.host_str().unwrap_or_default();
-    let port = url.port().unwrap_or(DEFAULT_PORT);
-    let socket = tokio::time::timeout(ANSWER_TIMEOUT, TcpStream::connect((host, port)))
-        .await
-        .map_err(|_| {
-            PublishError::Network(format!(
-                "no answer from {host}:{port} within {ANSWER_TIMEOUT:?}"
-            ))
-        })?
-        .map_err(|e| PublishError::Network(format!("cannot connect to {host}:{port}: {e}")))?;
-    let _ = socket.set_nodelay(true);
-    // A relay that stops reading shows within seconds, not after megabytes
-    // of kernel buffer.
-    let _ = socket2::SockRef::from(&socket).set_send_buffer_size(SEND_BUFFER);
-    let local = socket
-        .local_addr()
-        .map_err(|e| PublishError::Network(e.to_string()))?;
-    let (read, write) = socket.into_split();
+    let link = target.dial(url).await?;
+    let local = link.local;
+    let (read, write) = tokio::io::split(link.stream);
     let mut plain = url.clone();
     let _ = plain.set_username("");
     let _ = plain.set_password(None);
@@ -234,7 +213,7 @@ async fn stream_to(
 
 /// Reads and drops what the server sends while the stream flows (its
 /// receiver reports, answers to keep-alives); returns why reading ended.
-async fn drain(mut read: OwnedReadHalf, mut buf: BytesMut) -> PublishError {
+async fn drain(mut read: ReadHalf<Box<dyn Stream>>, mut buf: BytesMut) -> PublishError {
     loop {
         match next_message(&mut read, &mut buf).await {
             Ok(Message::Response(r)) if r.status() != StatusCode::Ok => {
@@ -279,8 +258,8 @@ async fn next_message(
 
 /// The connection while requests are made.
 struct Client {
-    read: OwnedReadHalf,
-    write: OwnedWriteHalf,
+    read: ReadHalf<Box<dyn Stream>>,
+    write: WriteHalf<Box<dyn Stream>>,
     buf: BytesMut,
     cseq: u32,
     session: Option<String>,

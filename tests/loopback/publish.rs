@@ -1,9 +1,10 @@
 //! Publishing to relays (`[[publish]]`): real servers that take a
-//! published stream (ffmpeg's `-rtsp_flags listen`, gst-rtsp-server in
-//! record mode with Digest through `tests/relay/rtsp_record_server.py`,
-//! and nginx with Debian's RTMP module) read it back and decode it; relays
-//! that restart, refuse, stall or never answer are retried while local
-//! viewers keep every frame.
+//! published stream (ffmpeg's `-rtsp_flags listen` and SRT listener,
+//! gst-rtsp-server in record mode with Digest or TLS through
+//! `tests/relay/rtsp_record_server.py`, nginx with Debian's RTMP module,
+//! behind its stream module's TLS for RTMPS, and srt-live-transmit as an
+//! SRT gateway) read it back and decode it; relays that restart, refuse,
+//! stall or never answer are retried while local viewers keep every frame.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -21,6 +22,31 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// A self-signed certificate of a relay at `localhost` and 127.0.0.1, in
+/// PEM files.
+struct Certificate {
+    dir: tempfile::TempDir,
+}
+
+impl Certificate {
+    fn new() -> Certificate {
+        let made = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("cert.pem"), made.cert.pem()).unwrap();
+        std::fs::write(dir.path().join("key.pem"), made.signing_key.serialize_pem()).unwrap();
+        Certificate { dir }
+    }
+
+    fn cert(&self) -> std::path::PathBuf {
+        self.dir.path().join("cert.pem")
+    }
+
+    fn key(&self) -> std::path::PathBuf {
+        self.dir.path().join("key.pem")
+    }
 }
 
 /// A daemon streaming the sample file and publishing to `urls`.
@@ -42,6 +68,15 @@ struct Relay {
 
 impl Relay {
     fn start(port: u16, credentials: Option<(&str, &str)>) -> Relay {
+        Relay::launch(port, credentials, None)
+    }
+
+    /// The same over TLS (RTSPS) with `certificate`'s files.
+    fn start_tls(port: u16, certificate: &Certificate) -> Relay {
+        Relay::launch(port, None, Some(certificate))
+    }
+
+    fn launch(port: u16, credentials: Option<(&str, &str)>, tls: Option<&Certificate>) -> Relay {
         let script = concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/tests/relay/rtsp_record_server.py"
@@ -50,6 +85,9 @@ impl Relay {
         cmd.arg(script).arg(port.to_string()).arg("/live");
         if let Some((user, password)) = credentials {
             cmd.args([user, password]);
+        }
+        if let Some(c) = tls {
+            cmd.arg("--tls").arg(c.cert()).arg(c.key());
         }
         let mut child = cmd
             .stdin(Stdio::null())
@@ -259,6 +297,45 @@ fn a_relay_that_stops_reading_is_dropped_while_local_viewers_keep_every_frame() 
         .assert_clean("a local viewer beside a frozen relay", 480);
 }
 
+#[test]
+fn an_rtsps_relay_is_trusted_by_its_certificate_in_ca_and_refused_without() {
+    let certificate = Certificate::new();
+    let port = free_port();
+    let relay = Relay::start_tls(port, &certificate);
+    let d = Daemon::start_with(
+        "127.0.0.1",
+        Source::File,
+        &format!(
+            "\n[[publish]]\nurl = \"rtsps://127.0.0.1:{port}/live\"\nca = \"{}\"\n\
+             \n[[publish]]\nurl = \"rtsps://localhost:{port}/live\"\n",
+            certificate.cert().display()
+        ),
+    );
+    assert!(
+        relay.wait_for(90, Duration::from_secs(20)).is_some(),
+        "the RTSPS relay decoded {} pictures:\n{}",
+        relay.frames.lock().unwrap().len(),
+        d.log()
+    );
+    relay.assert_steady("the RTSPS relay");
+    // The second target does not know the certificate: refused, said once
+    // with what to do, and retried.
+    let (_, _, metrics) = curl(&d.http_url("/metrics"), &[]);
+    assert_eq!(sample(&metrics, "streamcam_publish_up{target=\"0\"}"), 1.0);
+    assert_eq!(sample(&metrics, "streamcam_publish_up{target=\"1\"}"), 0.0);
+    let log = d.log();
+    let refusals: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("publish[1]") && l.contains("cannot publish"))
+        .collect();
+    assert_eq!(refusals.len(), 1, "{log}");
+    assert!(
+        refusals[0].contains("certificate") && refusals[0].contains("`ca`"),
+        "{}",
+        refusals[0]
+    );
+}
+
 /// nginx with Debian's RTMP module, relaying `rtmp://127.0.0.1:port/live/*`.
 struct Nginx {
     child: Child,
@@ -267,16 +344,37 @@ struct Nginx {
 
 impl Nginx {
     fn start(port: u16) -> Nginx {
+        Nginx::launch(port, "", "")
+    }
+
+    /// The same, and RTMPS on `tls_port` (TLS ended by nginx's stream
+    /// module with `certificate`, as in front of a real RTMP server).
+    fn start_tls(port: u16, tls_port: u16, certificate: &Certificate) -> Nginx {
+        let nginx = Nginx::launch(
+            port,
+            "load_module /usr/lib/nginx/modules/ngx_stream_module.so;",
+            &format!(
+                "stream {{ server {{ listen 127.0.0.1:{tls_port} ssl; ssl_certificate {}; ssl_certificate_key {}; proxy_pass 127.0.0.1:{port}; }} }}\n",
+                certificate.cert().display(),
+                certificate.key().display()
+            ),
+        );
+        wait_for_listener(tls_port);
+        nginx
+    }
+
+    /// nginx with the RTMP module, more `modules` and more `blocks`.
+    fn launch(port: u16, modules: &str, blocks: &str) -> Nginx {
         let dir = tempfile::tempdir().unwrap();
         let conf = dir.path().join("nginx.conf");
         std::fs::write(
             &conf,
             format!(
-                "load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;\n\
-                 daemon off;\nmaster_process off;\npid {0}/nginx.pid;\nerror_log {0}/error.log info;\n\
+                "load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;\n{modules}\n\
+                 daemon off;\nmaster_process off;\npid {dir}/nginx.pid;\nerror_log {dir}/error.log info;\n\
                  events {{ worker_connections 64; }}\n\
-                 rtmp {{ server {{ listen 127.0.0.1:{port}; application live {{ live on; record off; }} }} }}\n",
-                dir.path().display()
+                 rtmp {{ server {{ listen 127.0.0.1:{port}; application live {{ live on; record off; }} }} }}\n{blocks}\n",
+                dir = dir.path().display(),
             ),
         )
         .unwrap();
@@ -287,13 +385,18 @@ impl Nginx {
             .arg(&conf)
             .stdin(Stdio::null())
             .spawn()
-            .expect("running nginx (nginx-light and libnginx-mod-rtmp)");
-        let until = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < until, "nginx did not listen on {port}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+            .expect("running nginx (nginx-light, libnginx-mod-rtmp, libnginx-mod-stream)");
+        wait_for_listener(port);
         Nginx { child, _dir: dir }
+    }
+}
+
+/// Waits up to 10 s for something to listen on `port`.
+fn wait_for_listener(port: u16) {
+    let until = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < until, "nothing listens on {port}");
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -349,6 +452,161 @@ fn nginx_rtmp_relays_what_is_published_and_its_restart_is_bridged() {
     );
     eprintln!(
         "publishing to the restarted nginx again {} ms after it listened",
+        back.as_millis()
+    );
+}
+
+#[test]
+fn rtmps_through_a_tls_front_reaches_nginx_rtmp() {
+    let certificate = Certificate::new();
+    let (port, tls_port) = (free_port(), free_port());
+    let _nginx = Nginx::start_tls(port, tls_port, &certificate);
+    let d = Daemon::start_with(
+        "127.0.0.1",
+        Source::File,
+        &format!(
+            "\n[[publish]]\nurl = \"rtmps://localhost:{tls_port}/live/cam\"\nca = \"{}\"\n",
+            certificate.cert().display()
+        ),
+    );
+    let got = clients::ffmpeg(
+        &format!("rtmp://127.0.0.1:{port}/live/cam"),
+        "",
+        90,
+        Mode::Decode,
+    );
+    got.assert_complete("ffmpeg reading what came by RTMPS", 90, (1280, 720));
+    let log = d.log();
+    assert!(
+        log.contains("publish[0] rtmps://localhost:") && log.contains("connected"),
+        "{log}"
+    );
+}
+
+#[test]
+fn srt_with_a_stream_id_and_a_passphrase_reaches_ffmpegs_listener() {
+    let port = free_port();
+    let passphrase = "correct-horse-battery";
+    let listener = format!("srt://127.0.0.1:{port}?mode=listener&passphrase={passphrase}");
+    let relay = std::thread::spawn(move || clients::ffmpeg(&listener, "", 90, Mode::Decode));
+    std::thread::sleep(Duration::from_millis(500));
+    let d = publishing_daemon(&[format!(
+        "srt://127.0.0.1:{port}?streamid=publish:cam1&passphrase={passphrase}&latency=200"
+    )]);
+    let got = relay.join().unwrap();
+    got.assert_complete("ffmpeg's SRT listener", 90, (1280, 720));
+    let log = d.log();
+    assert!(
+        log.contains(&format!("publish[0] srt://127.0.0.1:{port}?****")),
+        "{log}"
+    );
+    assert!(
+        !log.contains(passphrase),
+        "the passphrase is logged:\n{log}"
+    );
+}
+
+/// srt-live-transmit as an SRT gateway: takes a caller on `port` and hands
+/// the transport stream on to `udp://127.0.0.1:udp_port`.
+struct SrtGateway {
+    child: Child,
+}
+
+impl SrtGateway {
+    fn start(port: u16, udp_port: u16, query: &str) -> SrtGateway {
+        let child = Command::new("srt-live-transmit")
+            .arg(format!("srt://:{port}?mode=listener{query}"))
+            .arg(format!("udp://127.0.0.1:{udp_port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("running srt-live-transmit (srt-tools)");
+        std::thread::sleep(Duration::from_millis(300));
+        SrtGateway { child }
+    }
+
+    /// Stops it as a service manager would (SIGTERM: it closes its
+    /// connections).
+    fn stop(mut self) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for SrtGateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn an_srt_gateway_restart_is_bridged_and_wrong_passphrase_and_silence_are_said_once() {
+    let (port, udp_port) = (free_port(), free_port());
+    let (locked, locked_udp) = (free_port(), free_port());
+    let gateway = SrtGateway::start(port, udp_port, "");
+    let _locked = SrtGateway::start(locked, locked_udp, "&passphrase=the-right-passphrase");
+    let relayed = format!("udp://127.0.0.1:{udp_port}");
+    let reader = {
+        let relayed = relayed.clone();
+        std::thread::spawn(move || clients::ffmpeg(&relayed, "", 60, Mode::Decode))
+    };
+    let d = publishing_daemon(&[
+        format!("srt://127.0.0.1:{port}?streamid=cam1"),
+        format!("srt://127.0.0.1:{locked}?passphrase=a-wrong-passphrase"),
+        format!("srt://127.0.0.1:{}", free_port()),
+    ]);
+    let viewer = local_viewer(&d, 450);
+    reader.join().unwrap().assert_complete(
+        "ffmpeg reading the SRT gateway's output",
+        60,
+        (1280, 720),
+    );
+    gateway.stop();
+    std::thread::sleep(Duration::from_millis(500));
+    let reader = std::thread::spawn(move || clients::ffmpeg(&relayed, "", 60, Mode::Decode));
+    let _gateway = SrtGateway::start(port, udp_port, "");
+    let restarted = Instant::now();
+    let connects = |d: &Daemon| {
+        let (_, _, metrics) = curl(&d.http_url("/metrics"), &[]);
+        sample(&metrics, "streamcam_publish_connects_total{target=\"0\"}")
+    };
+    while connects(&d) < 2.0 && restarted.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let back = restarted.elapsed();
+    assert!(
+        back < Duration::from_secs(8),
+        "back after {back:?}:\n{}",
+        d.log()
+    );
+    reader.join().unwrap().assert_complete(
+        "ffmpeg reading the restarted SRT gateway",
+        60,
+        (1280, 720),
+    );
+    viewer
+        .join()
+        .unwrap()
+        .assert_clean("a local viewer meanwhile", 450);
+    let log = d.log();
+    for (target, says) in [(1, "wrong password"), (2, "no SRT answer")] {
+        let refusals: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains(&format!("publish[{target}]")) && l.contains("cannot publish"))
+            .collect();
+        assert_eq!(refusals.len(), 1, "{log}");
+        assert!(refusals[0].contains(says), "{}", refusals[0]);
+    }
+    assert!(!log.contains("wrong-passphrase"), "{log}");
+    assert!(
+        !log.contains("Handshake has"),
+        "the SRT crate's noise:\n{log}"
+    );
+    eprintln!(
+        "publishing to the restarted SRT gateway again {} ms after it listened",
         back.as_millis()
     );
 }

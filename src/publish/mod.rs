@@ -20,8 +20,10 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use crate::broadcast::Broadcast;
+use crate::broadcast::{Broadcast, SubscribeError, Subscriber};
 use crate::config::PublishConfig;
+use crate::h264::{NAL_SPS, nal_type};
+use crate::rtp::packetizer::RtpUnit;
 
 /// First wait before reconnecting; doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
@@ -34,6 +36,8 @@ const HEALTHY: Duration = Duration::from_secs(30);
 pub const STALL: Duration = Duration::from_secs(5);
 /// Longest wait for a connection, or for an answer to a request.
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest wait for the stream's parameter sets (the camera starting).
+pub const PICTURE_WAIT: Duration = Duration::from_secs(5);
 
 /// Why a connection to a relay ended (or never began).
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
@@ -274,6 +278,36 @@ async fn publish(url: &url::Url, stream: &Arc<Broadcast>, target: &Target) -> Pu
         "srt" => srt::publish(url, stream, target).await,
         other => PublishError::Refused(format!("{other}:// publishing is not in this build")),
     }
+}
+
+/// The next picture for a relay that was told of the stream with
+/// `announced_sps`; or why the connection ends: it fell behind, the daemon
+/// stops, or the camera's picture format changed (the relay must be told
+/// anew). Cancel-safe, as the subscription is.
+pub async fn next_picture(
+    feed: &mut Subscriber,
+    announced_sps: &[u8],
+) -> Result<Arc<RtpUnit>, PublishError> {
+    let unit = match feed.next().await {
+        Ok(unit) => unit,
+        Err(SubscribeError::TooSlow(n)) => {
+            return Err(PublishError::Network(format!(
+                "the relay's connection fell behind the stream {n} times"
+            )));
+        }
+        Err(SubscribeError::Closed) => return Err(PublishError::Stopping),
+    };
+    let sps_changed = unit.is_idr
+        && unit
+            .nals
+            .iter()
+            .any(|n| nal_type(n) == NAL_SPS && n[..] != *announced_sps);
+    if sps_changed {
+        return Err(PublishError::Network(
+            "the camera's picture format changed; publishing it anew".into(),
+        ));
+    }
+    Ok(unit)
 }
 
 /// `wait` give or take a fifth, so that cameras restarted together do not

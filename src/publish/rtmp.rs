@@ -7,7 +7,7 @@
 //! since the target started, so they run on across reconnections.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
@@ -19,12 +19,10 @@ use rml_rtmp::time::RtmpTimestamp;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::link::Stream;
-use super::{ANSWER_TIMEOUT, PublishError, STALL, Target};
-use crate::broadcast::{Broadcast, SubscribeError};
-use crate::h264::{self, NAL_SPS, ParameterSets, nal_type};
+use super::{ANSWER_TIMEOUT, PICTURE_WAIT, PublishError, STALL, Target, next_picture};
+use crate::broadcast::Broadcast;
+use crate::h264::{self, ParameterSets};
 
-/// Longest wait for the stream's parameter sets (the camera starting).
-const PICTURE_WAIT: Duration = Duration::from_secs(5);
 /// FLV's codec id of AVC (H.264).
 const FLV_AVC: u8 = 7;
 /// FLV frame types, in the high nibble of a video tag's first byte.
@@ -313,26 +311,8 @@ async fn stream_to(
                 c.received(read, target).await?;
                 continue;
             }
-            unit = feed.next() => match unit {
-                Ok(unit) => unit,
-                Err(SubscribeError::TooSlow(n)) => {
-                    return Err(PublishError::Network(format!(
-                        "the server's connection fell behind the stream {n} times"
-                    )));
-                }
-                Err(SubscribeError::Closed) => return Err(PublishError::Stopping),
-            },
+            unit = next_picture(&mut feed, &params.sps) => unit?,
         };
-        if unit.is_idr
-            && unit
-                .nals
-                .iter()
-                .any(|n| nal_type(n) == NAL_SPS && n[..] != params.sps[..])
-        {
-            return Err(PublishError::Network(
-                "the camera's picture format changed; publishing it anew".into(),
-            ));
-        }
         let at = RtmpTimestamp::new(target.millis_since_start(unit.captured));
         if !header_sent {
             let header = c

@@ -18,16 +18,13 @@ use rtsp_types::{Message, Method, Request, Response, StatusCode, Version, header
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 
 use super::link::Stream;
-use super::{ANSWER_TIMEOUT, PublishError, STALL, Target};
-use crate::broadcast::{Broadcast, SubscribeError};
-use crate::h264::{NAL_SPS, nal_type};
+use super::{ANSWER_TIMEOUT, PICTURE_WAIT, PublishError, STALL, Target, next_picture};
+use crate::broadcast::Broadcast;
 use crate::rtp::rtcp::MAX_RTCP;
 use crate::rtsp::media::{REPORT_INTERVAL, SentCounts, sender_report};
 use crate::rtsp::message::interleaved_header;
 use crate::rtsp::sdp::{self, TRACK_CONTROL};
 
-/// Longest wait for the stream's parameter sets (the camera starting).
-const PICTURE_WAIT: Duration = Duration::from_secs(5);
 /// How often the session is kept alive with GET_PARAMETER.
 const KEEP_ALIVE: Duration = Duration::from_secs(20);
 /// The most a server's message may take in the read buffer.
@@ -161,29 +158,11 @@ async fn stream_to(
     loop {
         let out = tokio::select! {
             ended = &mut drain => return Err(ended),
-            unit = feed.next() => match unit {
-                Ok(unit) => {
-                    // The server was told the old picture format.
-                    let sps_changed = unit.is_idr
-                        && unit
-                            .nals
-                            .iter()
-                            .any(|n| nal_type(n) == NAL_SPS && n[..] != *announced_sps);
-                    if sps_changed {
-                        return Err(PublishError::Network(
-                            "the camera's picture format changed; announcing it anew".into(),
-                        ));
-                    }
-                    counts.add(&unit);
-                    unit.framed().clone()
-                }
-                Err(SubscribeError::TooSlow(n)) => {
-                    return Err(PublishError::Network(format!(
-                        "the relay's connection fell behind the stream {n} times"
-                    )));
-                }
-                Err(SubscribeError::Closed) => return Err(PublishError::Stopping),
-            },
+            unit = next_picture(&mut feed, announced_sps) => {
+                let unit = unit?;
+                counts.add(&unit);
+                unit.framed().clone()
+            }
             _ = report.tick() => {
                 let n = sender_report(stream, &counts, &cname, &mut rtcp, false);
                 let mut out = BytesMut::with_capacity(4 + n);

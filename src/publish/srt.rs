@@ -17,12 +17,9 @@ use futures_util::SinkExt;
 use srt_tokio::SrtSocket;
 
 use super::mpegts::{Muxer, PACKET};
-use super::{ANSWER_TIMEOUT, PublishError, STALL, Target};
-use crate::broadcast::{Broadcast, SubscribeError};
-use crate::h264::{NAL_SPS, nal_type};
+use super::{ANSWER_TIMEOUT, PICTURE_WAIT, PublishError, STALL, Target, next_picture};
+use crate::broadcast::Broadcast;
 
-/// Longest wait for the stream's parameter sets (the camera starting).
-const PICTURE_WAIT: Duration = Duration::from_secs(5);
 /// TS packets in one SRT message.
 const PACKETS_PER_MESSAGE: usize = 7;
 /// SRT's latency when the URL gives none (as libsrt's default).
@@ -154,25 +151,7 @@ async fn session(
     let mut muxer = Muxer::new(params.clone());
     target.connected();
     loop {
-        let unit = match feed.next().await {
-            Ok(unit) => unit,
-            Err(SubscribeError::TooSlow(n)) => {
-                return Err(PublishError::Network(format!(
-                    "the relay's connection fell behind the stream {n} times"
-                )));
-            }
-            Err(SubscribeError::Closed) => return Err(PublishError::Stopping),
-        };
-        if unit.is_idr
-            && unit
-                .nals
-                .iter()
-                .any(|n| nal_type(n) == NAL_SPS && n[..] != params.sps[..])
-        {
-            return Err(PublishError::Network(
-                "the camera's picture format changed; publishing it anew".into(),
-            ));
-        }
+        let unit = next_picture(&mut feed, &params.sps).await?;
         let ticks = target.since_start(unit.captured).as_micros() as u64 * 9 / 100;
         let ts = muxer.picture(&unit.nals, unit.is_idr, ticks);
         let send = async {

@@ -326,14 +326,12 @@ fn an_rtsps_relay_is_trusted_by_its_certificate_in_ca_and_refused_without() {
     let log = d.log();
     let refusals: Vec<&str> = log
         .lines()
-        .filter(|l| l.contains("publish[1]") && l.contains("cannot publish"))
+        .filter(|l| {
+            l.contains("publish[1]") && l.contains("cannot publish") && l.contains("certificate")
+        })
         .collect();
     assert_eq!(refusals.len(), 1, "{log}");
-    assert!(
-        refusals[0].contains("certificate") && refusals[0].contains("`ca`"),
-        "{}",
-        refusals[0]
-    );
+    assert!(refusals[0].contains("`ca`"), "{}", refusals[0]);
 }
 
 /// Waits for target 0's second connection after its relay came back at
@@ -586,12 +584,17 @@ fn an_srt_gateway_restart_is_bridged_and_wrong_passphrase_and_silence_are_said_o
         .assert_clean("a local viewer meanwhile", 450);
     let log = d.log();
     for (target, says) in [(1, "wrong password"), (2, "no SRT answer")] {
-        let refusals: Vec<&str> = log
+        // Said once, however often it is retried (a gateway still
+        // starting may first have been silent).
+        let refusals = log
             .lines()
-            .filter(|l| l.contains(&format!("publish[{target}]")) && l.contains("cannot publish"))
-            .collect();
-        assert_eq!(refusals.len(), 1, "{log}");
-        assert!(refusals[0].contains(says), "{}", refusals[0]);
+            .filter(|l| {
+                l.contains(&format!("publish[{target}]"))
+                    && l.contains("cannot publish")
+                    && l.contains(says)
+            })
+            .count();
+        assert_eq!(refusals, 1, "{log}");
     }
     assert!(!log.contains("wrong-passphrase"), "{log}");
     assert!(

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use sd_notify::NotifyState;
 use tokio::sync::watch;
-use tracing_subscriber::EnvFilter;
+use tracing::level_filters::LevelFilter;
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::prelude::*;
 
 use crate::broadcast::Broadcast;
@@ -57,10 +58,13 @@ const STATUS_INTERVAL: Duration = Duration::from_secs(2);
 pub fn init_logging(level: LogLevel) {
     // Other crates' warnings, but not the SRT crates': they warn of what
     // the publish target's own line already says (a refused handshake).
-    let filter = EnvFilter::new(format!(
-        "warn,srt_protocol=error,srt_tokio=error,streamcam={}",
-        level.as_str()
-    ));
+    // A fixed list of targets, not EnvFilter (whose regex engine would
+    // cost the binary some 250 KB for nothing).
+    let filter = Targets::new()
+        .with_default(LevelFilter::WARN)
+        .with_target("srt_protocol", LevelFilter::ERROR)
+        .with_target("srt_tokio", LevelFilter::ERROR)
+        .with_target("streamcam", level.filter());
     if std::env::var_os("JOURNAL_STREAM").is_some() {
         match tracing_journald::layer() {
             Ok(journald) => {

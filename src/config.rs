@@ -53,6 +53,86 @@ pub struct Config {
     pub multicast: Option<MulticastConfig>,
     /// `[[publish]]`: relays the stream is pushed to.
     pub publish: Vec<PublishConfig>,
+    /// `[overlay]`: text burnt into the picture; off without the table.
+    pub overlay: Option<OverlayConfig>,
+}
+
+/// `[overlay]` section: a line of text drawn into every raw frame before
+/// it is encoded, with the capture time in it.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct OverlayConfig {
+    /// The text, with strftime's `%` fields filled from the frame's
+    /// capture time in the system's time zone.
+    pub text: String,
+    /// The corner it sits in.
+    pub position: Corner,
+    /// Height of a character in pixels.
+    pub size: u32,
+}
+
+impl Default for OverlayConfig {
+    fn default() -> Self {
+        Self {
+            text: "%Y-%m-%d %H:%M:%S".into(),
+            position: Corner::TopLeft,
+            size: 24,
+        }
+    }
+}
+
+/// `overlay.size`: character heights in pixels.
+pub const OVERLAY_SIZE: RangeInclusive<u32> = 8..=256;
+/// Longest `overlay.text`, in characters.
+pub const OVERLAY_TEXT_CHARS: usize = 200;
+
+impl OverlayConfig {
+    /// Checks the text and size.
+    fn validate(&self) -> Result<(), (String, String)> {
+        if self.text.trim().is_empty() {
+            return Err((
+                "overlay.text".into(),
+                "is empty: e.g. \"%Y-%m-%d %H:%M:%S  garden\"".into(),
+            ));
+        }
+        if self.text.chars().count() > OVERLAY_TEXT_CHARS {
+            return Err((
+                "overlay.text".into(),
+                format!("is longer than {OVERLAY_TEXT_CHARS} characters"),
+            ));
+        }
+        if self.text.chars().any(char::is_control) {
+            return Err((
+                "overlay.text".into(),
+                "holds a control character (a line break or tab): the overlay is one line".into(),
+            ));
+        }
+        if !OVERLAY_SIZE.contains(&self.size) {
+            return Err((
+                "overlay.size".into(),
+                format!(
+                    "{} is out of range: {} pixels",
+                    self.size,
+                    span(&OVERLAY_SIZE)
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `overlay.position` values.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Corner {
+    /// Top left.
+    TopLeft,
+    /// Top right.
+    TopRight,
+    /// Bottom left.
+    BottomLeft,
+    /// Bottom right.
+    BottomRight,
 }
 
 /// One `[[publish]]` target: a relay the daemon pushes the stream to,
@@ -607,6 +687,9 @@ impl Config {
         self.auth.validate()?;
         if let Some(multicast) = &self.multicast {
             multicast.validate()?;
+        }
+        if let Some(overlay) = &self.overlay {
+            overlay.validate()?;
         }
         for (i, target) in self.publish.iter().enumerate() {
             target
@@ -1165,6 +1248,43 @@ level = "debug"
             assert!(e.message.starts_with(key), "{text:?}: {e}");
             assert_eq!(e.line, Some(line), "{text:?}: {e}");
         }
+    }
+
+    #[test]
+    fn overlay_table() {
+        assert_eq!(parse("").unwrap().overlay, None, "off without [overlay]");
+        let c = parse("[overlay]\n").unwrap().overlay.unwrap();
+        assert_eq!(c, OverlayConfig::default());
+        let c =
+            parse("[overlay]\ntext = \"%H:%M garden\"\nposition = \"bottom-right\"\nsize = 40\n")
+                .unwrap()
+                .overlay
+                .unwrap();
+        assert_eq!(
+            (c.text.as_str(), c.position, c.size),
+            ("%H:%M garden", Corner::BottomRight, 40)
+        );
+        for (text, key, says) in [
+            ("[overlay]\ntext = \"  \"\n", "overlay.text", "is empty"),
+            ("[overlay]\ntext = \"a\\nb\"\n", "overlay.text", "one line"),
+            ("[overlay]\nsize = 4\n", "overlay.size", "8 to 256"),
+            (
+                "[overlay]\nposition = \"middle\"\n",
+                "overlay.position",
+                "top-left",
+            ),
+        ] {
+            let e = parse(text).unwrap_err();
+            assert!(e.message.starts_with(key), "{text:?}: {e}");
+            assert!(e.message.contains(says), "{text:?}: {e}");
+        }
+        let long = format!("[overlay]\ntext = \"{}\"\n", "x".repeat(201));
+        assert!(
+            parse(&long)
+                .unwrap_err()
+                .message
+                .contains("longer than 200")
+        );
     }
 
     #[test]

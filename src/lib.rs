@@ -11,6 +11,7 @@ pub mod encode;
 pub mod fmp4;
 pub mod h264;
 pub mod http;
+pub mod overlay;
 pub mod publish;
 pub mod rtp;
 pub mod rtsp;

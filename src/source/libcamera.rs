@@ -30,10 +30,14 @@ use libcamera::properties;
 use libcamera::request::{Request, RequestStatus, ReuseFlag};
 use libcamera::stream::StreamRole;
 
-use super::{DmaBuf, Frame, Lease, Pixels, Plane, RawFrame, STALL_TIMEOUT, Source, SourceError};
+use super::{
+    Canvas, DmaBuf, Frame, Lease, Pixels, Plane, PlaneMut, RawFrame, STALL_TIMEOUT, Source,
+    SourceError,
+};
 use crate::config::{
     AutofocusMode, AwbMode, CameraConfig, Config, DenoiseMode, ExposureMode, VideoConfig,
 };
+use crate::overlay::Overlay;
 
 /// Set while this process has a libcamera camera manager: libcamera
 /// aborts the process if a second one is made.
@@ -187,32 +191,52 @@ enum FromCamera {
     Failed(String),
 }
 
-/// A read-only mapping of one DMABUF.
+/// A mapping of one DMABUF: read and write where the overlay draws, else
+/// read only.
 struct Mapping {
     ptr: *mut libc::c_void,
     len: usize,
+    /// Whether it may be written (the overlay).
+    writable: bool,
 }
 
-// SAFETY: the mapping is plain memory owned by this value; it is only read.
+// SAFETY: the mapping is plain memory owned by this value; it is written
+// only through `canvas`, with the source borrowed mutably.
 unsafe impl Send for Mapping {}
 
 impl Mapping {
-    fn new(fd: BorrowedFd<'_>, len: usize) -> io::Result<Self> {
-        // SAFETY: maps `len` bytes of a DMABUF read-only; checked below.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ,
-                libc::MAP_SHARED,
-                fd.as_raw_fd(),
-                0,
-            )
+    /// Maps `len` bytes of `fd`, for writing too if `write` and the DMABUF
+    /// allows it.
+    fn new(fd: BorrowedFd<'_>, len: usize, write: bool) -> io::Result<Self> {
+        let map = |prot| {
+            // SAFETY: maps `len` bytes of a DMABUF; checked below.
+            let ptr = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    len,
+                    prot,
+                    libc::MAP_SHARED,
+                    fd.as_raw_fd(),
+                    0,
+                )
+            };
+            (ptr != libc::MAP_FAILED).then_some(ptr)
         };
-        if ptr == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
+        if write && let Some(ptr) = map(libc::PROT_READ | libc::PROT_WRITE) {
+            return Ok(Self {
+                ptr,
+                len,
+                writable: true,
+            });
         }
-        Ok(Self { ptr, len })
+        match map(libc::PROT_READ) {
+            Some(ptr) => Ok(Self {
+                ptr,
+                len,
+                writable: false,
+            }),
+            None => Err(io::Error::last_os_error()),
+        }
     }
 
     fn bytes(&self) -> &[u8] {
@@ -251,6 +275,8 @@ pub struct LibcameraSource {
     to_camera: mpsc::Sender<ToCamera>,
     from_camera: mpsc::Receiver<FromCamera>,
     thread: Option<JoinHandle<()>>,
+    /// `[overlay]`, drawn into each frame.
+    overlay: Option<Overlay>,
 }
 
 impl LibcameraSource {
@@ -301,6 +327,7 @@ impl LibcameraSource {
             to_camera,
             from_camera,
             thread: Some(thread),
+            overlay: Overlay::configured(config.overlay.as_ref()),
         };
         for buffer in streaming.buffers {
             let maps = buffer
@@ -315,7 +342,7 @@ impl LibcameraSource {
                         .map(|p| p.offset + p.len)
                         .max()
                         .unwrap_or(0);
-                    Mapping::new(fd.as_fd(), len)
+                    Mapping::new(fd.as_fd(), len, config.overlay.is_some())
                 })
                 .collect::<io::Result<Vec<_>>>()
                 .map_err(|e| {
@@ -330,6 +357,28 @@ impl LibcameraSource {
                 planes: buffer.planes,
                 lease: Lease::default(),
             });
+        }
+        let drawable = |n: usize| {
+            let ranges = source.plane_ranges(n);
+            // SAFETY: the camera has not filled any buffer yet; the canvas
+            // is dropped at once.
+            unsafe {
+                canvas(
+                    &source.buffers[n].maps,
+                    &ranges,
+                    source.layout,
+                    source.stride,
+                )
+            }
+            .is_some()
+        };
+        if source.overlay.is_some() && !(0..source.buffers.len()).all(drawable) {
+            tracing::warn!(
+                "{}: its frame buffers cannot be written here (a read-only DMABUF or planes \
+                 that overlap): no overlay",
+                source.name
+            );
+            source.overlay = None;
         }
         tracing::info!(
             "{}: streaming {}x{} {} (line stride {}) from {} buffers",
@@ -365,6 +414,23 @@ impl LibcameraSource {
                 .into_iter()
                 .map(|(offset, len)| (base.fd, base.offset + offset, len))
                 .collect()
+        }
+    }
+
+    /// Draws the overlay, if any, into buffer `n`, captured at `at`.
+    fn draw_overlay(&mut self, n: usize, at: std::time::Instant) {
+        let Some(overlay) = &mut self.overlay else {
+            return;
+        };
+        let (w, h) = (self.width as usize, self.height as usize);
+        let ranges = self.plane_ranges(n);
+        let buffer = &self.buffers[n];
+        let fds: Vec<BorrowedFd<'_>> = buffer.fds.iter().map(AsFd::as_fd).collect();
+        // SAFETY: buffer `n` is the camera's newest frame, which nothing
+        // reads until `next_frame` hands it out after this.
+        if let Some(mut canvas) = unsafe { canvas(&buffer.maps, &ranges, self.layout, self.stride) }
+        {
+            overlay.draw(&mut canvas, w, h, at, &fds);
         }
     }
 
@@ -421,6 +487,50 @@ impl LibcameraSource {
     }
 }
 
+/// A buffer's pixels to draw on, from its `maps` and its planes' `ranges`
+/// (mapping, offset, length): `None` unless every plane lies in a writable
+/// mapping and no two overlap.
+///
+/// # Safety
+/// Nothing else may read or write the mapped memory while the canvas lives.
+unsafe fn canvas<'a>(
+    maps: &'a [Mapping],
+    ranges: &[(usize, usize, usize)],
+    layout: Layout,
+    stride: usize,
+) -> Option<Canvas<'a>> {
+    for (i, &(fd, offset, len)) in ranges.iter().enumerate() {
+        let map = maps.get(fd)?;
+        let overlaps = ranges[..i]
+            .iter()
+            .any(|&(f, o, l)| f == fd && offset < o + l && o < offset + len);
+        if !map.writable || offset + len > map.len || overlaps {
+            return None;
+        }
+    }
+    let plane = |(fd, offset, len): (usize, usize, usize), stride: usize| {
+        // SAFETY: inside a writable mapping that lives as long as `maps`
+        // (checked above); no two planes overlap (checked above) and
+        // nothing else uses the memory meanwhile (the caller's promise).
+        let data =
+            unsafe { std::slice::from_raw_parts_mut(maps[fd].ptr.cast::<u8>().add(offset), len) };
+        PlaneMut { data, stride }
+    };
+    Some(match layout {
+        Layout::I420 => Canvas::I420 {
+            y: plane(ranges[0], stride),
+            u: plane(ranges[1], stride / 2),
+            v: plane(ranges[2], stride / 2),
+        },
+        Layout::Nv12 => Canvas::Nv12 {
+            y: plane(ranges[0], stride),
+            uv: plane(ranges[1], stride),
+        },
+        Layout::Rgb24 => Canvas::Rgb24(plane(ranges[0], stride)),
+        Layout::Bgr24 => Canvas::Bgr24(plane(ranges[0], stride)),
+    })
+}
+
 impl Source for LibcameraSource {
     fn name(&self) -> String {
         format!("libcamera {}", self.name)
@@ -475,6 +585,7 @@ impl Source for LibcameraSource {
             Some(ns) => super::monotonic_instant(ns as i128),
             None => std::time::Instant::now(),
         };
+        self.draw_overlay(n as usize, timestamp);
         Ok(Frame::Raw(RawFrame {
             pixels: self.pixels(n as usize),
             dmabuf: self.dmabuf(n as usize),
@@ -1160,6 +1271,41 @@ pub(crate) mod vm_tests {
         match frame {
             Frame::Raw(frame) => frame,
             Frame::Encoded(_) => panic!("libcamera gives raw frames"),
+        }
+    }
+
+    #[test]
+    #[ignore = "needs libcamera and the vimc driver: ci/vm runs it"]
+    fn the_overlay_is_drawn_into_libcameras_buffers() {
+        use crate::config::{Corner, OverlayConfig};
+        use crate::overlay::{Dot, Label};
+        let mut config = vimc_config(320, 240);
+        config.overlay = Some(OverlayConfig {
+            text: "vimc".into(),
+            position: Corner::BottomLeft,
+            size: 16,
+        });
+        let mut camera = LibcameraSource::open(&config).unwrap();
+        assert!(camera.overlay.is_some(), "vimc's buffers can be written");
+        let label = Label::render("vimc", 16);
+        let (x0, y0) = label.origin(Corner::BottomLeft, 320, 240, 16);
+        for n in 0..5 {
+            let frame = raw(camera.next_frame().unwrap());
+            let (Pixels::Rgb24(p) | Pixels::Bgr24(p)) = frame.pixels else {
+                panic!("vimc streams RGB, got {:?}", frame.pixels)
+            };
+            for (i, dot) in label.dots.iter().enumerate() {
+                let (col, row) = (x0 + i % label.width, y0 + i / label.width);
+                let at = row * p.stride + col * 3;
+                let rgb = &p.data[at..at + 3];
+                match dot {
+                    Dot::Ink => assert_eq!(rgb, [255; 3], "frame {n}: ink at ({col}, {row})"),
+                    Dot::Shade => assert!(
+                        rgb.iter().all(|&c| c <= 127),
+                        "frame {n}: shade at ({col}, {row}): {rgb:?}"
+                    ),
+                }
+            }
         }
     }
 

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::{Config, SourceKind};
 use crate::h264::{AccessUnit, ParameterSets};
+use crate::overlay::Overlay;
 
 /// A camera or encoder that delivers nothing for this long is stalled: the
 /// pipeline reopens it.
@@ -30,17 +31,26 @@ pub struct Plane<'a> {
     pub stride: usize,
 }
 
-/// The pixels of a raw picture, in one of the layouts cameras deliver.
+/// One plane of a raw picture that may be drawn on (the overlay).
+#[derive(Debug)]
+pub struct PlaneMut<'a> {
+    /// The plane's bytes: `stride` bytes for each line.
+    pub data: &'a mut [u8],
+    /// Bytes from one line to the next (at least the visible width).
+    pub stride: usize,
+}
+
+/// The planes of a raw picture, in one of the layouts cameras deliver.
 #[derive(Debug, Clone, Copy)]
-pub enum Pixels<'a> {
+pub enum Planes<P> {
     /// YUV 4:2:0, three planes (V4L2 `YU12`): the encoders' own layout.
     I420 {
         /// Luma, full size.
-        y: Plane<'a>,
+        y: P,
         /// Cb, half width and height.
-        u: Plane<'a>,
+        u: P,
         /// Cr, half width and height.
-        v: Plane<'a>,
+        v: P,
     },
     /// YUV 4:2:0, luma then interleaved CbCr (V4L2 `NV12`).
     #[cfg_attr(
@@ -49,29 +59,59 @@ pub enum Pixels<'a> {
     )]
     Nv12 {
         /// Luma, full size.
-        y: Plane<'a>,
+        y: P,
         /// Cb and Cr interleaved, half height.
-        uv: Plane<'a>,
+        uv: P,
     },
     /// YUV 4:2:2 packed Y0 Cb Y1 Cr (V4L2 `YUYV`), most USB webcams' raw format.
     #[cfg_attr(
         not(feature = "v4l2"),
         allow(dead_code, reason = "only cameras deliver it")
     )]
-    Yuyv(Plane<'a>),
+    Yuyv(P),
     /// Packed 8-bit R, G, B (V4L2 `RGB3`, libcamera `BGR888`): test
     /// cameras (vimc) and ISPs' RGB outputs.
     #[cfg_attr(
         not(feature = "libcamera"),
         allow(dead_code, reason = "only libcamera cameras deliver it")
     )]
-    Rgb24(Plane<'a>),
+    Rgb24(P),
     /// Packed 8-bit B, G, R (V4L2 `BGR3`, libcamera `RGB888`).
     #[cfg_attr(
         not(feature = "libcamera"),
         allow(dead_code, reason = "only libcamera cameras deliver it")
     )]
-    Bgr24(Plane<'a>),
+    Bgr24(P),
+}
+
+/// A raw picture's pixels, to read.
+pub type Pixels<'a> = Planes<Plane<'a>>;
+
+/// A raw picture's pixels, to draw on before anything reads them.
+pub type Canvas<'a> = Planes<PlaneMut<'a>>;
+
+impl<'a> Canvas<'a> {
+    /// The same pixels, to read.
+    pub fn into_pixels(self) -> Pixels<'a> {
+        let read = |p: PlaneMut<'a>| Plane {
+            data: p.data,
+            stride: p.stride,
+        };
+        match self {
+            Self::I420 { y, u, v } => Pixels::I420 {
+                y: read(y),
+                u: read(u),
+                v: read(v),
+            },
+            Self::Nv12 { y, uv } => Pixels::Nv12 {
+                y: read(y),
+                uv: read(uv),
+            },
+            Self::Yuyv(p) => Pixels::Yuyv(read(p)),
+            Self::Rgb24(p) => Pixels::Rgb24(read(p)),
+            Self::Bgr24(p) => Pixels::Bgr24(read(p)),
+        }
+    }
 }
 
 /// Keeps a camera buffer away from the camera while an encoder reads it in
@@ -239,7 +279,7 @@ pub trait Source: Send {
 pub fn open(config: &Config) -> Result<Box<dyn Source>, SourceError> {
     match config.source.kind {
         SourceKind::Auto => Ok(auto(config)),
-        SourceKind::Testpattern => Ok(Box::new(testpattern::TestPattern::new(&config.video))),
+        SourceKind::Testpattern => Ok(Box::new(test_pattern(config))),
         SourceKind::File => Ok(Box::new(file::FileSource::open(
             &config.source.file,
             config.video.framerate,
@@ -271,9 +311,14 @@ fn auto(config: &Config) -> Box<dyn Source> {
             tracing::info!(
                 "source.kind = \"auto\": libcamera: {libcamera_why}; V4L2: {why}; streaming the test pattern"
             );
-            Box::new(testpattern::TestPattern::new(&config.video))
+            Box::new(test_pattern(config))
         }
     }
+}
+
+/// The test pattern, with the configured overlay.
+fn test_pattern(config: &Config) -> testpattern::TestPattern {
+    testpattern::TestPattern::new(&config.video, Overlay::configured(config.overlay.as_ref()))
 }
 
 #[cfg(feature = "libcamera")]

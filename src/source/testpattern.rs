@@ -6,8 +6,9 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::pacer::{Pacer, WhenLate};
-use super::{Frame, Pixels, Plane, RawFrame, Source, SourceError};
+use super::{Canvas, Frame, PlaneMut, RawFrame, Source, SourceError};
 use crate::config::VideoConfig;
+use crate::overlay::Overlay;
 
 /// 75% colour bars as (Y, Cb, Cr), BT.601 limited range.
 const BARS: [(u8, u8, u8); 8] = [
@@ -40,6 +41,8 @@ pub struct TestPattern {
     v: Vec<u8>,
     /// One row of bars, twice over, so a scrolled row is one slice copy.
     bar_rows: [Vec<u8>; 3],
+    /// `[overlay]`, drawn over the pattern.
+    overlay: Option<Overlay>,
 }
 
 impl TestPattern {
@@ -47,16 +50,20 @@ impl TestPattern {
     /// are asked for (1000 fps): what tests feed an encoder.
     #[cfg(test)]
     pub fn unpaced(width: u32, height: u32) -> Self {
-        Self::new(&VideoConfig {
-            width,
-            height,
-            framerate: 1000,
-            ..VideoConfig::default()
-        })
+        Self::new(
+            &VideoConfig {
+                width,
+                height,
+                framerate: 1000,
+                ..VideoConfig::default()
+            },
+            None,
+        )
     }
 
-    /// A pattern of the configured size and frame rate.
-    pub fn new(video: &VideoConfig) -> Self {
+    /// A pattern of the configured size and frame rate, with `overlay`
+    /// drawn over it.
+    pub fn new(video: &VideoConfig, overlay: Option<Overlay>) -> Self {
         let (w, h) = (video.width as usize, video.height as usize);
         let row = |plane: usize, width: usize| -> Vec<u8> {
             (0..width * 2)
@@ -76,6 +83,7 @@ impl TestPattern {
             u: vec![128; w * h / 4],
             v: vec![128; w * h / 4],
             bar_rows: [row(0, w), row(1, w / 2), row(2, w / 2)],
+            overlay,
         }
     }
 
@@ -197,22 +205,26 @@ impl Source for TestPattern {
         let n = self.frame;
         self.frame += 1;
         self.render(n, SystemTime::now());
-        let (w, cw) = (self.width, self.width / 2);
-        Ok(Frame::Raw(RawFrame {
-            pixels: Pixels::I420 {
-                y: Plane {
-                    data: &self.y,
-                    stride: w,
-                },
-                u: Plane {
-                    data: &self.u,
-                    stride: cw,
-                },
-                v: Plane {
-                    data: &self.v,
-                    stride: cw,
-                },
+        let (w, h, cw) = (self.width, self.height, self.width / 2);
+        let mut canvas = Canvas::I420 {
+            y: PlaneMut {
+                data: &mut self.y,
+                stride: w,
             },
+            u: PlaneMut {
+                data: &mut self.u,
+                stride: cw,
+            },
+            v: PlaneMut {
+                data: &mut self.v,
+                stride: cw,
+            },
+        };
+        if let Some(overlay) = &mut self.overlay {
+            overlay.draw(&mut canvas, w, h, timestamp, &[]);
+        }
+        Ok(Frame::Raw(RawFrame {
+            pixels: canvas.into_pixels(),
             dmabuf: None,
             width: self.width as u32,
             height: self.height as u32,
@@ -253,10 +265,11 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::Pixels;
 
     #[test]
     fn the_bottom_row_carries_the_time_in_milliseconds() {
-        let mut tp = TestPattern::new(&VideoConfig::default());
+        let mut tp = TestPattern::new(&VideoConfig::default(), None);
         assert_eq!((tp.width, tp.height), (1280, 720));
         let when = UNIX_EPOCH + std::time::Duration::from_millis(1_796_000_123_456);
         tp.render(7, when);
@@ -312,6 +325,46 @@ mod tests {
         let band = &second.data[30 * 320..70 * 320];
         assert!(band.iter().filter(|&&p| p == 235).count() > 500);
         assert!(band.iter().filter(|&&p| p == 16).count() > 1000);
+    }
+
+    #[test]
+    fn an_overlay_changes_only_its_box() {
+        use crate::config::{Corner, OverlayConfig};
+        let config = OverlayConfig {
+            text: "garden".into(),
+            position: Corner::BottomLeft,
+            size: 16,
+        };
+        let mut plain = TestPattern::unpaced(320, 240);
+        let mut marked = TestPattern::unpaced(320, 240);
+        marked.overlay = Some(Overlay::new(&config));
+        let luma = |tp: &mut TestPattern| match tp.next_frame().unwrap() {
+            Frame::Raw(RawFrame {
+                pixels: Pixels::I420 { y, .. },
+                ..
+            }) => y.data.to_vec(),
+            other => panic!("{other:?}"),
+        };
+        // The pattern's own clock runs in milliseconds: compare the rows
+        // without it (the text band and the time code along the bottom).
+        let (a, b) = (luma(&mut plain), luma(&mut marked));
+        let label = crate::overlay::Label::render("garden", 16);
+        let (x0, y0) = label.origin(Corner::BottomLeft, 320, 240, 16);
+        let inside = |i: usize| {
+            let (col, row) = (i % 320, i / 320);
+            (x0..x0 + label.width).contains(&col) && (y0..y0 + label.height).contains(&row)
+        };
+        let clock = |i: usize| (36..124).contains(&(i / 320)) || i / 320 >= 232;
+        for (i, (pa, pb)) in a.iter().zip(&b).enumerate() {
+            if !inside(i) && !clock(i) {
+                assert_eq!(pa, pb, "pixel {i} outside the box changed");
+            }
+        }
+        assert!(
+            (0..a.len()).filter(|&i| inside(i) && a[i] != b[i]).count()
+                > label.width * label.height / 2,
+            "the box is drawn"
+        );
     }
 
     #[test]

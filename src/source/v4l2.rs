@@ -12,9 +12,10 @@ use v4l2r::bindings;
 use v4l2r::ioctl::{self, BufferFlags, QBufPlane, QBuffer, V4l2Buffer};
 use v4l2r::memory::MmapHandle;
 
-use super::{DmaBuf, Frame, Lease, Pixels, Plane, RawFrame, STALL_TIMEOUT, Source, SourceError};
+use super::{Canvas, DmaBuf, Frame, Lease, PlaneMut, RawFrame, STALL_TIMEOUT, Source, SourceError};
 use crate::config::{Config, VideoConfig};
 use crate::h264::{self, AccessUnit};
+use crate::overlay::Overlay;
 use crate::v4l2::{Device, Format, MappedBuffer, PixelFormat, QueueType, V4l2Error, fourcc};
 
 /// Buffers asked of the driver: one with the encoder, one being filled,
@@ -61,6 +62,8 @@ pub struct V4l2Source {
     returning: Vec<u32>,
     /// Access units from an H.264 camera's buffers.
     pictures: h264::PictureAssembler,
+    /// `[overlay]`, drawn into each raw frame.
+    overlay: Option<Overlay>,
 }
 
 impl V4l2Source {
@@ -81,7 +84,9 @@ impl V4l2Source {
             }
             device
         };
-        Self::start(device, &config.video)
+        let mut camera = Self::start(device, &config.video)?;
+        camera.overlay = Overlay::configured(config.overlay.as_ref());
+        Ok(camera)
     }
 
     /// Negotiates format and frame rate on `device` and starts streaming.
@@ -167,6 +172,7 @@ impl V4l2Source {
             leases,
             returning: Vec::new(),
             pictures: h264::PictureAssembler::default(),
+            overlay: None,
         })
     }
 
@@ -210,36 +216,35 @@ impl V4l2Source {
         }
     }
 
-    /// The pixels of buffer `index` as the negotiated layout describes them.
-    fn pixels(&self, index: u32) -> Pixels<'_> {
-        let data: &[u8] = &self.buffers[index as usize].planes[0];
-        let h = self.format.height as usize;
-        let stride = self.format.plane_fmt[0].bytesperline as usize;
-        match self.layout {
+    /// The pixels of a buffer's `data` as the negotiated layout describes them.
+    fn canvas<'a>(data: &'a mut [u8], layout: Layout, format: &Format) -> Canvas<'a> {
+        let h = format.height as usize;
+        let stride = format.plane_fmt[0].bytesperline as usize;
+        match layout {
             Layout::I420 => {
-                let (y, rest) = data.split_at(stride * h);
+                let (y, rest) = data.split_at_mut((stride * h).min(data.len()));
                 let (cs, ch) = (stride / 2, h.div_ceil(2));
-                let (u, v) = rest.split_at((cs * ch).min(rest.len()));
-                Pixels::I420 {
-                    y: Plane { data: y, stride },
-                    u: Plane {
+                let (u, v) = rest.split_at_mut((cs * ch).min(rest.len()));
+                Canvas::I420 {
+                    y: PlaneMut { data: y, stride },
+                    u: PlaneMut {
                         data: u,
                         stride: cs,
                     },
-                    v: Plane {
+                    v: PlaneMut {
                         data: v,
                         stride: cs,
                     },
                 }
             }
             Layout::Nv12 => {
-                let (y, uv) = data.split_at(stride * h);
-                Pixels::Nv12 {
-                    y: Plane { data: y, stride },
-                    uv: Plane { data: uv, stride },
+                let (y, uv) = data.split_at_mut((stride * h).min(data.len()));
+                Canvas::Nv12 {
+                    y: PlaneMut { data: y, stride },
+                    uv: PlaneMut { data: uv, stride },
                 }
             }
-            Layout::Yuyv => Pixels::Yuyv(Plane { data, stride }),
+            Layout::Yuyv => Canvas::Yuyv(PlaneMut { data, stride }),
             Layout::H264 => unreachable!("H.264 buffers are not raw pictures"),
         }
     }
@@ -295,15 +300,23 @@ impl Source for V4l2Source {
                 }
             }
             self.returning.push(index);
-            let dmabuf = self.exports[index as usize].as_ref().map(|fd| DmaBuf {
-                fd: fd.as_fd(),
+            let export = self.exports[index as usize].as_ref().map(|fd| fd.as_fd());
+            let data = &mut self.buffers[index as usize].planes[0];
+            let length = data.len();
+            let mut canvas = Self::canvas(data, self.layout, &self.format);
+            if let Some(overlay) = &mut self.overlay {
+                let (w, h) = (self.format.width as usize, self.format.height as usize);
+                overlay.draw(&mut canvas, w, h, at, export.as_slice());
+            }
+            let dmabuf = export.map(|fd| DmaBuf {
+                fd,
                 index,
-                length: self.buffers[index as usize].planes[0].len(),
+                length,
                 used,
                 lease: self.leases[index as usize].clone(),
             });
             return Ok(Frame::Raw(RawFrame {
-                pixels: self.pixels(index),
+                pixels: canvas.into_pixels(),
                 dmabuf,
                 width: self.format.width,
                 height: self.format.height,
@@ -521,6 +534,7 @@ pub(crate) mod vm_tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::source::Pixels;
 
     /// The node of the video device whose sysfs name is `name`.
     pub(crate) fn node(name: &str) -> String {
@@ -594,6 +608,41 @@ pub(crate) mod vm_tests {
     #[ignore = "needs the vivid driver: ci/vm runs it"]
     fn captures_from_a_multi_planar_camera() {
         capture("vivid-001-vid-cap", QueueType::VideoCaptureMplane);
+    }
+
+    #[test]
+    #[ignore = "needs the vivid driver: ci/vm runs it"]
+    fn the_overlay_is_drawn_into_the_cameras_exported_buffers() {
+        use crate::config::{Corner, OverlayConfig};
+        use crate::overlay::{Dot, Label};
+        let mut config = camera_config("vivid-001-vid-cap");
+        config.overlay = Some(OverlayConfig {
+            text: "vivid".into(),
+            position: Corner::TopRight,
+            size: 16,
+        });
+        let mut source = V4l2Source::open(&config).unwrap();
+        let label = Label::render("vivid", 16);
+        let (x0, y0) = label.origin(Corner::TopRight, 640, 360, 16);
+        for n in 0..5 {
+            let Frame::Raw(frame) = source.next_frame().unwrap() else {
+                panic!("raw frames expected")
+            };
+            assert!(frame.dmabuf.is_some(), "vivid exports its buffers");
+            let Pixels::I420 { y, .. } = frame.pixels else {
+                panic!("vivid offers YU12")
+            };
+            for (i, dot) in label.dots.iter().enumerate() {
+                let (col, row) = (x0 + i % label.width, y0 + i / label.width);
+                let luma = y.data[row * y.stride + col];
+                match dot {
+                    Dot::Ink => assert_eq!(luma, 235, "frame {n}: ink at ({col}, {row})"),
+                    Dot::Shade => {
+                        assert!(luma <= 135, "frame {n}: shade at ({col}, {row}): {luma}")
+                    }
+                }
+            }
+        }
     }
 
     #[test]

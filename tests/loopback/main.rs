@@ -10,6 +10,7 @@ mod http;
 mod journal;
 mod lan;
 mod lifecycle;
+mod overlay;
 mod publish;
 mod raw;
 mod retina_client;

@@ -21,6 +21,7 @@ fn overlay(size: &str, text: &str) -> Overlay {
         text: text.into(),
         position: Corner::BottomRight,
         size: size.parse().expect("SIZE is a number of pixels"),
+        timezone: None,
     })
 }
 

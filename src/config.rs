@@ -69,6 +69,10 @@ pub struct OverlayConfig {
     pub position: Corner,
     /// Height of a character in pixels.
     pub size: u32,
+    /// The time zone of the `%` fields, instead of the system's: a zone
+    /// name (`Europe/Berlin`, needs the zone database) or a POSIX rule
+    /// (`CET-1CEST,M3.5.0,M10.5.0/3`, needs nothing).
+    pub timezone: Option<String>,
 }
 
 impl Default for OverlayConfig {
@@ -77,8 +81,52 @@ impl Default for OverlayConfig {
             text: "%Y-%m-%d %H:%M:%S".into(),
             position: Corner::TopLeft,
             size: 24,
+            timezone: None,
         }
     }
+}
+
+/// Where zone names are looked up (glibc's default).
+const ZONEINFO: &str = "/usr/share/zoneinfo";
+
+/// Checks `overlay.timezone`: a POSIX rule (a name of three or more
+/// letters or `<...>`, then an offset), `UTC`/`GMT`, or a name found in
+/// the zone database.
+fn check_time_zone(zone: &str) -> Result<(), String> {
+    let example = "a POSIX rule such as \"CET-1CEST,M3.5.0,M10.5.0/3\" (Central Europe) or \"EST5EDT,M3.2.0,M11.1.0\" (US Eastern) needs no zone database";
+    let zone = zone.strip_prefix(':').unwrap_or(zone);
+    if zone.is_empty() || zone.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!("is not a time zone: {example}"));
+    }
+    if zone == "UTC" || zone == "GMT" {
+        return Ok(());
+    }
+    let rest = match zone.strip_prefix('<') {
+        Some(quoted) => quoted.split_once('>').map(|(_, rest)| rest),
+        None => {
+            let letters = zone.chars().take_while(char::is_ascii_alphabetic).count();
+            (letters >= 3).then(|| &zone[letters..])
+        }
+    };
+    if let Some(offset) = rest.filter(|r| !r.is_empty()) {
+        let digits = offset.trim_start_matches(['+', '-']);
+        return if digits.starts_with(|c: char| c.is_ascii_digit()) {
+            Ok(())
+        } else {
+            Err(format!(
+                "is not a POSIX time-zone rule (the name must be followed by its offset from UTC): {example}"
+            ))
+        };
+    }
+    let named = zone
+        .split('/')
+        .all(|part| !part.is_empty() && part != ".." && part != ".");
+    if named && Path::new(ZONEINFO).join(zone).is_file() {
+        return Ok(());
+    }
+    Err(format!(
+        "is not in this system's zone database ({ZONEINFO}/{zone}); {example}"
+    ))
 }
 
 /// `overlay.size`: character heights in pixels.
@@ -116,6 +164,10 @@ impl OverlayConfig {
                     span(&OVERLAY_SIZE)
                 ),
             ));
+        }
+        if let Some(zone) = &self.timezone {
+            check_time_zone(zone)
+                .map_err(|m| ("overlay.timezone".into(), format!("{zone:?} {m}")))?;
         }
         Ok(())
     }

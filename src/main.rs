@@ -86,6 +86,10 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
+    if let Some(zone) = config.overlay.as_ref().and_then(|o| o.timezone.as_ref()) {
+        // SAFETY: no other thread exists yet to read the environment.
+        unsafe { std::env::set_var("TZ", zone) };
+    }
     service::init_logging(config.log.level);
     match &cli.config {
         Some(path) => tracing::info!(config = %path.display(), "configuration: {}", path.display()),

@@ -369,6 +369,7 @@ mod tests {
             text: text.into(),
             position,
             size,
+            timezone: None,
         }
     }
 

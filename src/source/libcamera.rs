@@ -419,11 +419,14 @@ impl LibcameraSource {
 
     /// Draws the overlay, if any, into buffer `n`, captured at `at`.
     fn draw_overlay(&mut self, n: usize, at: std::time::Instant) {
+        if self.overlay.is_none() {
+            return;
+        }
+        let (w, h) = (self.width as usize, self.height as usize);
+        let ranges = self.plane_ranges(n);
         let Some(overlay) = &mut self.overlay else {
             return;
         };
-        let (w, h) = (self.width as usize, self.height as usize);
-        let ranges = self.plane_ranges(n);
         let buffer = &self.buffers[n];
         let fds: Vec<BorrowedFd<'_>> = buffer.fds.iter().map(AsFd::as_fd).collect();
         // SAFETY: buffer `n` is the camera's newest frame, which nothing
@@ -1284,6 +1287,7 @@ pub(crate) mod vm_tests {
             text: "vimc".into(),
             position: Corner::BottomLeft,
             size: 16,
+            timezone: None,
         });
         let mut camera = LibcameraSource::open(&config).unwrap();
         assert!(camera.overlay.is_some(), "vimc's buffers can be written");

@@ -334,6 +334,7 @@ mod tests {
             text: "garden".into(),
             position: Corner::BottomLeft,
             size: 16,
+            timezone: None,
         };
         let mut plain = TestPattern::unpaced(320, 240);
         let mut marked = TestPattern::unpaced(320, 240);

@@ -620,6 +620,7 @@ pub(crate) mod vm_tests {
             text: "vivid".into(),
             position: Corner::TopRight,
             size: 16,
+            timezone: None,
         });
         let mut source = V4l2Source::open(&config).unwrap();
         let label = Label::render("vivid", 16);

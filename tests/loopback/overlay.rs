@@ -82,6 +82,7 @@ fn the_overlay_shows_the_capture_time_where_it_is_configured() {
         text: "%H:%M:%S cam".into(),
         position: Corner::BottomRight,
         size: 24,
+        timezone: None,
     };
     let d = Daemon::start_with(
         "127.0.0.1",
@@ -138,4 +139,24 @@ fn an_overlay_that_does_not_fit_is_cut_and_said_once() {
         1,
         "{log}"
     );
+}
+
+#[test]
+fn the_overlay_takes_its_time_zone_from_the_config() {
+    let d = Daemon::start_with(
+        "127.0.0.1",
+        Source::TestPattern,
+        &format!(
+            "[video]\nwidth = {WIDTH}\nheight = {HEIGHT}\n[overlay]\ntext = \"%Z %z\"\ntimezone = \"XYZ-3\"\nsize = 16"
+        ),
+    );
+    // The zone's name and offset, as the daemon must have filled them in.
+    let expected = Overlay::new(&OverlayConfig {
+        text: "XYZ +0300".into(),
+        size: 16,
+        ..OverlayConfig::default()
+    });
+    let frames = luma_frames(&d.url(), 0.5, WIDTH * HEIGHT);
+    let seen = likeness(&expected, &frames[0], 0);
+    assert!(seen > 0.97, "{seen:.3} of the label's pixels match");
 }

@@ -75,15 +75,19 @@ async fn serve(config: Config) -> ExitCode {
     let started = Instant::now();
 
     let stream = broadcast::Broadcast::new();
+    let substream = config.substream.as_ref().map(|_| stream.sibling());
+    let outputs = broadcast::supervisor::Outputs {
+        main: Arc::clone(&stream),
+        substream: substream.clone(),
+    };
     let stop = Arc::new(AtomicBool::new(false));
-    let pipeline =
-        match broadcast::supervisor::start(&config, Arc::clone(&stream), Arc::clone(&stop)) {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::error!("cannot start the video source: {e}");
-                return ExitCode::from(EX_CONFIG as u8);
-            }
-        };
+    let pipeline = match broadcast::supervisor::start(&config, outputs, Arc::clone(&stop)) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!("cannot start the video source: {e}");
+            return ExitCode::from(EX_CONFIG as u8);
+        }
+    };
     let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
     let auth = rtsp::auth::Auth::new(&config.auth).map(Arc::new);
     match &auth {
@@ -119,15 +123,26 @@ async fn serve(config: Config) -> ExitCode {
             m.ttl
         );
     }
-    let info = rtsp::protocol::ServerInfo {
+    let mut mounts = vec![rtsp::protocol::Mount {
         path: config.server.path.clone(),
-        sdp_session_id: rand::random::<u32>().into(),
         framerate: config.video.framerate,
+    }];
+    let mut streams = vec![Arc::clone(&stream)];
+    if let (Some(sub), Some(sub_stream)) = (&config.substream, &substream) {
+        mounts.push(rtsp::protocol::Mount {
+            path: sub.path.clone(),
+            framerate: sub.video(&config.video).framerate,
+        });
+        streams.push(Arc::clone(sub_stream));
+    }
+    let info = rtsp::protocol::ServerInfo {
+        mounts,
+        sdp_session_id: rand::random::<u32>().into(),
         auth,
         multicast: config.multicast,
     };
     let ctx = rtsp::ServerContext::new(
-        Arc::clone(&stream),
+        streams,
         info,
         config.server.max_clients,
         max_connections,
@@ -143,6 +158,17 @@ async fn serve(config: Config) -> ExitCode {
         display_host(&local),
         config.server.path
     );
+    if let Some(sub) = &config.substream {
+        tracing::info!(
+            "substream at rtsp://{}{}: {}x{} at {} fps, {} bit/s",
+            display_host(&local),
+            sub.path,
+            sub.width,
+            sub.height,
+            sub.video(&config.video).framerate,
+            sub.bitrate
+        );
+    }
     let rtsps_port = tls
         .as_ref()
         .and_then(|(l, _)| l.local_addr().ok())

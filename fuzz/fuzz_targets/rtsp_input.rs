@@ -17,7 +17,7 @@ use streamcam::config::{AuthConfig, MulticastConfig, UserConfig};
 use streamcam::rtsp::auth::Auth;
 use streamcam::rtsp::message::{self, Input};
 use streamcam::rtsp::protocol::{
-    Carriage, Created, Done, Effect, Output, PlayStart, Protocol, ServerInfo, SessionId, Sessions,
+    Carriage, Created, Done, Effect, Output, PlayStart, Protocol, Mount, ServerInfo, SessionId, Sessions,
 };
 use streamcam::rtsp::transport::Transport;
 
@@ -54,9 +54,17 @@ fuzz_target!(|data: &[u8]| {
 fn run(data: &[u8], auth: Option<Arc<Auth>>) {
     let local = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let server = ServerInfo {
-        path: "/stream".into(),
+        mounts: vec![
+            Mount {
+                path: "/stream".into(),
+                framerate: 30,
+            },
+            Mount {
+                path: "/sub".into(),
+                framerate: 10,
+            },
+        ],
         sdp_session_id: 1,
-        framerate: 30,
         auth,
         multicast: Some(MulticastConfig::default()),
     };
@@ -69,8 +77,8 @@ fn run(data: &[u8], auth: Option<Arc<Auth>>) {
         let mut out = protocol.handle(&req, &server, &table, Instant::now());
         while let Output::Effect(effect) = out {
             let done = match effect {
-                Effect::Describe => Done::Described(None),
-                Effect::CreateSession(t) => {
+                Effect::Describe(_) => Done::Described(None),
+                Effect::CreateSession(_, t) => {
                     next_id += 1;
                     let id = SessionId(next_id);
                     let carriage = match t {

@@ -78,6 +78,16 @@ pub struct Broadcast {
 impl Broadcast {
     /// A new stream with a fresh media clock and a random SSRC.
     pub fn new() -> Arc<Self> {
+        Self::with_clock(MediaClock::new())
+    }
+
+    /// Another stream of the same capture (the substream): its own SSRC
+    /// and RTP base, and this one's capture-to-wall-clock mapping.
+    pub fn sibling(&self) -> Arc<Self> {
+        Self::with_clock(self.clock.sibling())
+    }
+
+    fn with_clock(clock: MediaClock) -> Arc<Self> {
         let (tx, _) = broadcast::channel(RING_CAPACITY);
         let ssrc = rand::random();
         Arc::new(Self {
@@ -86,7 +96,7 @@ impl Broadcast {
             params: watch::Sender::new(None),
             keyframe: Mutex::default(),
             info: watch::Sender::new(StreamInfo::default()),
-            clock: MediaClock::new(),
+            clock,
             ssrc,
             last_frame: Mutex::new(None),
             clients: AtomicUsize::new(0),

@@ -12,10 +12,11 @@ use std::time::{Duration, Instant};
 
 use super::stats::{EncoderInput, Part};
 use super::{Broadcast, StreamInfo};
-use crate::config::Config;
+use crate::config::{Config, SubstreamConfig};
 use crate::encode::{self, EncodeError, Encoder};
 use crate::h264::AccessUnit;
-use crate::source::{self, Frame, Source, SourceError};
+use crate::source::scale::Scaler;
+use crate::source::{self, Frame, RawFrame, Source, SourceError};
 
 /// First wait before reopening a failed pipeline; doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
@@ -54,34 +55,82 @@ struct Pipeline {
     /// Declared (so dropped) before the source: a zero-copy encoder gives
     /// the camera's buffers back before the camera stops.
     encoder: Option<Box<dyn Encoder>>,
+    /// The substream's encoder, fed scaled copies of the raw frames.
+    substream: Option<SubstreamEncoder>,
     source: Box<dyn Source>,
     /// Access units ready to publish (kept to reuse its allocation).
     coded: Vec<AccessUnit>,
+}
+
+/// The substream: every `every`-th raw frame, scaled and encoded on its
+/// own for its own broadcast.
+struct SubstreamEncoder {
+    encoder: Box<dyn Encoder>,
+    stream: Arc<Broadcast>,
+    width: u32,
+    height: u32,
+    every: u64,
+    /// Raw frames seen since the pipeline opened.
+    frames: u64,
+    scaler: Scaler,
+    coded: Vec<AccessUnit>,
+}
+
+impl SubstreamEncoder {
+    /// Takes its share of the raw frames: scales, encodes and publishes.
+    fn feed(&mut self, raw: &RawFrame<'_>) -> Result<(), EncodeError> {
+        let due = self.frames % self.every == 0;
+        self.frames += 1;
+        if !due {
+            return Ok(());
+        }
+        self.stream.stats().frame_captured();
+        if self.stream.take_keyframe_request(Instant::now()) {
+            self.encoder.request_keyframe();
+        }
+        let small = self.scaler.scale(raw, self.width, self.height);
+        self.encoder.encode(&small, &mut self.coded)?;
+        for au in self.coded.drain(..) {
+            self.stream.publish(au);
+        }
+        Ok(())
+    }
+}
+
+/// The broadcasts the pipeline feeds: the main stream and, with
+/// `[substream]`, the second one.
+#[derive(Debug, Clone)]
+pub struct Outputs {
+    /// The main stream.
+    pub main: Arc<Broadcast>,
+    /// The substream.
+    pub substream: Option<Arc<Broadcast>>,
 }
 
 /// Opens the pipeline once (so a source that cannot work is reported before
 /// anything starts), then keeps it running on its own thread until `stop`.
 pub fn start(
     config: &Config,
-    stream: Arc<Broadcast>,
+    outputs: Outputs,
     stop: Arc<AtomicBool>,
 ) -> Result<JoinHandle<()>, PipelineError> {
-    let first = open(config, &stream)?;
+    let first = open(config, &outputs)?;
     let config = config.clone();
     Ok(std::thread::Builder::new()
         .name("pipeline".into())
-        .spawn(move || supervise(first, &config, &stream, &stop))
+        .spawn(move || supervise(first, &config, &outputs, &stop))
         .expect("spawning the pipeline thread"))
 }
 
-fn supervise(first: Pipeline, config: &Config, stream: &Broadcast, stop: &AtomicBool) {
+fn supervise(first: Pipeline, config: &Config, outputs: &Outputs, stop: &AtomicBool) {
+    let stream = &*outputs.main;
     let mut pipeline = Some(first);
     let mut backoff = FIRST_BACKOFF;
     while !stop.load(Ordering::Relaxed) {
         let started = Instant::now();
         let result = match pipeline.take() {
             Some(p) => run(p, stream, stop),
-            None => open(config, stream).and_then(|p| run(p, stream, stop)),
+            None => open(config, outputs).and_then(|p| run(p, stream, stop)),
         };
         let Err(error) = result else { return };
         let part = match error {
@@ -94,20 +143,24 @@ fn supervise(first: Pipeline, config: &Config, stream: &Broadcast, stop: &Atomic
                 "video pipeline failed: {error}; this cannot work without a change to the \
                  settings or the camera: not retrying (fix it and restart streamcam)"
             );
-            stream.set_info(StreamInfo {
-                description: format!("pipeline failed ({error}); not retrying"),
-                error: Some(format!("{error} (not retrying)")),
-            });
+            for s in outputs.all() {
+                s.set_info(StreamInfo {
+                    description: format!("pipeline failed ({error}); not retrying"),
+                    error: Some(format!("{error} (not retrying)")),
+                });
+            }
             return;
         }
         if started.elapsed() >= HEALTHY_RUN {
             backoff = FIRST_BACKOFF;
         }
         tracing::error!("video pipeline failed: {error}; retrying in {backoff:?}");
-        stream.set_info(StreamInfo {
-            description: format!("pipeline failed ({error}); retrying"),
-            error: Some(error.to_string()),
-        });
+        for s in outputs.all() {
+            s.set_info(StreamInfo {
+                description: format!("pipeline failed ({error}); retrying"),
+                error: Some(error.to_string()),
+            });
+        }
         let until = Instant::now() + backoff;
         while Instant::now() < until && !stop.load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_millis(50));
@@ -116,8 +169,16 @@ fn supervise(first: Pipeline, config: &Config, stream: &Broadcast, stop: &Atomic
     }
 }
 
-/// Opens the source, and the encoder if it needs one.
-fn open(config: &Config, stream: &Broadcast) -> Result<Pipeline, PipelineError> {
+impl Outputs {
+    /// The main stream and the substream.
+    fn all(&self) -> impl Iterator<Item = &Arc<Broadcast>> {
+        std::iter::once(&self.main).chain(&self.substream)
+    }
+}
+
+/// Opens the source, and the encoders if it needs them.
+fn open(config: &Config, outputs: &Outputs) -> Result<Pipeline, PipelineError> {
+    let stream = &*outputs.main;
     let source = source::open(config)?;
     stream.stats().set_encoder_input(EncoderInput::None);
     let (w, h) = source.dimensions();
@@ -152,11 +213,67 @@ fn open(config: &Config, stream: &Broadcast) -> Result<Pipeline, PipelineError> 
         description,
         error: None,
     });
+    let substream = match (&outputs.substream, &config.substream) {
+        (Some(sub), Some(sub_config)) => open_substream(config, sub_config, sub, &*source)?,
+        _ => None,
+    };
     Ok(Pipeline {
         source,
         encoder,
+        substream,
         coded: Vec::new(),
     })
+}
+
+/// Opens the substream's encoder, if the source's frames can be scaled.
+fn open_substream(
+    config: &Config,
+    sub: &SubstreamConfig,
+    stream: &Arc<Broadcast>,
+    source: &dyn Source,
+) -> Result<Option<SubstreamEncoder>, PipelineError> {
+    if source.is_encoded() {
+        let why = format!(
+            "{} delivers H.264, which streamcam does not decode to scale: no substream",
+            source.name()
+        );
+        tracing::warn!("substream: {why}");
+        stream.set_info(StreamInfo {
+            description: why.clone(),
+            error: Some(why),
+        });
+        return Ok(None);
+    }
+    let video = sub.video(&config.video);
+    let encoder = encode::open(&video)?;
+    let description = format!(
+        "{}x{}@{} h264, every {} frame(s) of {} scaled ({} encoder)",
+        video.width,
+        video.height,
+        video.framerate,
+        sub.every(&config.video),
+        source.name(),
+        encoder.name()
+    );
+    tracing::info!(
+        encoder = encoder.name(),
+        "substream {}: {description}",
+        sub.path
+    );
+    stream.set_info(StreamInfo {
+        description,
+        error: None,
+    });
+    Ok(Some(SubstreamEncoder {
+        encoder,
+        stream: Arc::clone(stream),
+        width: video.width,
+        height: video.height,
+        every: u64::from(sub.every(&config.video)),
+        frames: 0,
+        scaler: Scaler::default(),
+        coded: Vec::new(),
+    }))
 }
 
 /// Publishes until stopped (`Ok`) or something fails (`Err`, for the user).
@@ -180,6 +297,9 @@ fn pump(p: &mut Pipeline, stream: &Broadcast) -> Result<(), PipelineError> {
                 enc.request_keyframe();
             }
             enc.encode(&raw, &mut p.coded)?;
+            if let Some(sub) = &mut p.substream {
+                sub.feed(&raw)?;
+            }
             stream.stats().set_encoder_input(if enc.is_zero_copy() {
                 EncoderInput::ZeroCopy
             } else {
@@ -213,7 +333,11 @@ mod tests {
         config.source.file = file.clone();
         let stream = Broadcast::new();
         let stop = Arc::new(AtomicBool::new(false));
-        let pipeline = start(&config, Arc::clone(&stream), Arc::clone(&stop)).unwrap();
+        let outputs = Outputs {
+            main: Arc::clone(&stream),
+            substream: None,
+        };
+        let pipeline = start(&config, outputs, Arc::clone(&stop)).unwrap();
         let until = Instant::now() + Duration::from_secs(5);
         while stream.last_frame_at().is_none() && Instant::now() < until {
             std::thread::sleep(Duration::from_millis(10));
@@ -233,6 +357,53 @@ mod tests {
         let error = stream.info().error.expect("the failure is reported");
         assert!(error.contains("not retrying"), "{error}");
         pipeline.join().unwrap();
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_substream_gets_every_nth_picture_scaled_with_its_capture_time() {
+        let config = Config::parse(
+            "[source]\nkind = \"testpattern\"\n[video]\nwidth = 320\nheight = 240\n\
+             [substream]\nwidth = 160\nheight = 120\nframerate = 10\n",
+            "test",
+            None,
+        )
+        .unwrap();
+        let main = Broadcast::new();
+        let sub = main.sibling();
+        let (mut main_rx, mut sub_rx) = (main.subscribe(), sub.subscribe());
+        let stop = Arc::new(AtomicBool::new(false));
+        let outputs = Outputs {
+            main: Arc::clone(&main),
+            substream: Some(Arc::clone(&sub)),
+        };
+        let pipeline = start(&config, outputs, Arc::clone(&stop)).unwrap();
+        let mut captured = Vec::new();
+        while captured.len() < 30 {
+            captured.push(main_rx.next().await.unwrap().captured);
+        }
+        let mut sub_units = Vec::new();
+        while sub_units.len() < 5 {
+            sub_units.push(sub_rx.next().await.unwrap());
+        }
+        stop.store(true, Ordering::Relaxed);
+        pipeline.join().unwrap();
+        let params = sub.parameter_sets(Duration::ZERO).await.unwrap();
+        assert_eq!((params.width, params.height), (160, 120));
+        for pair in sub_units.windows(2) {
+            // Every third picture: 100 ms apart in capture time.
+            let gap = pair[1].captured - pair[0].captured;
+            assert!(
+                gap > Duration::from_millis(80) && gap < Duration::from_millis(120),
+                "{gap:?}"
+            );
+        }
+        for unit in &sub_units {
+            assert!(
+                captured.contains(&unit.captured),
+                "a substream picture with a capture time no main-stream picture has"
+            );
+        }
+        assert!(sub.info().description.contains("160x120@10"), "{:?}", sub.info());
     }
 
     #[test]
@@ -268,7 +439,11 @@ mod vm_tests {
     fn start_streaming(config: &Config) -> (Arc<Broadcast>, Arc<AtomicBool>, JoinHandle<()>) {
         let stream = Broadcast::new();
         let stop = Arc::new(AtomicBool::new(false));
-        let pipeline = start(config, stream.clone(), stop.clone()).unwrap();
+        let outputs = Outputs {
+            main: stream.clone(),
+            substream: None,
+        };
+        let pipeline = start(config, outputs, stop.clone()).unwrap();
         assert!(
             wait_for(Duration::from_secs(10), || stream.last_frame_at().is_some()),
             "no first frame"

@@ -33,9 +33,21 @@ use super::HttpContext;
 use crate::broadcast::SubscribeError;
 use crate::fmp4;
 use crate::h264::ParameterSets;
+use crate::rtsp::protocol::MountIndex;
 
 /// Where the page opens its WebSocket.
 pub const PATH: &str = "/stream.ws";
+/// Where browsers get the substream (`[substream]`) the same way.
+pub const SUB_PATH: &str = "/substream.ws";
+
+/// The stream a WebSocket path asks for, of the `mounts` the server has.
+pub fn mount_of(path: &str, mounts: usize) -> Option<MountIndex> {
+    match path {
+        PATH => Some(0),
+        SUB_PATH if mounts > 1 => Some(1),
+        _ => None,
+    }
+}
 /// Longest a viewer may take to accept one message before it is dropped.
 const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a token from the page stays good.
@@ -146,12 +158,13 @@ pub fn token_of<B>(req: &Request<B>) -> Option<&str> {
         .find_map(|kv| kv.strip_prefix("token="))
 }
 
-/// Answers a WebSocket upgrade on [`PATH`] and, once the connection is
+/// Answers a WebSocket upgrade for stream `mount` and, once the connection is
 /// handed over, streams to it. `None` if the request is no upgrade.
 pub fn upgrade<B>(
     ctx: &Arc<HttpContext>,
     client: IpAddr,
     req: &mut Request<B>,
+    mount: MountIndex,
 ) -> Option<Response<http_body_util::Full<Bytes>>> {
     let headers = req.headers();
     let wants = |name: header::HeaderName, value: &str| {
@@ -203,7 +216,7 @@ pub fn upgrade<B>(
         let started = Instant::now();
         tracing::info!(%client, "browser viewer started");
         let (sent, reason) = tokio::select! {
-            r = view(&ctx, ws) => r,
+            r = view(&ctx, ws, mount) => r,
             () = ticket.evicted() => (0, "connection limit".into()),
         };
         tracing::info!(
@@ -239,8 +252,8 @@ type Socket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
 
 /// Streams to one viewer until it goes, falls behind for good, or the
 /// stream changes; returns the bytes sent and why it ended.
-async fn view(ctx: &HttpContext, mut ws: Socket) -> (u64, String) {
-    let stream = &ctx.rtsp.stream;
+async fn view(ctx: &HttpContext, mut ws: Socket, mount: MountIndex) -> (u64, String) {
+    let stream = &ctx.rtsp.streams[mount];
     let mut shutdown = ctx.rtsp.shutdown.clone();
     let Some(params) = stream.parameter_sets(PARAMETER_SETS_TIMEOUT).await else {
         close(&mut ws, "no picture yet").await;

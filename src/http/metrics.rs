@@ -11,7 +11,7 @@ use crate::publish::{State, Target};
 /// The metrics page.
 pub fn render(ctx: &HttpContext) -> String {
     let mut out = String::with_capacity(2048);
-    let stream = &ctx.rtsp.stream;
+    let stream = ctx.rtsp.stream();
     let totals = ctx.rtsp.sessions.totals();
     let up = u64::from(stream.info().error.is_none());
     metric(

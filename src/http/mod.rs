@@ -30,6 +30,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::publish::Publishers;
 use crate::rtsp::ServerContext;
 use crate::rtsp::auth::{Attempt, Verdict};
+use crate::rtsp::protocol::MountIndex;
 use crate::snapshot;
 
 /// Longest a client may take to send a request's headers.
@@ -200,8 +201,8 @@ async fn respond(
             .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return r;
     }
-    if req.uri().path() == live::PATH {
-        return live_view(ctx, conn, &mut req);
+    if let Some(mount) = live::mount_of(req.uri().path(), ctx.rtsp.streams.len()) {
+        return live_view(ctx, conn, &mut req, mount);
     }
     if let Some(refused) = check_auth(ctx, conn, &req) {
         return refused;
@@ -256,11 +257,12 @@ fn live_view(
     ctx: &Arc<HttpContext>,
     conn: Conn,
     req: &mut Request<Incoming>,
+    mount: MountIndex,
 ) -> Response<Full<Bytes>> {
     if let Some(refused) = let_in(ctx, conn, req) {
         return refused;
     }
-    live::upgrade(ctx, conn.client, req).unwrap_or_else(|| {
+    live::upgrade(ctx, conn.client, req, mount).unwrap_or_else(|| {
         let mut r = plain(
             StatusCode::UPGRADE_REQUIRED,
             "the live picture is a WebSocket: open / in a browser\n",
@@ -326,7 +328,7 @@ async fn snapshot(ctx: &HttpContext, query: Option<&str>) -> Response<Full<Bytes
             );
         }
     };
-    match ctx.rtsp.stream.stills().jpeg(width).await {
+    match ctx.rtsp.stream().stills().jpeg(width).await {
         Ok(jpeg) => {
             let mut r = Response::new(Full::new(jpeg));
             r.headers_mut()
@@ -334,7 +336,7 @@ async fn snapshot(ctx: &HttpContext, query: Option<&str>) -> Response<Full<Bytes
             r
         }
         Err(e) => {
-            let why = match ctx.rtsp.stream.info().error {
+            let why = match ctx.rtsp.stream().info().error {
                 Some(pipeline) => format!("no picture: {pipeline}\n"),
                 None => format!("no picture: {e}\n"),
             };

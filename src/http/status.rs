@@ -23,10 +23,10 @@ pub fn page(ctx: &HttpContext, host: &str) -> String {
         None => String::new(),
     };
     let name = host_name(host);
-    let stream = &ctx.rtsp.stream;
+    let stream = ctx.rtsp.stream();
     let info = stream.info();
     let totals = ctx.rtsp.sessions.totals();
-    let path = &ctx.rtsp.info.path;
+    let path = &ctx.rtsp.info.mounts[0].path;
     let rtsp = format!("rtsp://{name}:{}{path}", ctx.rtsp_port);
     let mut out = String::with_capacity(4096);
     let _ = write!(
@@ -82,6 +82,16 @@ pub fn page(ctx: &HttpContext, host: &str) -> String {
             out,
             "<p>Encrypted: <code>{}</code></p>",
             escape(&format!("rtsps://{name}:{port}{path}"))
+        );
+    }
+    for (mount, sub) in ctx.rtsp.info.mounts.iter().zip(&ctx.rtsp.streams).skip(1) {
+        let sub_info = sub.info();
+        let _ = write!(
+            out,
+            "<p>Substream ({}; {} playing): <input readonly size=\"48\" value=\"{}\"></p>",
+            escape(sub_info.error.as_ref().unwrap_or(&sub_info.description)),
+            sub.clients(),
+            escape(&format!("rtsp://{name}:{}{}", ctx.rtsp_port, mount.path))
         );
     }
     let _ = writeln!(

@@ -178,7 +178,7 @@ async fn run(
     socket: UdpSocket,
     mut stop: oneshot::Receiver<()>,
 ) -> (u64, String) {
-    let stream = &ctx.rtsp.stream;
+    let stream = ctx.rtsp.stream();
     let mut shutdown = ctx.rtsp.shutdown.clone();
     let local = socket.local_addr().expect("a bound socket");
     let mut buf = vec![0u8; 2048];

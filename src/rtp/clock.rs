@@ -23,6 +23,13 @@ impl MediaClock {
         Self::with_base(Instant::now(), SystemTime::now(), rand::random())
     }
 
+    /// A clock for another stream of the same capture: the same mapping
+    /// from capture time to wall-clock time, so both streams' sender
+    /// reports agree, and its own random RTP base.
+    pub fn sibling(&self) -> Self {
+        Self::with_base(self.epoch, self.epoch_wall, rand::random())
+    }
+
     /// A clock whose `epoch` instant is `epoch_wall` and RTP time `rtp_base`.
     pub fn with_base(epoch: Instant, epoch_wall: SystemTime, rtp_base: u32) -> Self {
         Self {
@@ -102,5 +109,24 @@ mod tests {
         let ntp = c.ntp_timestamp(t0 + Duration::from_millis(500));
         assert_eq!(ntp >> 32, 1_700_000_000 + NTP_UNIX_OFFSET);
         assert_eq!(ntp & 0xffff_ffff, 1 << 31);
+    }
+
+    #[test]
+    fn a_sibling_maps_capture_to_the_same_wall_clock() {
+        let t0 = Instant::now();
+        let main = MediaClock::new();
+        let sub = main.sibling();
+        for t in [
+            t0,
+            t0 + Duration::from_millis(333),
+            t0 + Duration::from_secs(3600),
+        ] {
+            assert_eq!(main.ntp_timestamp(t), sub.ntp_timestamp(t));
+            // The same tick count from each base.
+            assert_eq!(
+                main.rtp_timestamp(t).wrapping_sub(main.rtp_base),
+                sub.rtp_timestamp(t).wrapping_sub(sub.rtp_base)
+            );
+        }
     }
 }

@@ -21,7 +21,9 @@ use super::ServerContext;
 use super::admission::Ticket;
 use super::media::ClientMedia;
 use super::message::{self, FramingError, Input};
-use super::protocol::{After, Carriage, Created, Done, Effect, Output, Protocol, SessionId};
+use super::protocol::{
+    After, Carriage, Created, Done, Effect, MountIndex, Output, Protocol, SessionId,
+};
 use super::session::{Command, End, MediaSession, SESSION_TIMEOUT, SessionHandle, Sink};
 use super::transport::Transport;
 use super::udp::UdpMedia;
@@ -341,10 +343,10 @@ impl Connection {
     /// Carries out what the protocol asked for.
     async fn execute(&mut self, effect: Effect) -> Done {
         match effect {
-            Effect::Describe => {
-                Done::Described(self.ctx.stream.parameter_sets(DESCRIBE_WAIT).await)
+            Effect::Describe(mount) => {
+                Done::Described(self.ctx.streams[mount].parameter_sets(DESCRIBE_WAIT).await)
             }
-            Effect::CreateSession(t) => self.create_session(t).await,
+            Effect::CreateSession(mount, t) => self.create_session(mount, t).await,
             Effect::Play(id) => {
                 let Some(handle) = self.ctx.sessions.get(id) else {
                     return Done::Failed(StatusCode::SessionNotFound);
@@ -364,7 +366,7 @@ impl Connection {
                 };
                 self.go = Some(go);
                 self.set_playing(id, true);
-                tracing::debug!(client = %self.peer.ip().to_canonical(), session = %id, clients = self.ctx.stream.clients(), "PLAY");
+                tracing::debug!(client = %self.peer.ip().to_canonical(), session = %id, "PLAY");
                 Done::Playing(start)
             }
             Effect::Pause(id) => {
@@ -406,14 +408,15 @@ impl Connection {
         }
     }
 
-    /// The UDP media of the address this connection came to; `None` (logged,
-    /// and session `id` removed) if its ports cannot be bound.
-    async fn udp_media(&self, id: SessionId) -> Option<Arc<UdpMedia>> {
+    /// The UDP media of stream `mount` on the address this connection came
+    /// to; `None` (logged, and session `id` removed) if its ports cannot be
+    /// bound.
+    async fn udp_media(&self, id: SessionId, mount: MountIndex) -> Option<Arc<UdpMedia>> {
         let local = self.local.ip().to_canonical();
         match self
             .ctx
             .udp
-            .get(local, &self.ctx.stream, &self.ctx.shutdown)
+            .get(local, mount, &self.ctx.streams[mount], &self.ctx.shutdown)
             .await
         {
             Ok(udp) => Some(udp),
@@ -425,10 +428,10 @@ impl Connection {
         }
     }
 
-    /// Creates a session and starts its task.
-    async fn create_session(&mut self, t: Transport) -> Done {
+    /// Creates a session of stream `mount` and starts its task.
+    async fn create_session(&mut self, mount: MountIndex, t: Transport) -> Done {
         let peer_ip = self.peer.ip().to_canonical();
-        let media = ClientMedia::new(&self.ctx.stream);
+        let media = ClientMedia::new(&self.ctx.streams[mount]);
         let ssrc = media.ssrc();
         let carriage = match t {
             Transport::Interleaved { .. } => Carriage::Interleaved,
@@ -467,7 +470,7 @@ impl Connection {
                 rtp_port,
                 rtcp_port,
             } => {
-                let Some(udp) = self.udp_media(handle.id).await else {
+                let Some(udp) = self.udp_media(handle.id, mount).await else {
                     return Done::Failed(StatusCode::InternalServerError);
                 };
                 let client = udp.add(
@@ -481,7 +484,7 @@ impl Connection {
                 (Sink::Udp(client), Some(udp.ports()))
             }
             Transport::Multicast(m) => {
-                let Some(udp) = self.udp_media(handle.id).await else {
+                let Some(udp) = self.udp_media(handle.id, mount).await else {
                     return Done::Failed(StatusCode::InternalServerError);
                 };
                 let counts = Arc::clone(media.counts());
@@ -504,7 +507,7 @@ impl Connection {
             media,
             sink,
             client: peer_ip,
-            path: self.ctx.info.path.clone(),
+            path: self.ctx.info.mounts[mount].path.clone(),
             commands,
             shutdown: self.ctx.shutdown.clone(),
         };

@@ -35,8 +35,8 @@ use udp::UdpMediaTable;
 /// What every connection shares.
 #[derive(Debug)]
 pub struct ServerContext {
-    /// The one shared stream.
-    pub stream: Arc<Broadcast>,
+    /// The streams, in the order of `info.mounts`: the main one first.
+    pub streams: Vec<Arc<Broadcast>>,
     /// Live sessions.
     pub sessions: Arc<SessionTable>,
     /// The UDP media sockets and their fan-out, per local address.
@@ -51,21 +51,30 @@ pub struct ServerContext {
     pub refusals: Mutex<LogLimit>,
 }
 
+impl ServerContext {
+    /// The main stream.
+    pub fn stream(&self) -> &Arc<Broadcast> {
+        &self.streams[0]
+    }
+}
+
 /// Least time between two lines about refused or misbehaving connections.
 const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
 
 impl ServerContext {
-    /// Context for a server of `max_clients` sessions and at most
-    /// `max_connections` connections, which tells requests `info`.
+    /// Context for a server of `streams` (as `info.mounts` lists them),
+    /// `max_clients` sessions and at most `max_connections` connections,
+    /// which tells requests `info`.
     pub fn new(
-        stream: Arc<Broadcast>,
+        streams: Vec<Arc<Broadcast>>,
         info: ServerInfo,
         max_clients: usize,
         max_connections: usize,
         shutdown: watch::Receiver<bool>,
     ) -> Arc<Self> {
+        assert_eq!(streams.len(), info.mounts.len(), "a stream per mount");
         Arc::new(Self {
-            stream,
+            streams,
             sessions: Arc::new(SessionTable::new(max_clients)),
             udp: UdpMediaTable::default(),
             info,

@@ -67,12 +67,10 @@ pub trait Sessions {
 /// What the server tells the protocol about itself.
 #[derive(Debug, Clone)]
 pub struct ServerInfo {
-    /// The stream's path, e.g. "/stream".
-    pub path: String,
+    /// The streams served: the main one first, then the substream.
+    pub mounts: Vec<Mount>,
     /// The `o=` session id of the SDP.
     pub sdp_session_id: u64,
-    /// Configured frame rate, for the SDP when the SPS carries none.
-    pub framerate: u32,
     /// Who may watch; `None`: anyone.
     pub auth: Option<Arc<Auth>>,
     /// The multicast group clients asking for multicast get; `None`: no
@@ -80,14 +78,26 @@ pub struct ServerInfo {
     pub multicast: Option<MulticastConfig>,
 }
 
+/// One stream the server serves, at its own path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    /// Its path, e.g. "/stream".
+    pub path: String,
+    /// Its configured frame rate, for the SDP when the SPS carries none.
+    pub framerate: u32,
+}
+
+/// Which of [`ServerInfo::mounts`] a request names (0: the main stream).
+pub type MountIndex = usize;
+
 /// Something the I/O layer must do before the request can be answered; its
 /// result goes to [`Protocol::complete`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
-    /// Wait (briefly) for the stream's parameter sets: [`Done::Described`].
-    Describe,
-    /// Create a session with this transport: [`Done::Created`].
-    CreateSession(Transport),
+    /// Wait (briefly) for a stream's parameter sets: [`Done::Described`].
+    Describe(MountIndex),
+    /// Create a session of a stream with this transport: [`Done::Created`].
+    CreateSession(MountIndex, Transport),
     /// Start (or resume) a session's media at the next key frame:
     /// [`Done::Playing`]. Packets flow only once the reply is written
     /// ([`After::StartMedia`]).
@@ -317,12 +327,13 @@ impl Protocol {
         let mut after = After::Nothing;
         let response = match (p.effect, done) {
             (_, Done::Failed(status)) => error_response(status, Some(cseq)),
-            (Effect::Describe, Done::Described(Some(params))) => {
+            (Effect::Describe(mount), Done::Described(Some(params))) => {
+                let framerate = server.mounts.get(mount).map_or(0, |m| m.framerate);
                 let body = sdp::describe(
                     &params,
                     self.local,
                     server.sdp_session_id,
-                    params.fps.unwrap_or(f64::from(server.framerate)),
+                    params.fps.unwrap_or(f64::from(framerate)),
                 );
                 let base = if p.url.ends_with('/') {
                     p.url
@@ -334,10 +345,10 @@ impl Protocol {
                 r.insert_header(headers::CONTENT_TYPE, "application/sdp");
                 r.map_body(|_| body.into_bytes())
             }
-            (Effect::Describe, Done::Described(None)) => {
+            (Effect::Describe(_), Done::Described(None)) => {
                 error_response(StatusCode::ServiceUnavailable, Some(cseq))
             }
-            (Effect::CreateSession(t), Done::Created(c)) => {
+            (Effect::CreateSession(_, t), Done::Created(c)) => {
                 if matches!(t, Transport::Interleaved { .. }) {
                     self.interleaved = Some(c.id);
                 }
@@ -397,9 +408,9 @@ impl Protocol {
         };
         let method = req.method();
         let track_allowed = !matches!(method, Method::Options | Method::Describe);
-        let url = match method {
+        let (mount, url) = match method {
             // OPTIONS * and keep-alives on any URL are fine.
-            Method::Options | Method::GetParameter | Method::SetParameter => String::new(),
+            Method::Options | Method::GetParameter | Method::SetParameter => (0, String::new()),
             _ => self.stream_url(req, server, track_allowed)?,
         };
         let controlled = |s: Option<(SessionId, Carriage)>| -> Result<SessionId, StatusCode> {
@@ -416,7 +427,7 @@ impl Protocol {
                 r.insert_header(headers::PUBLIC, PUBLIC);
                 Decision::Reply(r)
             }
-            Method::Describe => Decision::Effect(url, Effect::Describe),
+            Method::Describe => Decision::Effect(url, Effect::Describe(mount)),
             Method::Setup => {
                 if session.is_some() {
                     // One track only: a second SETUP on a session changes nothing.
@@ -440,7 +451,9 @@ impl Protocol {
                 } else {
                     header.as_str().to_string()
                 };
-                let chosen = transport::choose(&offered, self.peer, server.multicast).map_err(|e| {
+                // Multicast carries the main stream only.
+                let multicast = server.multicast.filter(|_| mount == 0);
+                let chosen = transport::choose(&offered, self.peer, multicast).map_err(|e| {
                     tracing::info!(client = %self.peer, transport = %header.as_str(), "SETUP refused: {e}");
                     match e {
                         TransportError::Unsupported => StatusCode::UnsupportedTransport,
@@ -454,7 +467,7 @@ impl Protocol {
                     // One interleaved session per connection keeps channels unambiguous.
                     return Err(StatusCode::NotEnoughBandwidth);
                 }
-                Decision::Effect(url, Effect::CreateSession(chosen))
+                Decision::Effect(url, Effect::CreateSession(mount, chosen))
             }
             Method::Play => Decision::Effect(url, Effect::Play(controlled(session)?)),
             Method::Pause => Decision::Effect(url, Effect::Pause(controlled(session)?)),
@@ -475,22 +488,30 @@ impl Protocol {
         })
     }
 
-    /// The request URL, without its query, if it names our stream (with
-    /// `allow_track`, also its track); else 404.
+    /// The stream a request URL names (with `allow_track`, also its
+    /// track) and the URL without its query; else 404.
     fn stream_url(
         &self,
         req: &Request<Vec<u8>>,
         server: &ServerInfo,
         allow_track: bool,
-    ) -> Result<String, StatusCode> {
+    ) -> Result<(MountIndex, String), StatusCode> {
         let url = req.request_uri().ok_or(StatusCode::NotFound)?;
-        if names_stream(url.path(), &server.path, allow_track) {
-            let mut url = url.clone();
-            url.set_query(None);
-            Ok(url.to_string())
-        } else {
-            tracing::info!(client = %self.peer, url = %loggable(url), "no such stream (404); the stream is at {}", server.path);
-            Err(StatusCode::NotFound)
+        match server
+            .mounts
+            .iter()
+            .position(|m| names_stream(url.path(), &m.path, allow_track))
+        {
+            Some(mount) => {
+                let mut url = url.clone();
+                url.set_query(None);
+                Ok((mount, url.to_string()))
+            }
+            None => {
+                let paths: Vec<&str> = server.mounts.iter().map(|m| m.path.as_str()).collect();
+                tracing::info!(client = %self.peer, url = %loggable(url), "no such stream (404); the streams are at {}", paths.join(" and "));
+                Err(StatusCode::NotFound)
+            }
         }
     }
 }
@@ -618,9 +639,11 @@ mod tests {
 
     fn server() -> ServerInfo {
         ServerInfo {
-            path: "/stream".into(),
+            mounts: vec![Mount {
+                path: "/stream".into(),
+                framerate: 30,
+            }],
             sdp_session_id: 7,
-            framerate: 30,
             auth: None,
             multicast: None,
         }
@@ -659,8 +682,8 @@ mod tests {
         /// Carries out `effect` as the connection would.
         fn execute(&self, effect: &Effect) -> Done {
             match effect {
-                Effect::Describe => Done::Described(Some(params())),
-                Effect::CreateSession(t) => {
+                Effect::Describe(_) => Done::Described(Some(params())),
+                Effect::CreateSession(_, t) => {
                     *self.next.borrow_mut() += 1;
                     let id = 0xABC0 + *self.next.borrow();
                     let (carriage, ports) = match t {
@@ -763,13 +786,13 @@ mod tests {
                     );
                     match req.method() {
                         Method::Describe => {
-                            assert_eq!(effects, [Effect::Describe], "{name}");
+                            assert_eq!(effects, [Effect::Describe(0)], "{name}");
                             assert!(header(&r, &headers::CONTENT_BASE).ends_with("/stream/"));
                             let sdp = String::from_utf8(r.body().clone()).unwrap();
                             assert!(sdp.contains("a=control:trackID=0"), "{name}: {sdp}");
                         }
                         Method::Setup => {
-                            let Some(Effect::CreateSession(t)) = effects.first() else {
+                            let Some(Effect::CreateSession(0, t)) = effects.first() else {
                                 panic!("{name}: SETUP did {effects:?}");
                             };
                             let reply = header(&r, &headers::TRANSPORT);
@@ -913,7 +936,7 @@ mod tests {
         assert_eq!(r.status(), StatusCode::Ok, "Basic over TLS, TCP picked");
         assert!(matches!(
             effects[..],
-            [Effect::CreateSession(Transport::Interleaved { .. })]
+            [Effect::CreateSession(0, Transport::Interleaved { .. })]
         ));
     }
 
@@ -1025,7 +1048,7 @@ mod tests {
             &table,
             Instant::now(),
         );
-        assert!(matches!(out, Output::Effect(Effect::Describe)));
+        assert!(matches!(out, Output::Effect(Effect::Describe(0))));
         let Output::Reply { response, .. } = p.complete(Done::Described(None), &server()) else {
             panic!("no reply");
         };

@@ -33,7 +33,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 
 use super::media::SentCounts;
-use super::protocol::SessionId;
+use super::protocol::{MountIndex, SessionId};
 use super::session::Command;
 use crate::broadcast::{Broadcast, SubscribeError, Subscriber};
 use crate::config::MulticastConfig;
@@ -206,7 +206,8 @@ impl UdpMedia {
 /// reach it on, made on first use.
 #[derive(Debug, Default)]
 pub struct UdpMediaTable {
-    media: Mutex<HashMap<IpAddr, Arc<UdpMedia>>>,
+    /// By local address and stream.
+    media: Mutex<HashMap<(IpAddr, MountIndex), Arc<UdpMedia>>>,
     multicast_packets: Arc<AtomicU64>,
 }
 
@@ -217,15 +218,16 @@ impl UdpMediaTable {
         self.multicast_packets.load(Ordering::Relaxed)
     }
 
-    /// The media of local address `ip`, started if it is the first UDP
-    /// session there.
+    /// The media of stream `mount` on local address `ip`, started if it is
+    /// the stream's first UDP session there.
     pub async fn get(
         &self,
         ip: IpAddr,
+        mount: MountIndex,
         stream: &Arc<Broadcast>,
         shutdown: &watch::Receiver<bool>,
     ) -> io::Result<Arc<UdpMedia>> {
-        if let Some(media) = self.media.lock().unwrap().get(&ip) {
+        if let Some(media) = self.media.lock().unwrap().get(&(ip, mount)) {
             return Ok(Arc::clone(media));
         }
         let media = UdpMedia::start(
@@ -238,7 +240,11 @@ impl UdpMediaTable {
         // Two first sessions at once: the first one in is kept (the other
         // pair's task ends with its last handle).
         Ok(Arc::clone(
-            self.media.lock().unwrap().entry(ip).or_insert(media),
+            self.media
+                .lock()
+                .unwrap()
+                .entry((ip, mount))
+                .or_insert(media),
         ))
     }
 }

@@ -6,6 +6,7 @@ pub mod i420;
 #[cfg(feature = "libcamera")]
 pub mod libcamera;
 pub mod pacer;
+pub mod scale;
 pub mod testpattern;
 #[cfg(feature = "v4l2")]
 pub mod v4l2;

@@ -184,7 +184,12 @@ impl Daemon {
 
     /// The stream's URL.
     pub fn url(&self) -> String {
-        format!("rtsp://{}:{}/stream", self.host, self.port)
+        self.url_of("/stream")
+    }
+
+    /// The RTSP URL of the stream at `path`.
+    pub fn url_of(&self, path: &str) -> String {
+        format!("rtsp://{}:{}{path}", self.host, self.port)
     }
 
     /// The address the daemon listens on.

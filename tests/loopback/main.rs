@@ -14,6 +14,7 @@ mod overlay;
 mod publish;
 mod raw;
 mod retina_client;
+mod substream;
 mod tls;
 
 use std::time::Duration;

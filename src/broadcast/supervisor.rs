@@ -403,7 +403,11 @@ mod tests {
                 "a substream picture with a capture time no main-stream picture has"
             );
         }
-        assert!(sub.info().description.contains("160x120@10"), "{:?}", sub.info());
+        assert!(
+            sub.info().description.contains("160x120@10"),
+            "{:?}",
+            sub.info()
+        );
     }
 
     #[test]

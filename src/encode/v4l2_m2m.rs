@@ -953,6 +953,96 @@ pub(crate) mod vm_tests {
 
     #[test]
     #[ignore = "needs the vivid and vicodec drivers: ci/vm runs it"]
+    fn two_contexts_code_the_main_stream_and_a_scaled_substream_at_once() {
+        // The substream's way on a Pi: a second context of the same M2M
+        // encoder, fed every third camera frame scaled down.
+        let mut config = camera_config("vivid-000-vid-cap");
+        config.video.width = 1280;
+        config.video.height = 720;
+        let sub_video = VideoConfig {
+            width: 640,
+            height: 480,
+            ..config.video.clone()
+        };
+        let mut camera = V4l2Source::open(&config).unwrap();
+        let settings = |video: &VideoConfig| Settings {
+            h264_level: None,
+            ..Settings::for_video(video)
+        };
+        let mut devices = [
+            find_encoder(CodedFormat::Fwht),
+            find_encoder(CodedFormat::Fwht),
+        ];
+        let (mut main, mut sub) = (None, None);
+        let (mut main_coded, mut sub_coded) = (Vec::new(), Vec::new());
+        let (mut main_sent, mut sub_sent) = (Vec::new(), Vec::new());
+        let mut scaler = crate::source::scale::Scaler::default();
+        for n in 0..30 {
+            let Frame::Raw(frame) = camera.next_frame().unwrap() else {
+                panic!("raw frames expected")
+            };
+            let main = main.get_or_insert_with(|| {
+                let device = devices[0].take().expect("vicodec's encoder");
+                M2mCodec::start(
+                    device,
+                    CodedFormat::Fwht,
+                    &frame,
+                    &settings(&config.video),
+                    true,
+                )
+                .unwrap()
+            });
+            main_sent.push(frame.timestamp);
+            main.push(&frame).unwrap();
+            main.pull(Duration::from_millis(10), &mut main_coded)
+                .unwrap();
+            if n % 3 == 0 {
+                let small = scaler.scale(&frame, 640, 480);
+                let sub = sub.get_or_insert_with(|| {
+                    let device = devices[1].take().expect("a second vicodec context");
+                    M2mCodec::start(
+                        device,
+                        CodedFormat::Fwht,
+                        &small,
+                        &settings(&sub_video),
+                        false,
+                    )
+                    .unwrap()
+                });
+                sub_sent.push(small.timestamp);
+                sub.push(&small).unwrap();
+                sub.pull(Duration::from_millis(10), &mut sub_coded).unwrap();
+            }
+        }
+        let (main, sub) = (main.as_mut().unwrap(), sub.as_mut().unwrap());
+        let until = Instant::now() + Duration::from_secs(5);
+        while (main_coded.len() < 30 || sub_coded.len() < 10) && Instant::now() < until {
+            main.pull(Duration::from_millis(50), &mut main_coded)
+                .unwrap();
+            sub.pull(Duration::from_millis(50), &mut sub_coded).unwrap();
+        }
+        assert!(
+            main.is_zero_copy(),
+            "the main stream reads the camera's buffers"
+        );
+        for (coded, sent, size) in [
+            (&main_coded, &main_sent, (1280, 720)),
+            (&sub_coded, &sub_sent, (640, 480)),
+        ] {
+            assert_eq!(
+                coded.len(),
+                sent.len(),
+                "{size:?}: every frame comes back coded"
+            );
+            for (c, at) in coded.iter().zip(sent.iter()) {
+                assert_eq!((header_word(&c.data, 3), header_word(&c.data, 4)), size);
+                assert_eq!(c.timestamp, *at, "{size:?}: its own capture time");
+            }
+        }
+    }
+
+    #[test]
+    #[ignore = "needs the vivid and vicodec drivers: ci/vm runs it"]
     fn frames_the_encoder_pads_are_copied_and_cropped() {
         // vicodec pads 360 lines to 368: the camera's buffer cannot be read
         // as it is, so the frames are copied and the padding cropped away.

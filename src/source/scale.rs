@@ -71,6 +71,16 @@ fn area(
     dh: usize,
     sums: &mut Vec<u32>,
 ) {
+    if sw == 2 * dw && sh == 2 * dh {
+        return halve(src, sw, dst, dw, dh);
+    }
+    // Each output column's source columns; an output pixel's mean is its
+    // total times 2^32 / its pixel count, rounded up (a multiplication
+    // per pixel, not a division; exact to the rounding for any picture
+    // streamcam takes).
+    let columns: Vec<(usize, usize)> = (0..dw)
+        .map(|ox| (ox * sw / dw, ((ox + 1) * sw / dw).max(ox * sw / dw + 1)))
+        .collect();
     for (oy, out) in dst.chunks_exact_mut(dw).take(dh).enumerate() {
         let (y0, y1) = (oy * sh / dh, ((oy + 1) * sh / dh).max(oy * sh / dh + 1));
         sums.clear();
@@ -82,12 +92,31 @@ fn area(
                 }
             }
         }
-        let rows = (y1 - y0) as u32;
-        for (ox, px) in out.iter_mut().enumerate() {
-            let (x0, x1) = (ox * sw / dw, ((ox + 1) * sw / dw).max(ox * sw / dw + 1));
-            let count = rows * (x1 - x0) as u32;
+        let rows = (y1 - y0) as u64;
+        for (px, &(x0, x1)) in out.iter_mut().zip(&columns) {
+            let reciprocal = (1u64 << 32).div_ceil(rows * (x1 - x0) as u64);
             let total: u32 = sums[x0..x1].iter().sum();
-            *px = ((total + count / 2) / count) as u8;
+            *px = ((u64::from(total) * reciprocal + (1 << 31)) >> 32).min(255) as u8;
+        }
+    }
+}
+
+/// [`area`] for the common exact half size: each output pixel the
+/// rounded mean of a 2x2 block (a loop the compiler vectorises).
+fn halve(src: Plane<'_>, sw: usize, dst: &mut [u8], dw: usize, dh: usize) {
+    for (oy, out) in dst.chunks_exact_mut(dw).take(dh).enumerate() {
+        let line = |row: usize| src.data.get(row * src.stride..row * src.stride + sw);
+        let (Some(top), Some(bottom)) = (line(2 * oy), line(2 * oy + 1)) else {
+            out.fill(0);
+            continue;
+        };
+        let (top, bottom) = (&top[..2 * dw], &bottom[..2 * dw]);
+        for (x, px) in out.iter_mut().enumerate() {
+            let sum = u16::from(top[2 * x])
+                + u16::from(top[2 * x + 1])
+                + u16::from(bottom[2 * x])
+                + u16::from(bottom[2 * x + 1]);
+            *px = ((sum + 2) >> 2) as u8;
         }
     }
 }

@@ -53,6 +53,29 @@ pub fn render(ctx: &HttpContext) -> String {
         "H.264 bytes sent out to the stream (its bit rate is the rate of this).",
         &[("", stats.encoded_bytes())],
     );
+    if let Some(sub) = ctx.rtsp.streams.get(1) {
+        metric(
+            &mut out,
+            "streamcam_substream_frames_total",
+            "counter",
+            "Encoded frames sent out to the substream ([substream]).",
+            &[("", sub.frames())],
+        );
+        metric(
+            &mut out,
+            "streamcam_substream_encoded_bytes_total",
+            "counter",
+            "H.264 bytes sent out to the substream.",
+            &[("", sub.stats().encoded_bytes())],
+        );
+        metric(
+            &mut out,
+            "streamcam_substream_clients",
+            "gauge",
+            "RTSP clients playing the substream now.",
+            &[("", sub.clients() as u64)],
+        );
+    }
     metric(
         &mut out,
         "streamcam_pipeline_failures_total",

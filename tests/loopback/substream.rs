@@ -49,6 +49,17 @@ fn both_streams_decode_at_their_sizes_and_rates_at_once() {
     // Another path is still no stream.
     let (_, err) = clients::ffprobe(&d.url_of("/sub2"), "tcp");
     assert!(err.contains("404"), "{err}");
+    // The status page and the metrics show it.
+    let (_, _, page) = crate::http::curl(&d.http_url("/"), &[]);
+    assert!(page.contains(&format!(":{}/sub\"", d.port)), "{page}");
+    let (_, _, metrics) = crate::http::curl(&d.http_url("/metrics"), &[]);
+    crate::http::promtool_check(&metrics);
+    let frames: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("streamcam_substream_frames_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{metrics}"));
+    assert!(frames >= 100, "{frames} substream frames");
 }
 
 /// A client that stops reading (a tiny receive window, so the stall shows

@@ -224,3 +224,21 @@ fn browsers_get_the_substream_by_websocket() {
         got.len()
     );
 }
+
+#[test]
+fn the_substream_asks_for_the_password_like_the_main_stream() {
+    let d = Daemon::start_with(
+        "127.0.0.1",
+        Source::TestPattern,
+        &format!(
+            "[video]\nwidth = 640\nheight = 360\n[substream]\nwidth = 320\nheight = 180\n{}",
+            crate::auth::users(false)
+        ),
+    );
+    let (_, err) = clients::ffprobe(&d.url_of("/sub"), "tcp");
+    assert!(err.contains("401"), "{err}");
+    let url = d.url_of("/sub").replace("rtsp://", "rtsp://viewer:secret@");
+    let (out, err) = clients::ffprobe(&url, "tcp");
+    assert_eq!(err, "", "ffprobe with the password");
+    assert!(out.contains("width=320|height=180"), "{out}");
+}

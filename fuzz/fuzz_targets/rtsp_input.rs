@@ -17,7 +17,8 @@ use streamcam::config::{AuthConfig, MulticastConfig, UserConfig};
 use streamcam::rtsp::auth::Auth;
 use streamcam::rtsp::message::{self, Input};
 use streamcam::rtsp::protocol::{
-    Carriage, Created, Done, Effect, Output, PlayStart, Protocol, Mount, ServerInfo, SessionId, Sessions,
+    Carriage, Created, Done, Effect, Mount, Output, PlayStart, Protocol, ServerInfo, SessionId,
+    Sessions,
 };
 use streamcam::rtsp::transport::Transport;
 

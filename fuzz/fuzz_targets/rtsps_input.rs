@@ -14,7 +14,9 @@ use libfuzzer_sys::fuzz_target;
 use streamcam::config::{AuthConfig, MulticastConfig, TlsConfig, UserConfig};
 use streamcam::rtsp::auth::Auth;
 use streamcam::rtsp::message::{self, Input};
-use streamcam::rtsp::protocol::{Carriage, Output, Protocol, ServerInfo, SessionId, Sessions};
+use streamcam::rtsp::protocol::{
+    Carriage, Mount, Output, Protocol, ServerInfo, SessionId, Sessions,
+};
 
 static TLS: LazyLock<Arc<rustls::ServerConfig>> = LazyLock::new(|| {
     let store = std::env::temp_dir().join(format!("streamcam-fuzz-tls-{}", std::process::id()));
@@ -38,9 +40,11 @@ static SERVER: LazyLock<ServerInfo> = LazyLock::new(|| {
         ..AuthConfig::default()
     });
     ServerInfo {
-        path: "/stream".into(),
+        mounts: vec![Mount {
+            path: "/stream".into(),
+            framerate: 30,
+        }],
         sdp_session_id: 1,
-        framerate: 30,
         auth: auth.map(Arc::new),
         multicast: Some(MulticastConfig::default()),
     }

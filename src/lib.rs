@@ -4,6 +4,8 @@
 //! The modules follow it; `daemon` wires them together and `main.rs` is the
 //! command line over this library.
 
+#[cfg(feature = "audio")]
+pub mod audio;
 pub mod broadcast;
 pub mod config;
 pub mod daemon;

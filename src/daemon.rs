@@ -123,15 +123,18 @@ async fn serve(config: Config) -> ExitCode {
             m.ttl
         );
     }
+    let audio = start_audio(&config, &stream, &stop);
     let mut mounts = vec![rtsp::protocol::Mount {
         path: config.server.path.clone(),
         framerate: config.video.framerate,
+        audio_channels: audio.as_ref().and(config.audio.as_ref()).map(|a| a.channels),
     }];
     let mut streams = vec![Arc::clone(&stream)];
     if let (Some(sub), Some(sub_stream)) = (&config.substream, &substream) {
         mounts.push(rtsp::protocol::Mount {
             path: sub.path.clone(),
             framerate: sub.video(&config.video).framerate,
+            audio_channels: None,
         });
         streams.push(Arc::clone(sub_stream));
     }
@@ -143,6 +146,7 @@ async fn serve(config: Config) -> ExitCode {
     };
     let ctx = rtsp::ServerContext::new(
         streams,
+        audio,
         info,
         config.server.max_clients,
         max_connections,
@@ -253,6 +257,32 @@ async fn serve(config: Config) -> ExitCode {
     drop(pipeline);
     tracing::info!("stopped");
     ExitCode::SUCCESS
+}
+
+/// With `[audio]`, the main stream's sound: its broadcast, fed by the
+/// microphone's own thread until `stop`.
+#[cfg(feature = "audio")]
+fn start_audio(
+    config: &Config,
+    stream: &broadcast::Broadcast,
+    stop: &Arc<AtomicBool>,
+) -> Option<Arc<broadcast::Broadcast>> {
+    let audio_config = config.audio.as_ref()?;
+    let audio = stream.audio_sibling();
+    // The thread ends by itself once `stop` is set.
+    drop(crate::audio::start(audio_config, Arc::clone(&audio), Arc::clone(stop)));
+    Some(audio)
+}
+
+/// Without the `audio` feature there is none (the configuration refuses
+/// `[audio]`).
+#[cfg(not(feature = "audio"))]
+fn start_audio(
+    _config: &Config,
+    _stream: &broadcast::Broadcast,
+    _stop: &Arc<AtomicBool>,
+) -> Option<Arc<broadcast::Broadcast>> {
+    None
 }
 
 /// Binds `addr` (the setting `key`), logging why not with a hint.

@@ -59,10 +59,12 @@ fn run(data: &[u8], auth: Option<Arc<Auth>>) {
             Mount {
                 path: "/stream".into(),
                 framerate: 30,
+                audio_channels: Some(1),
             },
             Mount {
                 path: "/sub".into(),
                 framerate: 10,
+                audio_channels: None,
             },
         ],
         sdp_session_id: 1,
@@ -79,7 +81,7 @@ fn run(data: &[u8], auth: Option<Arc<Auth>>) {
         while let Output::Effect(effect) = out {
             let done = match effect {
                 Effect::Describe(_) => Done::Described(None),
-                Effect::CreateSession(_, t) => {
+                Effect::CreateSession(_, _, t) | Effect::AddTrack(_, _, _, t) => {
                     next_id += 1;
                     let id = SessionId(next_id);
                     let carriage = match t {
@@ -94,7 +96,11 @@ fn run(data: &[u8], auth: Option<Arc<Auth>>) {
                         server_ports: Some((6970, 6971)),
                     })
                 }
-                Effect::Play(_) => Done::Playing(PlayStart { seq: 1, rtptime: 1 }),
+                Effect::Play(_) => Done::Playing(vec![PlayStart {
+                    track: 0,
+                    seq: 1,
+                    rtptime: 1,
+                }]),
                 Effect::Pause(_) => Done::Paused,
                 Effect::Teardown(id) => {
                     table.0.borrow_mut().remove(&id);

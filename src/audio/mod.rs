@@ -4,11 +4,87 @@
 
 pub mod capture;
 
-use std::time::Instant;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use opusic_c::{Application, Bitrate, Channels, Encoder, SampleRate};
 
+use crate::broadcast::{Broadcast, StreamInfo};
+use crate::config::AudioConfig;
 use capture::{CHUNK, Microphone};
+
+/// First wait before reopening a microphone that failed; doubles up to
+/// [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+/// Longest wait between attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Captures and codes `config`'s microphone on its own thread, publishing
+/// each frame to `stream` (an `audio_sibling` of the main stream), until
+/// `stop`. A microphone that cannot be opened or vanishes is reopened with
+/// back-off while the video goes on; each new failure is logged once.
+pub fn start(
+    config: &AudioConfig,
+    stream: Arc<Broadcast>,
+    stop: Arc<AtomicBool>,
+) -> JoinHandle<()> {
+    let config = config.clone();
+    std::thread::Builder::new()
+        .name("audio".into())
+        .spawn(move || supervise(&config, &stream, &stop))
+        .expect("spawning the audio thread")
+}
+
+fn supervise(config: &AudioConfig, stream: &Broadcast, stop: &AtomicBool) {
+    let mut backoff = FIRST_BACKOFF;
+    let mut last_error = String::new();
+    while !stop.load(Ordering::Relaxed) {
+        let error =
+            match AudioCapture::open(&config.device, config.channels as usize, config.bitrate) {
+                Ok(mut audio) => {
+                    tracing::info!(
+                        device = %audio.name(),
+                        "audio: {} channel(s) of Opus at {} bit/s from {}",
+                        config.channels,
+                        config.bitrate,
+                        audio.name()
+                    );
+                    stream.set_info(StreamInfo {
+                        description: format!("opus from {}", audio.name()),
+                        error: None,
+                    });
+                    last_error.clear();
+                    backoff = FIRST_BACKOFF;
+                    loop {
+                        if stop.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        match audio.next_frame() {
+                            Ok(frame) => stream.publish_opus(&frame.data, frame.captured),
+                            Err(e) => break e,
+                        }
+                    }
+                }
+                Err(e) => e,
+            };
+        let message = error.to_string();
+        if message != last_error {
+            tracing::warn!("audio: {message}; the video goes on, retrying in {backoff:?}");
+            last_error = message.clone();
+        }
+        stream.set_info(StreamInfo {
+            description: format!("no sound ({message})"),
+            error: Some(message),
+        });
+        let until = Instant::now() + backoff;
+        while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
 
 /// Errors opening or reading the microphone, or coding its sound.
 #[derive(Debug, thiserror::Error)]
@@ -87,8 +163,6 @@ impl AudioCapture {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     #[test]

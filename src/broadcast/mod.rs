@@ -84,7 +84,14 @@ impl Broadcast {
     /// Another stream of the same capture (the substream): its own SSRC
     /// and RTP base, and this one's capture-to-wall-clock mapping.
     pub fn sibling(&self) -> Arc<Self> {
-        Self::with_clock(self.clock.sibling())
+        Self::with_clock(self.clock.sibling(crate::rtp::CLOCK_RATE))
+    }
+
+    /// The sound that goes with this stream (`[audio]`): Opus packets on a
+    /// 48 kHz clock with this one's capture-to-wall-clock mapping, so that
+    /// players keep the two in step.
+    pub fn audio_sibling(&self) -> Arc<Self> {
+        Self::with_clock(self.clock.sibling(crate::rtp::OPUS_CLOCK_RATE))
     }
 
     fn with_clock(clock: MediaClock) -> Arc<Self> {
@@ -104,6 +111,21 @@ impl Broadcast {
             stills: Stills::default(),
             stats: Stats::default(),
         })
+    }
+
+    /// Publishes one Opus frame (an audio stream's, `audio_sibling`)
+    /// captured at `captured`.
+    pub fn publish_opus(&self, payload: &[u8], captured: Instant) {
+        let timestamp = self.clock.rtp_timestamp(captured);
+        let unit = self
+            .packetizer
+            .lock()
+            .unwrap()
+            .packetize_opus(payload, timestamp, captured);
+        self.stats.frame_sent(payload.len(), Instant::now());
+        let _ = self.tx.send(Arc::new(unit));
+        *self.last_frame.lock().unwrap() = Some(captured);
+        self.frames.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Packetizes one access unit and publishes it to every subscriber.

@@ -23,7 +23,8 @@ use crate::broadcast::Broadcast;
 use crate::rtp::rtcp::MAX_RTCP;
 use crate::rtsp::media::{REPORT_INTERVAL, SentCounts, sender_report};
 use crate::rtsp::message::interleaved_header;
-use crate::rtsp::sdp::{self, TRACK_CONTROL};
+use crate::rtsp::protocol::VIDEO;
+use crate::rtsp::sdp::{self, TRACK_PREFIX};
 
 /// How often the session is kept alive with GET_PARAMETER.
 const KEEP_ALIVE: Duration = Duration::from_secs(20);
@@ -79,6 +80,7 @@ async fn session(
         local.ip(),
         rand::random::<u32>().into(),
         params.fps.unwrap_or(30.0),
+        None,
     );
     c.request(
         Method::Announce,
@@ -87,7 +89,7 @@ async fn session(
         description.into_bytes(),
     )
     .await?;
-    let track = format!("{}/{TRACK_CONTROL}", c.url.trim_end_matches('/'));
+    let track = format!("{}/{TRACK_PREFIX}{VIDEO}", c.url.trim_end_matches('/'));
     let reply = c
         .request(
             Method::Setup,

@@ -15,6 +15,8 @@ pub struct MediaClock {
     epoch: Instant,
     epoch_wall: SystemTime,
     rtp_base: u32,
+    /// RTP ticks a second.
+    rate: u32,
 }
 
 impl MediaClock {
@@ -23,30 +25,36 @@ impl MediaClock {
         Self::with_base(Instant::now(), SystemTime::now(), rand::random())
     }
 
-    /// A clock for another stream of the same capture: the same mapping
-    /// from capture time to wall-clock time, so both streams' sender
-    /// reports agree, and its own random RTP base.
-    pub fn sibling(&self) -> Self {
-        Self::with_base(self.epoch, self.epoch_wall, rand::random())
+    /// A clock for another stream of the same capture, ticking `rate`
+    /// times a second: the same mapping from capture time to wall-clock
+    /// time, so both streams' sender reports agree, and its own random RTP
+    /// base.
+    pub fn sibling(&self, rate: u32) -> Self {
+        Self {
+            rate,
+            ..Self::with_base(self.epoch, self.epoch_wall, rand::random())
+        }
     }
 
-    /// A clock whose `epoch` instant is `epoch_wall` and RTP time `rtp_base`.
+    /// A 90 kHz clock whose `epoch` instant is `epoch_wall` and RTP time
+    /// `rtp_base`.
     pub fn with_base(epoch: Instant, epoch_wall: SystemTime, rtp_base: u32) -> Self {
         Self {
             epoch,
             epoch_wall,
             rtp_base,
+            rate: CLOCK_RATE,
         }
     }
 
-    /// The signed time from the epoch to `t`, in 90 kHz ticks.
+    /// The signed time from the epoch to `t`, in ticks.
     fn ticks(&self, t: Instant) -> i128 {
         let ns: i128 = if t >= self.epoch {
             (t - self.epoch).as_nanos() as i128
         } else {
             -((self.epoch - t).as_nanos() as i128)
         };
-        ns * CLOCK_RATE as i128 / 1_000_000_000
+        ns * self.rate as i128 / 1_000_000_000
     }
 
     /// The RTP timestamp of instant `t` (wrapping, as RTP time does).
@@ -115,7 +123,7 @@ mod tests {
     fn a_sibling_maps_capture_to_the_same_wall_clock() {
         let t0 = Instant::now();
         let main = MediaClock::new();
-        let sub = main.sibling();
+        let sub = main.sibling(CLOCK_RATE);
         for t in [
             t0,
             t0 + Duration::from_millis(333),
@@ -128,5 +136,14 @@ mod tests {
                 sub.rtp_timestamp(t).wrapping_sub(sub.rtp_base)
             );
         }
+        let audio = main.sibling(48_000);
+        assert_eq!(audio.ntp_timestamp(t0), main.ntp_timestamp(t0));
+        let second = t0 + Duration::from_secs(1);
+        assert_eq!(
+            audio
+                .rtp_timestamp(second)
+                .wrapping_sub(audio.rtp_timestamp(t0)),
+            48_000
+        );
     }
 }

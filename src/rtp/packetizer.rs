@@ -1,5 +1,6 @@
-//! H.264 RTP packetizer (RFC 6184, packetization-mode=1): single NAL unit
-//! packets, and FU-A fragments for NAL units larger than the payload limit.
+//! RTP packetizer: H.264 (RFC 6184, packetization-mode=1: single NAL unit
+//! packets, and FU-A fragments for NAL units larger than the payload
+//! limit) and Opus (RFC 7587: a frame a packet).
 //!
 //! Hand-written (about a hundred lines) because it is the per-packet hot path:
 //! it runs once per access unit for every client together, writing all the
@@ -9,7 +10,7 @@ use std::time::Instant;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::PAYLOAD_TYPE;
+use super::{OPUS_PAYLOAD_TYPE, PAYLOAD_TYPE};
 use crate::h264::AccessUnit;
 
 /// Largest RTP payload: keeps every packet under a 1500-byte MTU with room
@@ -114,19 +115,14 @@ impl Packetizer {
         for (i, nal) in nals.iter().enumerate() {
             let last_nal = i + 1 == nals.len();
             let mut packet = |out: &mut BytesMut, marker: bool, payload: &[&[u8]]| {
-                let len: usize = payload.iter().map(|p| p.len()).sum();
-                // The RTSP interleaved header (RFC 2326 10.12), channel 0.
-                out.put_u8(b'$');
-                out.put_u8(0);
-                out.put_u16((HEADER_LEN + len) as u16);
-                out.put_u8(0x80); // version 2, no padding, no extension, no CSRC
-                out.put_u8((u8::from(marker) << 7) | PAYLOAD_TYPE);
-                out.put_u16(self.seq);
-                out.put_u32(timestamp);
-                out.put_u32(self.ssrc);
-                for p in payload {
-                    out.put_slice(p);
-                }
+                let header = Header {
+                    marker,
+                    payload_type: PAYLOAD_TYPE,
+                    seq: self.seq,
+                    timestamp,
+                    ssrc: self.ssrc,
+                };
+                let len = header.put(out, payload);
                 self.seq = self.seq.wrapping_add(1);
                 packet_count += 1;
                 payload_octets = payload_octets.wrapping_add(len as u32);
@@ -163,6 +159,65 @@ impl Packetizer {
             payload_octets,
             nals: au.nals.clone(),
         }
+    }
+}
+
+impl Packetizer {
+    /// One Opus packet (RFC 7587: one frame a packet, no marker) stamped
+    /// with RTP time `timestamp`, captured at `captured`. Every one is a
+    /// place a client can start.
+    pub fn packetize_opus(&mut self, payload: &[u8], timestamp: u32, captured: Instant) -> RtpUnit {
+        let mut out = BytesMut::with_capacity(FRAME_HEADER + HEADER_LEN + payload.len());
+        let header = Header {
+            marker: false,
+            payload_type: OPUS_PAYLOAD_TYPE,
+            seq: self.seq,
+            timestamp,
+            ssrc: self.ssrc,
+        };
+        let len = header.put(&mut out, &[payload]);
+        let first_seq = self.seq;
+        self.seq = self.seq.wrapping_add(1);
+        RtpUnit {
+            framed: out.freeze(),
+            first_seq,
+            rtp_timestamp: timestamp,
+            captured,
+            is_idr: true,
+            packet_count: 1,
+            payload_octets: len as u32,
+            nals: Vec::new(),
+        }
+    }
+}
+
+/// The fixed RTP header of one packet.
+struct Header {
+    marker: bool,
+    payload_type: u8,
+    seq: u16,
+    timestamp: u32,
+    ssrc: u32,
+}
+
+impl Header {
+    /// Writes the packet (header and `payload`) behind the RTSP
+    /// interleaved header of channel 0; returns the payload's length.
+    fn put(&self, out: &mut BytesMut, payload: &[&[u8]]) -> usize {
+        let len: usize = payload.iter().map(|p| p.len()).sum();
+        // The RTSP interleaved header (RFC 2326 10.12), channel 0.
+        out.put_u8(b'$');
+        out.put_u8(0);
+        out.put_u16((HEADER_LEN + len) as u16);
+        out.put_u8(0x80); // version 2, no padding, no extension, no CSRC
+        out.put_u8((u8::from(self.marker) << 7) | self.payload_type);
+        out.put_u16(self.seq);
+        out.put_u32(self.timestamp);
+        out.put_u32(self.ssrc);
+        for p in payload {
+            out.put_slice(p);
+        }
+        len
     }
 }
 

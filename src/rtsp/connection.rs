@@ -22,9 +22,11 @@ use super::admission::Ticket;
 use super::media::ClientMedia;
 use super::message::{self, FramingError, Input};
 use super::protocol::{
-    After, Carriage, Created, Done, Effect, MountIndex, Output, Protocol, SessionId,
+    After, Carriage, Created, Done, Effect, MountIndex, Output, Protocol, SessionId, Track,
 };
-use super::session::{Command, End, MediaSession, SESSION_TIMEOUT, SessionHandle, Sink};
+use super::session::{
+    Command, End, MediaSession, SESSION_TIMEOUT, SessionHandle, Sink, TrackMedia,
+};
 use super::transport::Transport;
 use super::udp::UdpMedia;
 use super::writer::{self, Outgoing, WriterHandle};
@@ -82,7 +84,8 @@ impl Close {
 /// The interleaved session this connection carries.
 struct Interleaved {
     handle: Arc<SessionHandle>,
-    rtcp_channel: u8,
+    /// The RTCP channel of each of its tracks.
+    rtcp_channels: Vec<u8>,
     playing: bool,
 }
 
@@ -304,7 +307,7 @@ impl Connection {
     /// RTCP (or anything) the client sent on an interleaved channel.
     fn interleaved_data(&mut self, channel: u8, data: Vec<u8>) {
         let Some(il) = &self.interleaved else { return };
-        if channel == il.rtcp_channel {
+        if il.rtcp_channels.contains(&channel) {
             // RTCP is advisory: dropped if the session is busy.
             let _ = il.handle.commands.try_send(Command::Rtcp(data));
         }
@@ -346,7 +349,8 @@ impl Connection {
             Effect::Describe(mount) => {
                 Done::Described(self.ctx.streams[mount].parameter_sets(DESCRIBE_WAIT).await)
             }
-            Effect::CreateSession(mount, t) => self.create_session(mount, t).await,
+            Effect::CreateSession(mount, track, t) => self.create_session(mount, track, t).await,
+            Effect::AddTrack(id, mount, track, t) => self.add_track(id, mount, track, t).await,
             Effect::Play(id) => {
                 let Some(handle) = self.ctx.sessions.get(id) else {
                     return Done::Failed(StatusCode::SessionNotFound);
@@ -408,30 +412,140 @@ impl Connection {
         }
     }
 
-    /// The UDP media of stream `mount` on the address this connection came
-    /// to; `None` (logged, and session `id` removed) if its ports cannot be
-    /// bound.
-    async fn udp_media(&self, id: SessionId, mount: MountIndex) -> Option<Arc<UdpMedia>> {
+    /// The UDP media of `track` of stream `mount` on the address this
+    /// connection came to; `None` (logged) if its ports cannot be bound.
+    async fn udp_media(&self, mount: MountIndex, track: Track) -> Option<Arc<UdpMedia>> {
         let local = self.local.ip().to_canonical();
+        let stream = self.ctx.track_stream(mount, track)?;
         match self
             .ctx
             .udp
-            .get(local, mount, &self.ctx.streams[mount], &self.ctx.shutdown)
+            .get(local, (mount, track), stream, &self.ctx.shutdown)
             .await
         {
             Ok(udp) => Some(udp),
             Err(e) => {
                 tracing::error!(client = %self.peer.ip(), "SETUP: cannot bind UDP ports on {local}: {e}");
-                self.ctx.sessions.remove(id);
                 None
             }
         }
     }
 
-    /// Creates a session of stream `mount` and starts its task.
-    async fn create_session(&mut self, mount: MountIndex, t: Transport) -> Done {
+    /// `track` of stream `mount` for session `handle`, carried by `t`, and
+    /// our UDP ports for it; the status to answer if it cannot be made.
+    async fn track_media(
+        &mut self,
+        handle: &Arc<SessionHandle>,
+        mount: MountIndex,
+        track: Track,
+        t: Transport,
+        media: ClientMedia,
+    ) -> Result<(TrackMedia, Option<(u16, u16)>), StatusCode> {
         let peer_ip = self.peer.ip().to_canonical();
-        let media = ClientMedia::new(&self.ctx.streams[mount]);
+        let (sink, server_ports) = match t {
+            Transport::Interleaved {
+                rtp_channel,
+                rtcp_channel,
+            } => {
+                match &mut self.interleaved {
+                    Some(il) if il.handle.id == handle.id => il.rtcp_channels.push(rtcp_channel),
+                    _ => {
+                        self.interleaved = Some(Interleaved {
+                            handle: Arc::clone(handle),
+                            rtcp_channels: vec![rtcp_channel],
+                            playing: false,
+                        });
+                    }
+                }
+                let sink = Sink::Interleaved {
+                    writer: self.writer.clone(),
+                    rtp_channel,
+                    rtcp_channel,
+                };
+                (sink, None)
+            }
+            Transport::Udp {
+                rtp_port,
+                rtcp_port,
+            } => {
+                let udp = self
+                    .udp_media(mount, track)
+                    .await
+                    .ok_or(StatusCode::InternalServerError)?;
+                let client = udp.add(
+                    handle.id,
+                    SocketAddr::new(peer_ip, rtp_port),
+                    SocketAddr::new(peer_ip, rtcp_port),
+                    Arc::clone(media.counts()),
+                    handle.commands.clone(),
+                );
+                if !self.udp_sessions.contains(&handle.id) {
+                    self.udp_sessions.push(handle.id);
+                }
+                (Sink::Udp(client), Some(udp.ports()))
+            }
+            Transport::Multicast(m) => {
+                let udp = self
+                    .udp_media(mount, track)
+                    .await
+                    .ok_or(StatusCode::InternalServerError)?;
+                let counts = Arc::clone(media.counts());
+                match udp.add_multicast(handle.id, &m, counts, handle.commands.clone()) {
+                    Ok(client) => {
+                        self.udp_sessions.push(handle.id);
+                        (Sink::Udp(client), Some(udp.ports()))
+                    }
+                    Err(e) => {
+                        tracing::warn!(client = %peer_ip, local = %self.local.ip(), "SETUP refused: multicast: {e}");
+                        return Err(StatusCode::UnsupportedTransport);
+                    }
+                }
+            }
+        };
+        Ok((TrackMedia { track, media, sink }, server_ports))
+    }
+
+    /// Adds `track` of stream `mount` to session `id` (a second SETUP).
+    async fn add_track(&mut self, id: SessionId, mount: MountIndex, track: Track, t: Transport) -> Done {
+        let Some(handle) = self.ctx.sessions.get(id) else {
+            return Done::Failed(StatusCode::SessionNotFound);
+        };
+        let Some(stream) = self.ctx.track_stream(mount, track) else {
+            return Done::Failed(StatusCode::NotFound);
+        };
+        let media = ClientMedia::new(stream);
+        let ssrc = media.ssrc();
+        let (track_media, server_ports) = match self.track_media(&handle, mount, track, t, media).await {
+            Ok(made) => made,
+            Err(status) => return Done::Failed(status),
+        };
+        let (answer, added) = oneshot::channel();
+        if handle
+            .commands
+            .send(Command::AddTrack(Box::new(track_media), answer))
+            .await
+            .is_err()
+        {
+            return Done::Failed(StatusCode::SessionNotFound);
+        }
+        match added.await {
+            Ok(true) => Done::Created(Created {
+                id,
+                ssrc,
+                server_ports,
+            }),
+            // The session has the track already, or plays.
+            _ => Done::Failed(StatusCode::AggregateOperationNotAllowed),
+        }
+    }
+
+    /// Creates a session with `track` of stream `mount` and starts its task.
+    async fn create_session(&mut self, mount: MountIndex, track: Track, t: Transport) -> Done {
+        let peer_ip = self.peer.ip().to_canonical();
+        let Some(stream) = self.ctx.track_stream(mount, track) else {
+            return Done::Failed(StatusCode::NotFound);
+        };
+        let media = ClientMedia::new(stream);
         let ssrc = media.ssrc();
         let carriage = match t {
             Transport::Interleaved { .. } => Carriage::Interleaved,
@@ -449,63 +563,17 @@ impl Connection {
                 return Done::Failed(StatusCode::NotEnoughBandwidth);
             }
         };
-        let (sink, server_ports) = match t {
-            Transport::Interleaved {
-                rtp_channel,
-                rtcp_channel,
-            } => {
-                self.interleaved = Some(Interleaved {
-                    handle: Arc::clone(&handle),
-                    rtcp_channel,
-                    playing: false,
-                });
-                let sink = Sink::Interleaved {
-                    writer: self.writer.clone(),
-                    rtp_channel,
-                    rtcp_channel,
-                };
-                (sink, None)
-            }
-            Transport::Udp {
-                rtp_port,
-                rtcp_port,
-            } => {
-                let Some(udp) = self.udp_media(handle.id, mount).await else {
-                    return Done::Failed(StatusCode::InternalServerError);
-                };
-                let client = udp.add(
-                    handle.id,
-                    SocketAddr::new(peer_ip, rtp_port),
-                    SocketAddr::new(peer_ip, rtcp_port),
-                    Arc::clone(media.counts()),
-                    handle.commands.clone(),
-                );
-                self.udp_sessions.push(handle.id);
-                (Sink::Udp(client), Some(udp.ports()))
-            }
-            Transport::Multicast(m) => {
-                let Some(udp) = self.udp_media(handle.id, mount).await else {
-                    return Done::Failed(StatusCode::InternalServerError);
-                };
-                let counts = Arc::clone(media.counts());
-                match udp.add_multicast(handle.id, &m, counts, handle.commands.clone()) {
-                    Ok(client) => {
-                        self.udp_sessions.push(handle.id);
-                        (Sink::Udp(client), Some(udp.ports()))
-                    }
-                    Err(e) => {
-                        tracing::warn!(client = %peer_ip, local = %self.local.ip(), "SETUP refused: multicast: {e}");
-                        self.ctx.sessions.remove(handle.id);
-                        return Done::Failed(StatusCode::UnsupportedTransport);
-                    }
-                }
+        let (track_media, server_ports) = match self.track_media(&handle, mount, track, t, media).await {
+            Ok(made) => made,
+            Err(status) => {
+                self.ctx.sessions.remove(handle.id);
+                return Done::Failed(status);
             }
         };
         let task = MediaSession {
             handle: Arc::clone(&handle),
             table: Arc::clone(&self.ctx.sessions),
-            media,
-            sink,
+            tracks: vec![track_media],
             client: peer_ip,
             path: self.ctx.info.mounts[mount].path.clone(),
             commands,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use super::protocol::PlayStart;
+use super::protocol::{PlayStart, Track};
 use crate::broadcast::{Broadcast, ClientGuard, SubscribeError, Subscriber};
 use crate::rtp::packetizer::RtpUnit;
 use crate::rtp::rtcp::{self, MAX_RTCP, SenderInfo};
@@ -111,7 +111,7 @@ impl ClientMedia {
     /// Starts (or resumes) playing at the next IDR: asks for a key frame and
     /// waits (briefly) for it, so that the reply to PLAY names the exact
     /// sequence number and RTP time of the first packet.
-    pub async fn play(&mut self) -> PlayStart {
+    pub async fn play(&mut self, track: Track) -> PlayStart {
         if self.playing.is_none() {
             let mut subscriber = self.stream.subscribe();
             self.stream.request_keyframe();
@@ -126,11 +126,13 @@ impl ClientMedia {
         }
         match &self.first {
             Some(unit) => PlayStart {
+                track,
                 seq: unit.first_seq,
                 rtptime: unit.rtp_timestamp,
             },
             // No picture yet: the client starts at whatever comes next.
             None => PlayStart {
+                track,
                 seq: self.stream.next_seq(),
                 rtptime: self.stream.current_rtp_timestamp(),
             },

@@ -28,15 +28,17 @@ use tokio_rustls::TlsAcceptor;
 use crate::broadcast::Broadcast;
 use crate::service::LogLimit;
 use admission::Admission;
-use protocol::ServerInfo;
+use protocol::{AUDIO, MountIndex, ServerInfo, Track, VIDEO};
 use session::SessionTable;
 use udp::UdpMediaTable;
 
 /// What every connection shares.
 #[derive(Debug)]
 pub struct ServerContext {
-    /// The streams, in the order of `info.mounts`: the main one first.
+    /// The streams' video, in the order of `info.mounts`: the main one first.
     pub streams: Vec<Arc<Broadcast>>,
+    /// The main stream's sound (`[audio]`).
+    pub audio: Option<Arc<Broadcast>>,
     /// Live sessions.
     pub sessions: Arc<SessionTable>,
     /// The UDP media sockets and their fan-out, per local address.
@@ -56,6 +58,15 @@ impl ServerContext {
     pub fn stream(&self) -> &Arc<Broadcast> {
         &self.streams[0]
     }
+
+    /// What `track` of stream `mount` carries, if it has that track.
+    pub fn track_stream(&self, mount: MountIndex, track: Track) -> Option<&Arc<Broadcast>> {
+        match track {
+            VIDEO => self.streams.get(mount),
+            AUDIO if mount == 0 => self.audio.as_ref(),
+            _ => None,
+        }
+    }
 }
 
 /// Least time between two lines about refused or misbehaving connections.
@@ -67,6 +78,7 @@ impl ServerContext {
     /// which tells requests `info`.
     pub fn new(
         streams: Vec<Arc<Broadcast>>,
+        audio: Option<Arc<Broadcast>>,
         info: ServerInfo,
         max_clients: usize,
         max_connections: usize,
@@ -75,6 +87,7 @@ impl ServerContext {
         assert_eq!(streams.len(), info.mounts.len(), "a stream per mount");
         Arc::new(Self {
             streams,
+            audio,
             sessions: Arc::new(SessionTable::new(max_clients)),
             udp: UdpMediaTable::default(),
             info,

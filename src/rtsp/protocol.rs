@@ -13,7 +13,7 @@ use rtsp_types::{Method, Request, Response, StatusCode, Version, headers};
 
 use super::auth::{Attempt, Auth, Verdict};
 use super::message::CHALLENGE_SEPARATOR;
-use super::sdp::{self, TRACK_CONTROL};
+use super::sdp::{self, TRACK_PREFIX};
 use super::transport::{self, Transport, TransportError};
 use crate::config::MulticastConfig;
 use crate::h264::ParameterSets;
@@ -85,10 +85,26 @@ pub struct Mount {
     pub path: String,
     /// Its configured frame rate, for the SDP when the SPS carries none.
     pub framerate: u32,
+    /// Its sound's channels, if it has an audio track.
+    pub audio_channels: Option<u32>,
+}
+
+impl Mount {
+    /// How many tracks it has: video, and audio if any.
+    pub fn tracks(&self) -> usize {
+        1 + usize::from(self.audio_channels.is_some())
+    }
 }
 
 /// Which of [`ServerInfo::mounts`] a request names (0: the main stream).
 pub type MountIndex = usize;
+
+/// A track of a mount: [`VIDEO`] or [`AUDIO`] (its `trackID` in the SDP).
+pub type Track = usize;
+/// The video track.
+pub const VIDEO: Track = 0;
+/// The audio track.
+pub const AUDIO: Track = 1;
 
 /// Something the I/O layer must do before the request can be answered; its
 /// result goes to [`Protocol::complete`].
@@ -96,8 +112,11 @@ pub type MountIndex = usize;
 pub enum Effect {
     /// Wait (briefly) for a stream's parameter sets: [`Done::Described`].
     Describe(MountIndex),
-    /// Create a session of a stream with this transport: [`Done::Created`].
-    CreateSession(MountIndex, Transport),
+    /// Create a session with one track of a stream, carried by this
+    /// transport: [`Done::Created`].
+    CreateSession(MountIndex, Track, Transport),
+    /// Add a track to a session (a second SETUP): [`Done::Created`].
+    AddTrack(SessionId, MountIndex, Track, Transport),
     /// Start (or resume) a session's media at the next key frame:
     /// [`Done::Playing`]. Packets flow only once the reply is written
     /// ([`After::StartMedia`]).
@@ -115,8 +134,8 @@ pub enum Done {
     Described(Option<ParameterSets>),
     /// The new session.
     Created(Created),
-    /// Where the client's first packet starts.
-    Playing(PlayStart),
+    /// Where the client's first packet of each track starts.
+    Playing(Vec<PlayStart>),
     /// Media stopped.
     Paused,
     /// The session is gone.
@@ -139,6 +158,8 @@ pub struct Created {
 /// What PLAY tells the client about the first packet it will get.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PlayStart {
+    /// The track.
+    pub track: Track,
     /// Sequence number of the first packet.
     pub seq: u16,
     /// RTP time at (or before) the first packet.
@@ -328,12 +349,14 @@ impl Protocol {
         let response = match (p.effect, done) {
             (_, Done::Failed(status)) => error_response(status, Some(cseq)),
             (Effect::Describe(mount), Done::Described(Some(params))) => {
-                let framerate = server.mounts.get(mount).map_or(0, |m| m.framerate);
+                let m = server.mounts.get(mount);
+                let framerate = m.map_or(0, |m| m.framerate);
                 let body = sdp::describe(
                     &params,
                     self.local,
                     server.sdp_session_id,
                     params.fps.unwrap_or(f64::from(framerate)),
+                    m.and_then(|m| m.audio_channels),
                 );
                 let base = if p.url.ends_with('/') {
                     p.url
@@ -348,7 +371,7 @@ impl Protocol {
             (Effect::Describe(_), Done::Described(None)) => {
                 error_response(StatusCode::ServiceUnavailable, Some(cseq))
             }
-            (Effect::CreateSession(_, t), Done::Created(c)) => {
+            (Effect::CreateSession(_, _, t) | Effect::AddTrack(_, _, _, t), Done::Created(c)) => {
                 if matches!(t, Transport::Interleaved { .. }) {
                     self.interleaved = Some(c.id);
                 }
@@ -356,19 +379,26 @@ impl Protocol {
                 r.insert_header(headers::TRANSPORT, reply_transport(t, &c));
                 r
             }
-            (Effect::Play(id), Done::Playing(start)) => {
+            (Effect::Play(id), Done::Playing(starts)) => {
                 after = After::StartMedia(id);
-                let track = if p.url.ends_with(TRACK_CONTROL) {
-                    p.url
-                } else {
-                    format!("{}/{TRACK_CONTROL}", p.url.trim_end_matches('/'))
-                };
+                // The aggregate URL, whichever URL PLAY named.
+                let base = p.url.trim_end_matches('/');
+                let base = base
+                    .rsplit_once('/')
+                    .filter(|(_, last)| last.starts_with("trackID="))
+                    .map_or(base, |(base, _)| base);
+                let info: Vec<String> = starts
+                    .iter()
+                    .map(|s| {
+                        format!(
+                            "url={base}/{}{};seq={};rtptime={}",
+                            TRACK_PREFIX, s.track, s.seq, s.rtptime
+                        )
+                    })
+                    .collect();
                 let mut r = session_response(cseq, id);
                 r.insert_header(headers::RANGE, "npt=now-");
-                r.insert_header(
-                    headers::RTP_INFO,
-                    format!("url={track};seq={};rtptime={}", start.seq, start.rtptime),
-                );
+                r.insert_header(headers::RTP_INFO, info.join(","));
                 r
             }
             (Effect::Pause(id), Done::Paused) => session_response(cseq, id),
@@ -408,9 +438,11 @@ impl Protocol {
         };
         let method = req.method();
         let track_allowed = !matches!(method, Method::Options | Method::Describe);
-        let (mount, url) = match method {
+        let (mount, track, url) = match method {
             // OPTIONS * and keep-alives on any URL are fine.
-            Method::Options | Method::GetParameter | Method::SetParameter => (0, String::new()),
+            Method::Options | Method::GetParameter | Method::SetParameter => {
+                (0, None, String::new())
+            }
             _ => self.stream_url(req, server, track_allowed)?,
         };
         let controlled = |s: Option<(SessionId, Carriage)>| -> Result<SessionId, StatusCode> {
@@ -429,8 +461,11 @@ impl Protocol {
             }
             Method::Describe => Decision::Effect(url, Effect::Describe(mount)),
             Method::Setup => {
-                if session.is_some() {
-                    // One track only: a second SETUP on a session changes nothing.
+                // The aggregate URL sets up the video track.
+                let track = track.unwrap_or(VIDEO);
+                if session.is_some_and(|_| track == VIDEO) {
+                    // A session's first SETUP is its video (or its audio
+                    // only); another video SETUP changes nothing.
                     return Err(StatusCode::AggregateOperationNotAllowed);
                 }
                 let header = req
@@ -451,8 +486,8 @@ impl Protocol {
                 } else {
                     header.as_str().to_string()
                 };
-                // Multicast carries the main stream only.
-                let multicast = server.multicast.filter(|_| mount == 0);
+                // Multicast carries the main stream's video only.
+                let multicast = server.multicast.filter(|_| mount == 0 && track == VIDEO);
                 let chosen = transport::choose(&offered, self.peer, multicast).map_err(|e| {
                     tracing::info!(client = %self.peer, transport = %header.as_str(), "SETUP refused: {e}");
                     match e {
@@ -463,11 +498,28 @@ impl Protocol {
                         TransportError::Malformed => StatusCode::BadRequest,
                     }
                 })?;
+                if let Some((id, carriage)) = session {
+                    // A second track: the same session, carried the same way.
+                    let same = match chosen {
+                        Transport::Interleaved { .. } => {
+                            carriage == Carriage::Interleaved && self.interleaved == Some(id)
+                        }
+                        Transport::Udp { .. } => carriage == Carriage::Udp,
+                        Transport::Multicast(_) => false,
+                    };
+                    if !same {
+                        return Err(StatusCode::UnsupportedTransport);
+                    }
+                    return Ok(Decision::Effect(
+                        url,
+                        Effect::AddTrack(id, mount, track, chosen),
+                    ));
+                }
                 if matches!(chosen, Transport::Interleaved { .. }) && self.interleaved.is_some() {
                     // One interleaved session per connection keeps channels unambiguous.
                     return Err(StatusCode::NotEnoughBandwidth);
                 }
-                Decision::Effect(url, Effect::CreateSession(mount, chosen))
+                Decision::Effect(url, Effect::CreateSession(mount, track, chosen))
             }
             Method::Play => Decision::Effect(url, Effect::Play(controlled(session)?)),
             Method::Pause => Decision::Effect(url, Effect::Pause(controlled(session)?)),
@@ -488,24 +540,24 @@ impl Protocol {
         })
     }
 
-    /// The stream a request URL names (with `allow_track`, also its
-    /// track) and the URL without its query; else 404.
+    /// The stream a request URL names, the track if it names one (only
+    /// with `allow_track`), and the URL without its query; else 404.
     fn stream_url(
         &self,
         req: &Request<Vec<u8>>,
         server: &ServerInfo,
         allow_track: bool,
-    ) -> Result<(MountIndex, String), StatusCode> {
+    ) -> Result<(MountIndex, Option<Track>, String), StatusCode> {
         let url = req.request_uri().ok_or(StatusCode::NotFound)?;
-        match server
-            .mounts
-            .iter()
-            .position(|m| names_stream(url.path(), &m.path, allow_track))
-        {
-            Some(mount) => {
+        let named = server.mounts.iter().enumerate().find_map(|(i, m)| {
+            let tracks = if allow_track { m.tracks() } else { 0 };
+            named_track(url.path(), &m.path, tracks).map(|track| (i, track))
+        });
+        match named {
+            Some((mount, track)) => {
                 let mut url = url.clone();
                 url.set_query(None);
-                Ok((mount, url.to_string()))
+                Ok((mount, track, url.to_string()))
             }
             None => {
                 let paths: Vec<&str> = server.mounts.iter().map(|m| m.path.as_str()).collect();
@@ -531,16 +583,21 @@ enum Decision {
     Effect(String, Effect),
 }
 
-/// True if a request URL's `path` names the stream at `base` (with or
-/// without a trailing slash), or its one track when `allow_track`.
-fn names_stream(path: &str, base: &str, allow_track: bool) -> bool {
+/// Whether a request URL's `path` names the stream at `base` (with or
+/// without a trailing slash): `Some(None)` for the stream, `Some(track)`
+/// for one of its first `tracks` tracks, `None` for neither.
+fn named_track(path: &str, base: &str, tracks: usize) -> Option<Option<Track>> {
     let path = path.trim_end_matches('/');
-    path == base
-        || (allow_track
-            && path
-                .strip_prefix(base)
-                .and_then(|rest| rest.strip_prefix('/'))
-                .is_some_and(|rest| rest == TRACK_CONTROL))
+    if path == base {
+        return Some(None);
+    }
+    let id = path
+        .strip_prefix(base)?
+        .strip_prefix('/')?
+        .strip_prefix(TRACK_PREFIX)?;
+    let track: Track = id.parse().ok().filter(|t| *t < tracks)?;
+    // "trackID=1", not "trackID=01" or "trackID=+1".
+    (id == track.to_string()).then_some(Some(track))
 }
 
 /// The Transport header answered to SETUP.
@@ -642,6 +699,7 @@ mod tests {
             mounts: vec![Mount {
                 path: "/stream".into(),
                 framerate: 30,
+                audio_channels: None,
             }],
             sdp_session_id: 7,
             auth: None,
@@ -683,7 +741,7 @@ mod tests {
         fn execute(&self, effect: &Effect) -> Done {
             match effect {
                 Effect::Describe(_) => Done::Described(Some(params())),
-                Effect::CreateSession(_, t) => {
+                Effect::CreateSession(_, _, t) | Effect::AddTrack(_, _, _, t) => {
                     *self.next.borrow_mut() += 1;
                     let id = 0xABC0 + *self.next.borrow();
                     let (carriage, ports) = match t {
@@ -698,10 +756,11 @@ mod tests {
                         server_ports: ports,
                     })
                 }
-                Effect::Play(_) => Done::Playing(PlayStart {
+                Effect::Play(_) => Done::Playing(vec![PlayStart {
+                    track: VIDEO,
                     seq: 100,
                     rtptime: 9000,
-                }),
+                }]),
                 Effect::Pause(_) => Done::Paused,
                 Effect::Teardown(id) => {
                     self.live.borrow_mut().remove(&id.0);
@@ -792,7 +851,7 @@ mod tests {
                             assert!(sdp.contains("a=control:trackID=0"), "{name}: {sdp}");
                         }
                         Method::Setup => {
-                            let Some(Effect::CreateSession(0, t)) = effects.first() else {
+                            let Some(Effect::CreateSession(0, 0, t)) = effects.first() else {
                                 panic!("{name}: SETUP did {effects:?}");
                             };
                             let reply = header(&r, &headers::TRANSPORT);
@@ -936,7 +995,7 @@ mod tests {
         assert_eq!(r.status(), StatusCode::Ok, "Basic over TLS, TCP picked");
         assert!(matches!(
             effects[..],
-            [Effect::CreateSession(0, Transport::Interleaved { .. })]
+            [Effect::CreateSession(0, 0, Transport::Interleaved { .. })]
         ));
     }
 
@@ -1057,18 +1116,31 @@ mod tests {
 
     #[test]
     fn stream_path_matching() {
-        assert!(names_stream("/stream", "/stream", false));
-        assert!(names_stream("/stream/", "/stream", false));
-        assert!(!names_stream("/stream/trackID=0", "/stream", false));
-        assert!(names_stream(
-            &format!("/stream/{TRACK_CONTROL}"),
-            "/stream",
-            true
-        ));
-        assert!(!names_stream("/streamx", "/stream", true));
-        assert!(!names_stream("/streamtrackID=0", "/stream", true));
-        assert!(!names_stream("/other", "/stream", true));
-        assert!(!names_stream("/", "/stream", true));
-        assert!(!names_stream("/cam/stream", "/stream", true));
+        assert_eq!(named_track("/stream", "/stream", 0), Some(None));
+        assert_eq!(named_track("/stream/", "/stream", 0), Some(None));
+        assert_eq!(named_track("/stream/trackID=0", "/stream", 0), None);
+        assert_eq!(
+            named_track("/stream/trackID=0", "/stream", 1),
+            Some(Some(VIDEO))
+        );
+        assert_eq!(
+            named_track("/stream/trackID=1", "/stream", 1),
+            None,
+            "no audio"
+        );
+        assert_eq!(
+            named_track("/stream/trackID=1", "/stream", 2),
+            Some(Some(AUDIO))
+        );
+        for path in [
+            "/stream/trackID=01",
+            "/stream/trackID=+1",
+            "/stream/trackID=2",
+        ] {
+            assert_eq!(named_track(path, "/stream", 2), None, "{path}");
+        }
+        for path in ["/streamx", "/streamtrackID=0", "/other", "/", "/cam/stream"] {
+            assert_eq!(named_track(path, "/stream", 2), None, "{path}");
+        }
     }
 }

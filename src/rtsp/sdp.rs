@@ -1,15 +1,18 @@
-//! The session description (RFC 4566) answered to DESCRIBE: one H.264 video
-//! track (RFC 6184) with its parameter sets.
+//! The session description (RFC 4566) answered to DESCRIBE: an H.264 video
+//! track (RFC 6184) with its parameter sets, and an Opus audio track
+//! (RFC 7587) where there is sound.
 
 use std::net::IpAddr;
 
 use sdp_types::{AddrType, Attribute, Connection, Media, NetType, Origin, Session, Time};
 
+use super::protocol::{AUDIO, VIDEO};
 use crate::h264::ParameterSets;
-use crate::rtp::{CLOCK_RATE, PAYLOAD_TYPE};
+use crate::rtp::{CLOCK_RATE, OPUS_CLOCK_RATE, OPUS_PAYLOAD_TYPE, PAYLOAD_TYPE};
 
-/// Control URL of the video track, relative to the Content-Base.
-pub const TRACK_CONTROL: &str = "trackID=0";
+/// Control URLs of tracks, relative to the Content-Base: this and the
+/// track's number.
+pub const TRACK_PREFIX: &str = "trackID=";
 
 fn attr(name: &str, value: impl Into<String>) -> Attribute {
     Attribute {
@@ -18,12 +21,14 @@ fn attr(name: &str, value: impl Into<String>) -> Attribute {
     }
 }
 
-/// Builds the SDP for a stream served from `server_ip`.
+/// Builds the SDP for a stream served from `server_ip`, with an audio
+/// track of `audio_channels` if it has sound.
 pub fn describe(
     params: &ParameterSets,
     server_ip: IpAddr,
     session_id: u64,
     framerate: f64,
+    audio_channels: Option<u32>,
 ) -> String {
     let (addrtype, any) = match server_ip {
         IpAddr::V4(_) => (AddrType::Ip4, "0.0.0.0"),
@@ -55,7 +60,10 @@ pub fn describe(
             attr("control", "*"),
             attr("range", "npt=now-"),
         ],
-        medias: vec![Media {
+        medias: vec![],
+    };
+    let mut session = session;
+    session.medias.push(Media {
             media: "video".into(),
             port: 0,
             num_ports: None,
@@ -76,10 +84,37 @@ pub fn describe(
                     ),
                 ),
                 attr("framerate", format!("{framerate}")),
-                attr("control", TRACK_CONTROL),
+                attr("control", format!("{TRACK_PREFIX}{VIDEO}")),
             ],
-        }],
-    };
+        });
+    if let Some(channels) = audio_channels {
+        session.medias.push(Media {
+            media: "audio".into(),
+            port: 0,
+            num_ports: None,
+            proto: "RTP/AVP".into(),
+            fmt: OPUS_PAYLOAD_TYPE.to_string(),
+            media_title: None,
+            connections: vec![],
+            bandwidths: vec![],
+            key: None,
+            attributes: vec![
+                // RFC 7587: always "opus/48000/2"; mono or stereo is in fmtp.
+                attr(
+                    "rtpmap",
+                    format!("{OPUS_PAYLOAD_TYPE} opus/{OPUS_CLOCK_RATE}/2"),
+                ),
+                attr(
+                    "fmtp",
+                    format!(
+                        "{OPUS_PAYLOAD_TYPE} sprop-stereo={0};stereo={0}",
+                        u8::from(channels == 2)
+                    ),
+                ),
+                attr("control", format!("{TRACK_PREFIX}{AUDIO}")),
+            ],
+        });
+    }
     let mut out = Vec::new();
     session
         .write(&mut out)
@@ -100,7 +135,7 @@ mod tests {
 
     #[test]
     fn describes_h264_track() {
-        let sdp = describe(&params(), "192.168.1.20".parse().unwrap(), 42, 30.0);
+        let sdp = describe(&params(), "192.168.1.20".parse().unwrap(), 42, 30.0, None);
         let lines: Vec<&str> = sdp.lines().collect();
         assert_eq!(lines[0], "v=0");
         assert!(lines.contains(&"o=- 42 1 IN IP4 192.168.1.20"));
@@ -118,8 +153,35 @@ mod tests {
     }
 
     #[test]
+    fn describes_an_opus_track_where_there_is_sound() {
+        let sdp = describe(
+            &params(),
+            "192.168.1.20".parse().unwrap(),
+            42,
+            30.0,
+            Some(1),
+        );
+        let lines: Vec<&str> = sdp.lines().collect();
+        let audio = lines
+            .iter()
+            .position(|l| *l == "m=audio 0 RTP/AVP 97")
+            .expect(&sdp);
+        assert!(lines.iter().position(|l| l.starts_with("m=video")).unwrap() < audio);
+        assert_eq!(
+            &lines[audio + 1..],
+            [
+                "a=rtpmap:97 opus/48000/2",
+                "a=fmtp:97 sprop-stereo=0;stereo=0",
+                "a=control:trackID=1"
+            ]
+        );
+        let parsed = Session::parse(sdp.as_bytes()).unwrap();
+        assert_eq!(parsed.medias.len(), 2);
+    }
+
+    #[test]
     fn ipv6_server() {
-        let sdp = describe(&params(), "::1".parse().unwrap(), 1, 30.0);
+        let sdp = describe(&params(), "::1".parse().unwrap(), 1, 30.0, None);
         assert!(sdp.contains("o=- 1 1 IN IP6 ::1\r\n"));
         assert!(sdp.contains("c=IN IP6 ::\r\n"));
     }

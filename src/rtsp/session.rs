@@ -14,7 +14,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::media::{ClientMedia, REPORT_INTERVAL, SentCounts};
 use super::message::interleaved_header;
-use super::protocol::{Carriage, PlayStart, SESSION_TIMEOUT_S, SessionId, Sessions};
+use super::protocol::{
+    Carriage, PlayStart, SESSION_TIMEOUT_S, SessionId, Sessions, Track, VIDEO,
+};
 use super::udp::UdpClient;
 use super::writer::{Outgoing, WriterHandle};
 use crate::broadcast::SubscribeError;
@@ -31,10 +33,13 @@ const COMMAND_QUEUE: usize = 8;
 /// Commands to a session's task.
 #[derive(Debug)]
 pub enum Command {
+    /// Adds a track (a second SETUP, before PLAY); the answer is false if
+    /// the session has it already or plays.
+    AddTrack(Box<TrackMedia>, oneshot::Sender<bool>),
     /// Start sending after `go` fires (the PLAY reply is out).
     Play {
-        /// Where the first packet's seq/rtptime go.
-        reply: oneshot::Sender<PlayStart>,
+        /// Where each track's first packet's seq/rtptime go.
+        reply: oneshot::Sender<Vec<PlayStart>>,
         /// Fired once the PLAY reply has been written.
         go: oneshot::Receiver<()>,
     },
@@ -380,16 +385,25 @@ impl End {
     }
 }
 
+/// One track of a session: its media and where its packets go.
+#[derive(Debug)]
+pub struct TrackMedia {
+    /// Which track.
+    pub track: Track,
+    /// The track's media state.
+    pub media: ClientMedia,
+    /// Where its packets go.
+    pub sink: Sink,
+}
+
 /// One session's task: its media, where it goes, and its commands.
 pub struct MediaSession {
     /// The table entry (liveness).
     pub handle: Arc<SessionHandle>,
     /// The table (to leave it when the session ends).
     pub table: Arc<SessionTable>,
-    /// The session's media state.
-    pub media: ClientMedia,
-    /// Where packets go.
-    pub sink: Sink,
+    /// Its tracks: the one its first SETUP named, then any added.
+    pub tracks: Vec<TrackMedia>,
     /// The client's address, for the log.
     pub client: IpAddr,
     /// The stream's path, for the log.
@@ -409,65 +423,90 @@ impl MediaSession {
         tracing::info!(
             client = %self.client,
             session = %id,
-            transport = %self.sink.name(),
+            transport = %self.transport(),
             path = %self.path,
             "session started"
         );
         let end = self.serve().await;
-        if end.says_bye() && self.media.is_playing() {
-            let _ = self.send_report(true).await;
+        if end.says_bye() {
+            let _ = self.send_reports(true).await;
         }
         self.table.remove(id);
-        let (packets, bytes) = self.media.counts().sent();
-        let lag_drops = self.media.lag_drops();
-        self.media.pause(); // no longer counted as a client
+        let (mut packets, mut bytes, mut lag_drops) = (0, 0, 0);
+        for t in &mut self.tracks {
+            let (p, b) = t.media.counts().sent();
+            packets += p;
+            bytes += b;
+            lag_drops += t.media.lag_drops();
+            t.media.pause(); // no longer counted as a client
+        }
         tracing::info!(
             client = %self.client,
             session = %id,
-            transport = %self.sink.name(),
+            transport = %self.transport(),
             duration_s = format_args!("{:.1}", started.elapsed().as_secs_f64()),
             packets,
             bytes,
             lag_drops,
             reason = %end.reason(),
-            clients = self.media.stream().clients(),
+            clients = self.tracks[0].media.stream().clients(),
             "session ended: {}",
             end.describe()
         );
     }
 
+    /// The transport's name in the log.
+    fn transport(&self) -> &'static str {
+        self.tracks[0].sink.name()
+    }
+
     async fn serve(&mut self) -> End {
         let mut report = tokio::time::interval(REPORT_INTERVAL);
         let mut liveness = tokio::time::interval(Duration::from_secs(1));
+        let playing = |tracks: &[TrackMedia]| tracks.iter().any(|t| t.media.is_playing());
         loop {
             tokio::select! {
                 _ = super::stopped(&mut self.shutdown) => return End::ServerStopping,
                 cmd = self.commands.recv() => match cmd {
+                    Some(Command::AddTrack(track, answer)) => {
+                        let new = !playing(&self.tracks)
+                            && self.tracks.iter().all(|t| t.track != track.track);
+                        if new {
+                            self.tracks.push(*track);
+                        }
+                        let _ = answer.send(new);
+                    }
                     Some(Command::Play { reply, go }) => {
-                        let start = self.media.play().await;
-                        let seq = start.seq;
-                        let _ = reply.send(start);
+                        let mut starts = Vec::with_capacity(self.tracks.len());
+                        for t in &mut self.tracks {
+                            starts.push(t.media.play(t.track).await);
+                        }
+                        let _ = reply.send(starts.clone());
                         if tokio::time::timeout(PLAY_REPLY_WAIT, go).await.is_err() {
                             tracing::debug!(session = %self.handle.id, "PLAY reply not written in time");
                         }
                         // A sender report ahead of the first RTP packet lets
                         // clients map RTP time to wall time from the start.
-                        if let Err(end) = self.send_report(false).await {
+                        if let Err(end) = self.send_reports(false).await {
                             return end;
                         }
-                        if self.sink.play(seq) {
-                            self.media.hand_off();
+                        for (t, start) in self.tracks.iter_mut().zip(&starts) {
+                            if t.sink.play(start.seq) {
+                                t.media.hand_off();
+                            }
                         }
                         report.reset();
                     }
                     Some(Command::Pause(done)) => {
-                        self.sink.pause();
-                        self.media.pause();
+                        for t in &mut self.tracks {
+                            t.sink.pause();
+                            t.media.pause();
+                        }
                         let _ = done.send(());
                     }
                     Some(Command::Teardown(done)) => {
                         // BYE goes ahead of the TEARDOWN reply.
-                        let _ = self.send_report(true).await;
+                        let _ = self.send_reports(true).await;
                         let _ = done.send(());
                         return End::Teardown;
                     }
@@ -479,21 +518,21 @@ impl MediaSession {
                     Some(Command::ConnectionClosed(end)) => return end,
                     None => return End::Error("session dropped".into()),
                 },
-                au = self.media.next() => match au {
+                (i, unit) = next_unit(&mut self.tracks) => match unit {
                     Ok(unit) => {
-                        if let Err(end) = self.sink.send_au(&unit).await {
+                        if let Err(end) = self.tracks[i].sink.send_au(&unit).await {
                             return end;
                         }
                     }
                     Err(e @ SubscribeError::TooSlow(_)) => return End::Lagging(e.to_string()),
                     Err(SubscribeError::Closed) => return End::ServerStopping,
                 },
-                _ = report.tick(), if self.media.is_playing() => {
-                    if let Err(end) = self.send_report(false).await {
+                _ = report.tick(), if playing(&self.tracks) => {
+                    if let Err(end) = self.send_reports(false).await {
                         return end;
                     }
                 }
-                _ = liveness.tick(), if self.sink.needs_liveness() => {
+                _ = liveness.tick(), if self.tracks[0].sink.needs_liveness() => {
                     if self.handle.idle() >= SESSION_TIMEOUT {
                         return End::Timeout;
                     }
@@ -508,7 +547,9 @@ impl MediaSession {
             Ok(fb) => {
                 self.handle.touch();
                 if fb.keyframe_request {
-                    self.media.request_keyframe();
+                    for t in self.tracks.iter().filter(|t| t.track == VIDEO) {
+                        t.media.request_keyframe();
+                    }
                 }
                 fb.bye
                     .then_some(End::ClientClosed("the client sent RTCP BYE"))
@@ -520,10 +561,29 @@ impl MediaSession {
         }
     }
 
-    async fn send_report(&mut self, bye: bool) -> Result<(), End> {
+    /// A sender report (and BYE if `bye`) on each playing track.
+    async fn send_reports(&mut self, bye: bool) -> Result<(), End> {
         let mut buf = [0u8; MAX_RTCP];
-        let n = self.media.report(&mut buf, bye);
-        self.sink.send_rtcp(&buf[..n]).await
+        for t in self.tracks.iter_mut().filter(|t| t.media.is_playing()) {
+            let n = t.media.report(&mut buf, bye);
+            t.sink.send_rtcp(&buf[..n]).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The next unit to send of any of `tracks` (at most two: video and
+/// audio), and which track it is for.
+async fn next_unit(
+    tracks: &mut [TrackMedia],
+) -> (usize, Result<Arc<RtpUnit>, SubscribeError>) {
+    match tracks {
+        [one] => (0, one.media.next().await),
+        [first, second] => tokio::select! {
+            unit = first.media.next() => (0, unit),
+            unit = second.media.next() => (1, unit),
+        },
+        _ => std::future::pending().await,
     }
 }
 

@@ -33,7 +33,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 
 use super::media::SentCounts;
-use super::protocol::{MountIndex, SessionId};
+use super::protocol::{MountIndex, SessionId, Track};
 use super::session::Command;
 use crate::broadcast::{Broadcast, SubscribeError, Subscriber};
 use crate::config::MulticastConfig;
@@ -206,8 +206,8 @@ impl UdpMedia {
 /// reach it on, made on first use.
 #[derive(Debug, Default)]
 pub struct UdpMediaTable {
-    /// By local address and stream.
-    media: Mutex<HashMap<(IpAddr, MountIndex), Arc<UdpMedia>>>,
+    /// By local address, and stream and track.
+    media: Mutex<HashMap<(IpAddr, (MountIndex, Track)), Arc<UdpMedia>>>,
     multicast_packets: Arc<AtomicU64>,
 }
 
@@ -218,12 +218,12 @@ impl UdpMediaTable {
         self.multicast_packets.load(Ordering::Relaxed)
     }
 
-    /// The media of stream `mount` on local address `ip`, started if it is
-    /// the stream's first UDP session there.
+    /// The media of a stream's track (`mount`, track) on local address
+    /// `ip`, started if it is the track's first UDP session there.
     pub async fn get(
         &self,
         ip: IpAddr,
-        mount: MountIndex,
+        mount: (MountIndex, Track),
         stream: &Arc<Broadcast>,
         shutdown: &watch::Receiver<bool>,
     ) -> io::Result<Arc<UdpMedia>> {

@@ -127,7 +127,10 @@ async fn serve(config: Config) -> ExitCode {
     let mut mounts = vec![rtsp::protocol::Mount {
         path: config.server.path.clone(),
         framerate: config.video.framerate,
-        audio_channels: audio.as_ref().and(config.audio.as_ref()).map(|a| a.channels),
+        audio_channels: audio
+            .as_ref()
+            .and(config.audio.as_ref())
+            .map(|a| a.channels),
     }];
     let mut streams = vec![Arc::clone(&stream)];
     if let (Some(sub), Some(sub_stream)) = (&config.substream, &substream) {
@@ -270,7 +273,11 @@ fn start_audio(
     let audio_config = config.audio.as_ref()?;
     let audio = stream.audio_sibling();
     // The thread ends by itself once `stop` is set.
-    drop(crate::audio::start(audio_config, Arc::clone(&audio), Arc::clone(stop)));
+    drop(crate::audio::start(
+        audio_config,
+        Arc::clone(&audio),
+        Arc::clone(stop),
+    ));
     Some(audio)
 }
 

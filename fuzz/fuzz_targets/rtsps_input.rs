@@ -43,6 +43,7 @@ static SERVER: LazyLock<ServerInfo> = LazyLock::new(|| {
         mounts: vec![Mount {
             path: "/stream".into(),
             framerate: 30,
+            audio_channels: Some(2),
         }],
         sdp_session_id: 1,
         auth: auth.map(Arc::new),

@@ -138,6 +138,8 @@ mod tests {
         }
         let audio = main.sibling(48_000);
         assert_eq!(audio.ntp_timestamp(t0), main.ntp_timestamp(t0));
+        // From its epoch, one second is 48000 ticks exactly.
+        let audio = MediaClock::with_base(t0, UNIX_EPOCH, 0).sibling(48_000);
         let second = t0 + Duration::from_secs(1);
         assert_eq!(
             audio

@@ -506,7 +506,13 @@ impl Connection {
     }
 
     /// Adds `track` of stream `mount` to session `id` (a second SETUP).
-    async fn add_track(&mut self, id: SessionId, mount: MountIndex, track: Track, t: Transport) -> Done {
+    async fn add_track(
+        &mut self,
+        id: SessionId,
+        mount: MountIndex,
+        track: Track,
+        t: Transport,
+    ) -> Done {
         let Some(handle) = self.ctx.sessions.get(id) else {
             return Done::Failed(StatusCode::SessionNotFound);
         };
@@ -515,10 +521,11 @@ impl Connection {
         };
         let media = ClientMedia::new(stream);
         let ssrc = media.ssrc();
-        let (track_media, server_ports) = match self.track_media(&handle, mount, track, t, media).await {
-            Ok(made) => made,
-            Err(status) => return Done::Failed(status),
-        };
+        let (track_media, server_ports) =
+            match self.track_media(&handle, mount, track, t, media).await {
+                Ok(made) => made,
+                Err(status) => return Done::Failed(status),
+            };
         let (answer, added) = oneshot::channel();
         if handle
             .commands
@@ -563,13 +570,14 @@ impl Connection {
                 return Done::Failed(StatusCode::NotEnoughBandwidth);
             }
         };
-        let (track_media, server_ports) = match self.track_media(&handle, mount, track, t, media).await {
-            Ok(made) => made,
-            Err(status) => {
-                self.ctx.sessions.remove(handle.id);
-                return Done::Failed(status);
-            }
-        };
+        let (track_media, server_ports) =
+            match self.track_media(&handle, mount, track, t, media).await {
+                Ok(made) => made,
+                Err(status) => {
+                    self.ctx.sessions.remove(handle.id);
+                    return Done::Failed(status);
+                }
+            };
         let task = MediaSession {
             handle: Arc::clone(&handle),
             table: Arc::clone(&self.ctx.sessions),

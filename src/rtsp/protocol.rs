@@ -743,7 +743,10 @@ mod tests {
                 Effect::Describe(_) => Done::Described(Some(params())),
                 Effect::CreateSession(_, _, t) | Effect::AddTrack(_, _, _, t) => {
                     *self.next.borrow_mut() += 1;
-                    let id = 0xABC0 + *self.next.borrow();
+                    let id = match effect {
+                        Effect::AddTrack(id, ..) => id.0,
+                        _ => 0xABC0 + *self.next.borrow(),
+                    };
                     let (carriage, ports) = match t {
                         Transport::Udp { .. } => (Carriage::Udp, Some((6970, 6971))),
                         Transport::Interleaved { .. } => (Carriage::Interleaved, None),
@@ -756,11 +759,18 @@ mod tests {
                         server_ports: ports,
                     })
                 }
-                Effect::Play(_) => Done::Playing(vec![PlayStart {
-                    track: VIDEO,
-                    seq: 100,
-                    rtptime: 9000,
-                }]),
+                Effect::Play(_) => Done::Playing(vec![
+                    PlayStart {
+                        track: VIDEO,
+                        seq: 100,
+                        rtptime: 9000,
+                    },
+                    PlayStart {
+                        track: AUDIO,
+                        seq: 7,
+                        rtptime: 4800,
+                    },
+                ]),
                 Effect::Pause(_) => Done::Paused,
                 Effect::Teardown(id) => {
                     self.live.borrow_mut().remove(&id.0);
@@ -961,6 +971,102 @@ mod tests {
             }
         }
         assert!(session.is_some(), "the transcript set up a session");
+    }
+
+    #[test]
+    fn a_second_setup_adds_the_audio_track_to_the_session() {
+        let with_audio = ServerInfo {
+            mounts: vec![Mount {
+                path: "/stream".into(),
+                framerate: 30,
+                audio_channels: Some(1),
+            }],
+            ..server()
+        };
+        let table = Table::default();
+        let local = Ipv4Addr::LOCALHOST.into();
+        let mut p = Protocol::new(local, local);
+        let setup = |track: usize, transport: &str, session: &str| {
+            request(&format!(
+                "SETUP rtsp://h/stream/trackID={track} RTSP/1.0\nCSeq: 2\n{session}Transport: {transport}\n"
+            ))
+        };
+        let (r, effects, _) = exchange_with(
+            &mut p,
+            &table,
+            &setup(0, "RTP/AVP/TCP;unicast;interleaved=0-1", ""),
+            &with_audio,
+        );
+        assert_eq!(r.status(), StatusCode::Ok);
+        assert!(matches!(effects[..], [Effect::CreateSession(0, VIDEO, _)]));
+        let id = r
+            .header(&headers::SESSION)
+            .unwrap()
+            .as_str()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string();
+        let session = format!("Session: {id}\n");
+        // Over UDP, a track of an interleaved session is refused.
+        let (r, effects, _) = exchange_with(
+            &mut p,
+            &table,
+            &setup(1, "RTP/AVP;unicast;client_port=5000-5001", &session),
+            &with_audio,
+        );
+        assert_eq!(r.status(), StatusCode::UnsupportedTransport);
+        assert!(effects.is_empty());
+        let (r, effects, _) = exchange_with(
+            &mut p,
+            &table,
+            &setup(1, "RTP/AVP/TCP;unicast;interleaved=2-3", &session),
+            &with_audio,
+        );
+        assert_eq!(r.status(), StatusCode::Ok);
+        assert!(matches!(
+            effects[..],
+            [Effect::AddTrack(
+                _,
+                0,
+                AUDIO,
+                Transport::Interleaved {
+                    rtp_channel: 2,
+                    rtcp_channel: 3
+                }
+            )]
+        ));
+        assert!(
+            r.header(&headers::SESSION)
+                .unwrap()
+                .as_str()
+                .starts_with(&id)
+        );
+        // Video again on the same session changes nothing.
+        let (r, _, _) = exchange_with(
+            &mut p,
+            &table,
+            &setup(0, "RTP/AVP/TCP;unicast;interleaved=4-5", &session),
+            &with_audio,
+        );
+        assert_eq!(r.status(), StatusCode::AggregateOperationNotAllowed);
+        let play = request(&format!(
+            "PLAY rtsp://h/stream/ RTSP/1.0\nCSeq: 3\n{session}"
+        ));
+        let (r, _, _) = exchange_with(&mut p, &table, &play, &with_audio);
+        assert_eq!(r.status(), StatusCode::Ok);
+        assert_eq!(
+            r.header(&headers::RTP_INFO).unwrap().as_str(),
+            "url=rtsp://h/stream/trackID=0;seq=100;rtptime=9000,url=rtsp://h/stream/trackID=1;seq=7;rtptime=4800"
+        );
+        // Without sound there is no track 1.
+        let mut q = Protocol::new(local, local);
+        let (r, _, _) = exchange(
+            &mut q,
+            &table,
+            &setup(1, "RTP/AVP/TCP;unicast;interleaved=0-1", ""),
+        );
+        assert_eq!(r.status(), StatusCode::NotFound);
     }
 
     #[test]

@@ -14,9 +14,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::media::{ClientMedia, REPORT_INTERVAL, SentCounts};
 use super::message::interleaved_header;
-use super::protocol::{
-    Carriage, PlayStart, SESSION_TIMEOUT_S, SessionId, Sessions, Track, VIDEO,
-};
+use super::protocol::{Carriage, PlayStart, SESSION_TIMEOUT_S, SessionId, Sessions, Track, VIDEO};
 use super::udp::UdpClient;
 use super::writer::{Outgoing, WriterHandle};
 use crate::broadcast::SubscribeError;
@@ -574,9 +572,7 @@ impl MediaSession {
 
 /// The next unit to send of any of `tracks` (at most two: video and
 /// audio), and which track it is for.
-async fn next_unit(
-    tracks: &mut [TrackMedia],
-) -> (usize, Result<Arc<RtpUnit>, SubscribeError>) {
+async fn next_unit(tracks: &mut [TrackMedia]) -> (usize, Result<Arc<RtpUnit>, SubscribeError>) {
     match tracks {
         [one] => (0, one.media.next().await),
         [first, second] => tokio::select! {

@@ -202,12 +202,14 @@ impl UdpMedia {
     }
 }
 
+/// A UDP media's local address, and the stream and track it sends.
+type MediaKey = (IpAddr, (MountIndex, Track));
+
 /// The UDP media sockets of a server, one pair per local address clients
-/// reach it on, made on first use.
+/// reach it on and track, made on first use.
 #[derive(Debug, Default)]
 pub struct UdpMediaTable {
-    /// By local address, and stream and track.
-    media: Mutex<HashMap<(IpAddr, (MountIndex, Track)), Arc<UdpMedia>>>,
+    media: Mutex<HashMap<MediaKey, Arc<UdpMedia>>>,
     multicast_packets: Arc<AtomicU64>,
 }
 

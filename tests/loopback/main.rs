@@ -1,6 +1,8 @@
 //! Loopback integration tests: the real daemon against real RTSP clients.
 
 mod attack;
+#[cfg(feature = "audio")]
+mod audio;
 mod auth;
 mod browser;
 mod clients;

@@ -21,7 +21,7 @@ STREAMCAM_LICENSE_FILES = LICENSE-MIT LICENSE-APACHE
 
 # bindgen (libcamera-sys, v4l2r) loads libclang; v4l2r needs Linux 6.5+
 # uapi headers, newer than the toolchain's, so it reads the kernel's own.
-STREAMCAM_DEPENDENCIES = host-clang libcamera linux
+STREAMCAM_DEPENDENCIES = host-clang libcamera linux alsa-lib opus
 STREAMCAM_CARGO_ENV = \
 	LIBCLANG_PATH=$(HOST_DIR)/lib \
 	BINDGEN_EXTRA_CLANG_ARGS="--sysroot=$(STAGING_DIR) --target=$(RUSTC_TARGET_NAME)" \
@@ -29,10 +29,11 @@ STREAMCAM_CARGO_ENV = \
 
 # Cameras through libcamera (the V4L2 encoder comes with it), and WebRTC
 # for the status page (str0m; aws-lc is built from its C sources by the cc
-# crate with the target's compiler: no cmake, Go or bindgen). cargo install
+# crate with the target's compiler: no cmake, Go or bindgen), and sound
+# from a microphone (alsa-lib, and the system's libopus). cargo install
 # builds again, so it gets the features too.
-STREAMCAM_CARGO_BUILD_OPTS = --features libcamera,webrtc
-STREAMCAM_CARGO_INSTALL_OPTS = --features libcamera,webrtc
+STREAMCAM_CARGO_BUILD_OPTS = --features libcamera,webrtc,audio
+STREAMCAM_CARGO_INSTALL_OPTS = --features libcamera,webrtc,audio
 
 define STREAMCAM_KERNEL_HEADERS
 	$(LINUX_MAKE_ENV) $(MAKE) $(LINUX_MAKE_FLAGS) -C $(LINUX_DIR) \
@@ -41,7 +42,7 @@ endef
 STREAMCAM_PRE_BUILD_HOOKS += STREAMCAM_KERNEL_HEADERS
 
 define STREAMCAM_USERS
-	streamcam -1 streamcam -1 * - - video streamcam RTSP camera daemon
+	streamcam -1 streamcam -1 * - - video,audio streamcam RTSP camera daemon
 endef
 
 # The unit, the default config and the image files from dist/: the same

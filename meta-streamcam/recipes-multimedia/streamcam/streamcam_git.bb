@@ -11,7 +11,7 @@ LIC_FILES_CHKSUM = "file://LICENSE-MIT;md5=5a772642529da96da7d8d2ad45bf21d9 \
                     file://LICENSE-APACHE;md5=22a53954e4e0ec258dfce4391e905dac"
 
 # bindgen (libcamera-sys, v4l2r) runs libclang against the target's headers.
-DEPENDS += "clang-native libcamera"
+DEPENDS += "clang-native libcamera alsa-lib libopus"
 
 PV = "0.1.0+git"
 
@@ -31,7 +31,7 @@ require ${BPN}-crates.inc
 # the status page (str0m; aws-lc is built from its C sources by the cc
 # crate with the target's compiler, with its bundled bindings: no cmake,
 # Go or bindgen).
-CARGO_BUILD_FLAGS += "--features libcamera,webrtc"
+CARGO_BUILD_FLAGS += "--features libcamera,webrtc,audio"
 
 export LIBCLANG_PATH = "${STAGING_LIBDIR_NATIVE}"
 export BINDGEN_EXTRA_CLANG_ARGS = "${HOST_CC_ARCH}${TOOLCHAIN_OPTIONS} --target=${TARGET_SYS}"
@@ -39,7 +39,7 @@ export BINDGEN_EXTRA_CLANG_ARGS = "${HOST_CC_ARCH}${TOOLCHAIN_OPTIONS} --target=
 export V4L2R_VIDEODEV2_H_PATH = "${STAGING_INCDIR}"
 
 USERADD_PACKAGES = "${PN}"
-USERADD_PARAM:${PN} = "--system --no-create-home --home-dir / --shell /sbin/nologin --groups video streamcam"
+USERADD_PARAM:${PN} = "--system --no-create-home --home-dir / --shell /sbin/nologin --groups video,audio streamcam"
 
 SYSTEMD_SERVICE:${PN} = "streamcam.service"
 

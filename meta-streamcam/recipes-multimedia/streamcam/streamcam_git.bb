@@ -11,7 +11,7 @@ LIC_FILES_CHKSUM = "file://LICENSE-MIT;md5=5a772642529da96da7d8d2ad45bf21d9 \
                     file://LICENSE-APACHE;md5=22a53954e4e0ec258dfce4391e905dac"
 
 # bindgen (libcamera-sys, v4l2r) runs libclang against the target's headers.
-DEPENDS += "clang-native libcamera alsa-lib libopus"
+DEPENDS += "alsa-lib clang-native libcamera libopus"
 
 PV = "0.1.0+git"
 

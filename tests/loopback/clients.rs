@@ -254,21 +254,26 @@ pub fn gstreamer(url: &str, transport: &str, frames: usize, mode: Mode) -> Decod
     let mut d = Decoded::default();
     // gst-launch prints pictures to stdout and errors to stderr: one stream
     // keeps them in order, so an error is known to come before or after the
-    // last picture.
+    // last picture. stdout line-buffered (stdbuf): a block-buffered stdout
+    // flushed mid-line around a stderr line would split a caps line.
     let mut cmd = Command::new("sh");
-    cmd.args(["-c", "exec gst-launch-1.0 \"$@\" 2>&1", "gst-launch-1.0"])
-        .args(["-v", "rtspsrc", &format!("location={url}")])
-        .arg(format!("protocols={transport}"))
-        // buffer-mode=none: timestamps straight from RTP time (the
-        // server's clock, which is what is checked), not from arrival.
-        .args([
-            "latency=0",
-            "buffer-mode=none",
-            "!",
-            "rtph264depay",
-            "!",
-            "h264parse",
-        ]);
+    cmd.args([
+        "-c",
+        "exec stdbuf -oL gst-launch-1.0 \"$@\" 2>&1",
+        "gst-launch-1.0",
+    ])
+    .args(["-v", "rtspsrc", &format!("location={url}")])
+    .arg(format!("protocols={transport}"))
+    // buffer-mode=none: timestamps straight from RTP time (the
+    // server's clock, which is what is checked), not from arrival.
+    .args([
+        "latency=0",
+        "buffer-mode=none",
+        "!",
+        "rtph264depay",
+        "!",
+        "h264parse",
+    ]);
     if mode == Mode::Decode {
         cmd.args(["!", "avdec_h264", "output-corrupt=false"]);
     }

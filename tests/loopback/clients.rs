@@ -346,7 +346,7 @@ pub fn gstreamer(url: &str, transport: &str, frames: usize, mode: Mode) -> Decod
 /// written, libgstrtsp's `writev_bytes` maps the cancelled write (0 bytes
 /// written) to "Received end-of-file". The PAUSE never reaches the server,
 /// which then gets the TEARDOWN as usual. Nothing a server can change.
-fn is_teardown_race(message: &str) -> bool {
+pub fn is_teardown_race(message: &str) -> bool {
     message.contains("GstRTSPSrc")
         && message.contains("Could not send message. (Received end-of-file)")
         && (message.contains("gst_rtspsrc_try_send") || message.contains("gst_rtspsrc_pause"))

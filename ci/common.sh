@@ -60,13 +60,19 @@ add_summary_of() {
 # shellcheck disable=SC2034 # used by the scripts that source this file
 CLIENT_PACKAGES=(
     build-essential pkg-config systemd libclang-dev curl
-    libasound2-dev libopus-dev
+    libasound2-dev libopus-dev libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
     ffmpeg
     gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
     gstreamer1.0-plugins-bad gstreamer1.0-libav gstreamer1.0-rtsp
     gir1.2-gst-rtsp-server-1.0 python3-gi
     nginx-light libnginx-mod-rtmp libnginx-mod-stream srt-tools
 )
+
+# The features this machine's builds test (unit, loopback and vm tiers share
+# one build): every one that runs here but WebRTC (the browser tier's) and
+# native libcamera (Debian 12's is too old: ci/libcamera).
+# shellcheck disable=SC2034 # used by the scripts that source this file
+HOST_FEATURES=v4l2,audio,gstreamer
 
 SUDO=()
 [ "$(id -u)" -ne 0 ] && SUDO=(sudo)

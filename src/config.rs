@@ -709,6 +709,17 @@ pub enum ExposureMode {
     Long,
 }
 
+impl ExposureMode {
+    /// Its name in the config (and libcamera's, in kebab case).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Normal => "normal",
+            Self::Short => "short",
+            Self::Long => "long",
+        }
+    }
+}
+
 /// `camera.awb` values (libcamera's `AwbMode`).
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
@@ -729,6 +740,21 @@ pub enum AwbMode {
     Cloudy,
 }
 
+impl AwbMode {
+    /// Its name in the config (and libcamera's, in kebab case).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Incandescent => "incandescent",
+            Self::Tungsten => "tungsten",
+            Self::Fluorescent => "fluorescent",
+            Self::Indoor => "indoor",
+            Self::Daylight => "daylight",
+            Self::Cloudy => "cloudy",
+        }
+    }
+}
+
 /// `camera.autofocus` values (libcamera's `AfMode`).
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
@@ -739,6 +765,17 @@ pub enum AutofocusMode {
     Auto,
     /// Keep focusing as the scene changes.
     Continuous,
+}
+
+impl AutofocusMode {
+    /// Its name in the config (and libcamera's, in kebab case).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Manual => "manual",
+            Self::Auto => "auto",
+            Self::Continuous => "continuous",
+        }
+    }
 }
 
 /// `camera.denoise` values (libcamera's `NoiseReductionMode`).
@@ -753,6 +790,18 @@ pub enum DenoiseMode {
     HighQuality,
     /// The least noise reduction that keeps the frame rate.
     Minimal,
+}
+
+impl DenoiseMode {
+    /// Its name in the config (and libcamera's, in kebab case).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Off => "off",
+            Self::Fast => "fast",
+            Self::HighQuality => "high-quality",
+            Self::Minimal => "minimal",
+        }
+    }
 }
 
 /// Log levels.

@@ -245,6 +245,10 @@ fn broken(name: &str, e: impl std::fmt::Display) -> SourceError {
 }
 
 impl Source for FileSource {
+    fn kind(&self) -> crate::config::SourceKind {
+        crate::config::SourceKind::File
+    }
+
     fn name(&self) -> String {
         self.name.clone()
     }

@@ -7,11 +7,11 @@
 //! libcamera's objects borrow its camera manager and call back from
 //! libcamera's own thread, so they all live on a thread of their own
 //! ([`run_camera`]). The source talks to it in buffer numbers and reads the
-//! pixels through its own read-only mappings of the buffers.
+//! pixels through its own mappings of the buffers ([`super::mapped`]).
 
 use std::collections::HashMap;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
@@ -30,10 +30,8 @@ use libcamera::properties;
 use libcamera::request::{Request, RequestStatus, ReuseFlag};
 use libcamera::stream::StreamRole;
 
-use super::{
-    Canvas, DmaBuf, Frame, Lease, Pixels, Plane, PlaneMut, RawFrame, STALL_TIMEOUT, Source,
-    SourceError,
-};
+use super::mapped::{Layout, MappedBuffer, PREFERENCE, PlaneAt, Shape};
+use super::{Frame, RawFrame, STALL_TIMEOUT, Source, SourceError};
 use crate::config::{
     AutofocusMode, AwbMode, CameraConfig, Config, DenoiseMode, ExposureMode, VideoConfig,
 };
@@ -81,76 +79,24 @@ impl Drop for ManagerClaim {
 /// rest to ride out scheduling hiccups.
 const BUFFERS: u32 = 6;
 
-/// The pixel layouts taken from libcamera, in order of preference: the
-/// encoders' own YUV 4:2:0 first; RGB only for cameras with nothing else
-/// (test cameras).
-const PREFERENCE: [Layout; 4] = [Layout::I420, Layout::Nv12, Layout::Rgb24, Layout::Bgr24];
-
-/// What a libcamera stream delivers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Layout {
-    I420,
-    Nv12,
-    /// Bytes R, G, B: libcamera's `BGR888` (DRM fourcc `BG24`).
-    Rgb24,
-    /// Bytes B, G, R: libcamera's `RGB888` (DRM fourcc `RG24`).
-    Bgr24,
+/// libcamera's pixel format (a DRM fourcc) for a layout.
+fn pixel_format(layout: Layout) -> PixelFormat {
+    // Built from the fourcc: the crate's named formats are empty when it is
+    // built against libcamera 0.4.
+    let fourcc = match layout {
+        Layout::I420 => b"YU12",
+        Layout::Nv12 => b"NV12",
+        Layout::Rgb24 => b"BG24",
+        Layout::Bgr24 => b"RG24",
+    };
+    PixelFormat::new(u32::from_le_bytes(*fourcc), 0)
 }
 
-impl std::fmt::Display for Layout {
-    /// libcamera's name for the layout.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::I420 => "YUV420",
-            Self::Nv12 => "NV12",
-            Self::Rgb24 => "BGR888",
-            Self::Bgr24 => "RGB888",
-        })
-    }
-}
-
-impl Layout {
-    /// libcamera's pixel format (a DRM fourcc) for this layout.
-    fn pixel_format(self) -> PixelFormat {
-        // Built from the fourcc: the crate's named formats are empty when
-        // it is built against libcamera 0.4.
-        let fourcc = match self {
-            Self::I420 => b"YU12",
-            Self::Nv12 => b"NV12",
-            Self::Rgb24 => b"BG24",
-            Self::Bgr24 => b"RG24",
-        };
-        PixelFormat::new(u32::from_le_bytes(*fourcc), 0)
-    }
-
-    fn of(format: PixelFormat) -> Option<Self> {
-        PREFERENCE
-            .into_iter()
-            .find(|l| l.pixel_format().fourcc() == format.fourcc() && format.modifier() == 0)
-    }
-
-    /// Byte ranges of the planes of a `stride` x `height` picture packed in
-    /// one buffer, as V4L2's single-plane formats lay them out.
-    fn packed_planes(self, stride: usize, height: usize) -> Vec<(usize, usize)> {
-        let luma = stride * height;
-        match self {
-            Self::I420 => {
-                let chroma = (stride / 2) * height.div_ceil(2);
-                vec![(0, luma), (luma, chroma), (luma + chroma, chroma)]
-            }
-            Self::Nv12 => vec![(0, luma), (luma, stride * height.div_ceil(2))],
-            Self::Rgb24 | Self::Bgr24 => vec![(0, luma)],
-        }
-    }
-}
-
-/// Where one plane of a frame buffer lies: which of the buffer's DMABUFs,
-/// at which offset, how many bytes.
-#[derive(Debug, Clone, Copy)]
-struct PlaneAt {
-    fd: usize,
-    offset: usize,
-    len: usize,
+/// The layout of a libcamera pixel format, if streamcam takes it.
+fn layout_of(format: PixelFormat) -> Option<Layout> {
+    PREFERENCE
+        .into_iter()
+        .find(|l| pixel_format(*l).fourcc() == format.fourcc() && format.modifier() == 0)
 }
 
 /// A frame buffer as the camera thread hands it over: its DMABUFs
@@ -164,10 +110,7 @@ struct BufferPlanes {
 /// What the camera thread reports once the camera is streaming.
 struct Streaming {
     name: String,
-    layout: Layout,
-    width: u32,
-    height: u32,
-    stride: u32,
+    shape: Shape,
     buffers: Vec<BufferPlanes>,
 }
 
@@ -191,85 +134,12 @@ enum FromCamera {
     Failed(String),
 }
 
-/// A mapping of one DMABUF: read and write where the overlay draws, else
-/// read only.
-struct Mapping {
-    ptr: *mut libc::c_void,
-    len: usize,
-    /// Whether it may be written (the overlay).
-    writable: bool,
-}
-
-// SAFETY: the mapping is plain memory owned by this value; it is written
-// only through `canvas`, with the source borrowed mutably.
-unsafe impl Send for Mapping {}
-
-impl Mapping {
-    /// Maps `len` bytes of `fd`, for writing too if `write` and the DMABUF
-    /// allows it.
-    fn new(fd: BorrowedFd<'_>, len: usize, write: bool) -> io::Result<Self> {
-        let map = |prot| {
-            // SAFETY: maps `len` bytes of a DMABUF; checked below.
-            let ptr = unsafe {
-                libc::mmap(
-                    std::ptr::null_mut(),
-                    len,
-                    prot,
-                    libc::MAP_SHARED,
-                    fd.as_raw_fd(),
-                    0,
-                )
-            };
-            (ptr != libc::MAP_FAILED).then_some(ptr)
-        };
-        if write && let Some(ptr) = map(libc::PROT_READ | libc::PROT_WRITE) {
-            return Ok(Self {
-                ptr,
-                len,
-                writable: true,
-            });
-        }
-        match map(libc::PROT_READ) {
-            Some(ptr) => Ok(Self {
-                ptr,
-                len,
-                writable: false,
-            }),
-            None => Err(io::Error::last_os_error()),
-        }
-    }
-
-    fn bytes(&self) -> &[u8] {
-        // SAFETY: `ptr` maps `len` readable bytes until `self` is dropped.
-        unsafe { std::slice::from_raw_parts(self.ptr as *const u8, self.len) }
-    }
-}
-
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        // SAFETY: unmaps exactly what `new` mapped.
-        unsafe { libc::munmap(self.ptr, self.len) };
-    }
-}
-
-/// One of the camera's buffers, seen from the source.
-struct Buffer {
-    fds: Vec<OwnedFd>,
-    maps: Vec<Mapping>,
-    planes: Vec<PlaneAt>,
-    /// Held by an encoder reading the buffer in place.
-    lease: Lease,
-}
-
 /// A libcamera camera, streaming.
 pub struct LibcameraSource {
     name: String,
-    layout: Layout,
-    width: u32,
-    height: u32,
-    stride: usize,
+    shape: Shape,
     framerate: f64,
-    buffers: Vec<Buffer>,
+    buffers: Vec<MappedBuffer>,
     /// Buffers handed out with frames, given back once nobody reads them.
     returning: Vec<u64>,
     to_camera: mpsc::Sender<ToCamera>,
@@ -317,10 +187,7 @@ impl LibcameraSource {
         };
         let mut source = Self {
             name: streaming.name,
-            layout: streaming.layout,
-            width: streaming.width,
-            height: streaming.height,
-            stride: streaming.stride as usize,
+            shape: streaming.shape,
             framerate: config.video.framerate as f64,
             buffers: Vec::new(),
             returning: Vec::new(),
@@ -330,49 +197,16 @@ impl LibcameraSource {
             overlay: Overlay::configured(config.overlay.as_ref()),
         };
         for buffer in streaming.buffers {
-            let maps = buffer
-                .fds
-                .iter()
-                .enumerate()
-                .map(|(i, fd)| {
-                    let len = buffer
-                        .planes
-                        .iter()
-                        .filter(|p| p.fd == i)
-                        .map(|p| p.offset + p.len)
-                        .max()
-                        .unwrap_or(0);
-                    Mapping::new(fd.as_fd(), len, config.overlay.is_some())
-                })
-                .collect::<io::Result<Vec<_>>>()
+            let mapped = MappedBuffer::new(buffer.fds, buffer.planes, config.overlay.is_some())
                 .map_err(|e| {
                     SourceError::Unavailable(format!(
                         "{}: cannot map a frame buffer: {e}",
                         source.name
                     ))
                 })?;
-            source.buffers.push(Buffer {
-                fds: buffer.fds,
-                maps,
-                planes: buffer.planes,
-                lease: Lease::default(),
-            });
+            source.buffers.push(mapped);
         }
-        let drawable = |n: usize| {
-            let ranges = source.plane_ranges(n);
-            // SAFETY: the camera has not filled any buffer yet; the canvas
-            // is dropped at once.
-            unsafe {
-                canvas(
-                    &source.buffers[n].maps,
-                    &ranges,
-                    source.layout,
-                    source.stride,
-                )
-            }
-            .is_some()
-        };
-        if source.overlay.is_some() && !(0..source.buffers.len()).all(drawable) {
+        if source.overlay.is_some() && !source.buffers.iter().all(|b| b.drawable(source.shape)) {
             tracing::warn!(
                 "{}: its frame buffers cannot be written here (a read-only DMABUF or planes \
                  that overlap): no overlay",
@@ -383,164 +217,27 @@ impl LibcameraSource {
         tracing::info!(
             "{}: streaming {}x{} {} (line stride {}) from {} buffers",
             source.name,
-            source.width,
-            source.height,
-            source.layout,
-            source.stride,
+            source.shape.width,
+            source.shape.height,
+            source.shape.layout,
+            source.shape.stride,
             source.buffers.len()
         );
         Ok(source)
     }
-
-    /// The byte ranges of buffer `n`'s planes as (mapping, offset, len):
-    /// libcamera's planes, or the packed layout when it gives one plane for
-    /// a multi-plane format.
-    fn plane_ranges(&self, n: usize) -> Vec<(usize, usize, usize)> {
-        let buffer = &self.buffers[n];
-        let packed = self.layout.packed_planes(self.stride, self.height as usize);
-        if buffer.planes.len() == packed.len() {
-            buffer
-                .planes
-                .iter()
-                .map(|p| (p.fd, p.offset, p.len))
-                .collect()
-        } else {
-            let base = buffer.planes.first().copied().unwrap_or(PlaneAt {
-                fd: 0,
-                offset: 0,
-                len: 0,
-            });
-            packed
-                .into_iter()
-                .map(|(offset, len)| (base.fd, base.offset + offset, len))
-                .collect()
-        }
-    }
-
-    /// Draws the overlay, if any, into buffer `n`, captured at `at`.
-    fn draw_overlay(&mut self, n: usize, at: std::time::Instant) {
-        if self.overlay.is_none() {
-            return;
-        }
-        let (w, h) = (self.width as usize, self.height as usize);
-        let ranges = self.plane_ranges(n);
-        let Some(overlay) = &mut self.overlay else {
-            return;
-        };
-        let buffer = &self.buffers[n];
-        let fds: Vec<BorrowedFd<'_>> = buffer.fds.iter().map(AsFd::as_fd).collect();
-        // SAFETY: buffer `n` is the camera's newest frame, which nothing
-        // reads until `next_frame` hands it out after this.
-        if let Some(mut canvas) = unsafe { canvas(&buffer.maps, &ranges, self.layout, self.stride) }
-        {
-            overlay.draw(&mut canvas, w, h, at, &fds);
-        }
-    }
-
-    /// Buffer `n`'s pixels.
-    fn pixels(&self, n: usize) -> Pixels<'_> {
-        let buffer = &self.buffers[n];
-        let plane = |(fd, offset, len): (usize, usize, usize), stride: usize| {
-            let bytes = buffer.maps.get(fd).map_or(&[][..], |m| m.bytes());
-            let end = (offset + len).min(bytes.len());
-            Plane {
-                data: bytes.get(offset..end).unwrap_or(&[]),
-                stride,
-            }
-        };
-        let ranges = self.plane_ranges(n);
-        let s = self.stride;
-        match self.layout {
-            Layout::I420 => Pixels::I420 {
-                y: plane(ranges[0], s),
-                u: plane(ranges[1], s / 2),
-                v: plane(ranges[2], s / 2),
-            },
-            Layout::Nv12 => Pixels::Nv12 {
-                y: plane(ranges[0], s),
-                uv: plane(ranges[1], s),
-            },
-            Layout::Rgb24 => Pixels::Rgb24(plane(ranges[0], s)),
-            Layout::Bgr24 => Pixels::Bgr24(plane(ranges[0], s)),
-        }
-    }
-
-    /// Buffer `n` as one DMABUF an encoder can import, when its planes lie
-    /// in one DMABUF, packed as V4L2's single-plane formats are.
-    fn dmabuf(&self, n: usize) -> Option<DmaBuf<'_>> {
-        let buffer = &self.buffers[n];
-        let packed = self.layout.packed_planes(self.stride, self.height as usize);
-        let ranges = self.plane_ranges(n);
-        let one_fd = buffer.fds.len() == 1 && ranges.iter().all(|r| r.0 == 0);
-        let in_place = ranges
-            .iter()
-            .zip(&packed)
-            .all(|(r, p)| r.1 == p.0 && r.2 >= p.1);
-        if !one_fd || !in_place {
-            return None;
-        }
-        let used = packed.last().map_or(0, |(offset, len)| offset + len);
-        Some(DmaBuf {
-            fd: buffer.fds[0].as_fd(),
-            index: n as u32,
-            length: buffer.maps[0].len,
-            used,
-            lease: buffer.lease.clone(),
-        })
-    }
-}
-
-/// A buffer's pixels to draw on, from its `maps` and its planes' `ranges`
-/// (mapping, offset, length): `None` unless every plane lies in a writable
-/// mapping and no two overlap.
-///
-/// # Safety
-/// Nothing else may read or write the mapped memory while the canvas lives.
-unsafe fn canvas<'a>(
-    maps: &'a [Mapping],
-    ranges: &[(usize, usize, usize)],
-    layout: Layout,
-    stride: usize,
-) -> Option<Canvas<'a>> {
-    for (i, &(fd, offset, len)) in ranges.iter().enumerate() {
-        let map = maps.get(fd)?;
-        let overlaps = ranges[..i]
-            .iter()
-            .any(|&(f, o, l)| f == fd && offset < o + l && o < offset + len);
-        if !map.writable || offset + len > map.len || overlaps {
-            return None;
-        }
-    }
-    let plane = |(fd, offset, len): (usize, usize, usize), stride: usize| {
-        // SAFETY: inside a writable mapping that lives as long as `maps`
-        // (checked above); no two planes overlap (checked above) and
-        // nothing else uses the memory meanwhile (the caller's promise).
-        let data =
-            unsafe { std::slice::from_raw_parts_mut(maps[fd].ptr.cast::<u8>().add(offset), len) };
-        PlaneMut { data, stride }
-    };
-    Some(match layout {
-        Layout::I420 => Canvas::I420 {
-            y: plane(ranges[0], stride),
-            u: plane(ranges[1], stride / 2),
-            v: plane(ranges[2], stride / 2),
-        },
-        Layout::Nv12 => Canvas::Nv12 {
-            y: plane(ranges[0], stride),
-            uv: plane(ranges[1], stride),
-        },
-        Layout::Rgb24 => Canvas::Rgb24(plane(ranges[0], stride)),
-        Layout::Bgr24 => Canvas::Bgr24(plane(ranges[0], stride)),
-    })
 }
 
 impl Source for LibcameraSource {
+    fn kind(&self) -> crate::config::SourceKind {
+        crate::config::SourceKind::Libcamera
+    }
+
     fn name(&self) -> String {
         format!("libcamera {}", self.name)
     }
 
     fn dimensions(&self) -> (u32, u32) {
-        (self.width, self.height)
+        (self.shape.width, self.shape.height)
     }
 
     fn framerate(&self) -> f64 {
@@ -588,12 +285,17 @@ impl Source for LibcameraSource {
             Some(ns) => super::monotonic_instant(ns as i128),
             None => std::time::Instant::now(),
         };
-        self.draw_overlay(n as usize, timestamp);
+        let buffer = &self.buffers[n as usize];
+        if let Some(overlay) = &mut self.overlay {
+            // SAFETY: the buffer holds the camera's newest frame, which
+            // nothing reads until it is handed out below.
+            unsafe { buffer.draw(self.shape, overlay, timestamp) };
+        }
         Ok(Frame::Raw(RawFrame {
-            pixels: self.pixels(n as usize),
-            dmabuf: self.dmabuf(n as usize),
-            width: self.width,
-            height: self.height,
+            pixels: buffer.pixels(self.shape),
+            dmabuf: buffer.dmabuf(self.shape, n as u32),
+            width: self.shape.width,
+            height: self.shape.height,
             timestamp,
         }))
     }
@@ -895,7 +597,7 @@ fn configure(
         .unwrap_or_default();
     let layout = PREFERENCE
         .into_iter()
-        .find(|l| offered.iter().any(|f| Layout::of(*f) == Some(*l)))
+        .find(|l| offered.iter().any(|f| layout_of(*f) == Some(*l)))
         .ok_or_else(|| {
             SourceError::Unavailable(format!(
                 "{name} offers none of the layouts streamcam takes (YUV420, NV12, RGB888, \
@@ -905,7 +607,7 @@ fn configure(
         })?;
     {
         let mut stream = config.get_mut(0).expect("one stream was asked for");
-        stream.set_pixel_format(layout.pixel_format());
+        stream.set_pixel_format(pixel_format(layout));
         stream.set_size(Size { width, height });
         stream.set_buffer_count(BUFFERS);
     }
@@ -941,7 +643,7 @@ fn configure(
     if (size.width, size.height) != (width, height) {
         let sizes = config
             .get(0)
-            .map(|s| s.formats().sizes(layout.pixel_format()))
+            .map(|s| s.formats().sizes(pixel_format(layout)))
             .unwrap_or_default();
         let listed: Vec<String> = sizes
             .iter()
@@ -959,7 +661,7 @@ fn configure(
             }
         )));
     }
-    let layout = Layout::of(format).ok_or_else(|| {
+    let layout = layout_of(format).ok_or_else(|| {
         SourceError::Unavailable(format!(
             "{name} changed the layout to {}, which streamcam does not take",
             names(&[format])
@@ -993,10 +695,12 @@ fn configure(
     Ok((
         Streaming {
             name,
-            layout,
-            width,
-            height,
-            stride,
+            shape: Shape {
+                layout,
+                width,
+                height,
+                stride: stride as usize,
+            },
             buffers,
         },
         requests,
@@ -1238,79 +942,20 @@ pub(crate) mod vm_tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::config::SourceKind;
     use crate::encode::v4l2_m2m::vm_tests::code_frames;
-
-    /// Unbinds (false) or binds (true) vimc's platform device: the camera
-    /// vanishes or comes back. When it comes back, its nodes get the udev
-    /// database entries libcamera looks for, as udev would give them.
-    pub(crate) fn plug_vimc(present: bool) {
-        let action = if present { "bind" } else { "unbind" };
-        std::fs::write(format!("/sys/bus/platform/drivers/vimc/{action}"), "vimc.0")
-            .unwrap_or_else(|e| panic!("vimc {action}: {e}"));
-        if !present {
-            return;
-        }
-        for class in ["/sys/bus/media/devices", "/sys/class/video4linux"] {
-            for entry in std::fs::read_dir(class).unwrap().filter_map(Result::ok) {
-                if let Ok(dev) = std::fs::read_to_string(entry.path().join("dev")) {
-                    let path = format!("/run/udev/data/c{}", dev.trim());
-                    std::fs::write(&path, "I:1\n").unwrap_or_else(|e| panic!("{path}: {e}"));
-                }
-            }
-        }
-    }
-
-    /// A config for vimc's camera at `width`x`height`.
-    pub(crate) fn vimc_config(width: u32, height: u32) -> Config {
-        let mut config = Config::default();
-        config.source.kind = SourceKind::Libcamera;
-        config.video.width = width;
-        config.video.height = height;
-        config
-    }
-
-    fn raw(frame: Frame<'_>) -> RawFrame<'_> {
-        match frame {
-            Frame::Raw(frame) => frame,
-            Frame::Encoded(_) => panic!("libcamera gives raw frames"),
-        }
-    }
+    use crate::source::Pixels;
+    use crate::source::mapped::vm_tests::{
+        assert_overlay_drawn, assert_vimc_frames, raw, vimc_config, vimc_overlay,
+    };
 
     #[test]
     #[ignore = "needs libcamera and the vimc driver: ci/vm runs it"]
     fn the_overlay_is_drawn_into_libcameras_buffers() {
-        use crate::config::{Corner, OverlayConfig};
-        use crate::overlay::{Dot, Label};
         let mut config = vimc_config(320, 240);
-        config.overlay = Some(OverlayConfig {
-            text: "vimc".into(),
-            position: Corner::BottomLeft,
-            size: 16,
-            timezone: None,
-        });
+        config.overlay = Some(vimc_overlay());
         let mut camera = LibcameraSource::open(&config).unwrap();
         assert!(camera.overlay.is_some(), "vimc's buffers can be written");
-        let label = Label::render("vimc", 16);
-        let (x0, y0) = label.origin(Corner::BottomLeft, 320, 240, 16);
-        for n in 0..5 {
-            let frame = raw(camera.next_frame().unwrap());
-            let (Pixels::Rgb24(p) | Pixels::Bgr24(p)) = frame.pixels else {
-                panic!("vimc streams RGB, got {:?}", frame.pixels)
-            };
-            for (i, dot) in label.dots.iter().enumerate() {
-                let (col, row) = (x0 + i % label.width, y0 + i / label.width);
-                let at = row * p.stride + col * 3;
-                let rgb = &p.data[at..at + 3];
-                match dot {
-                    Dot::Ink => assert_eq!(rgb, [255; 3], "frame {n}: ink at ({col}, {row})"),
-                    Dot::Shade => assert!(
-                        rgb.iter().all(|&c| c <= 127),
-                        "frame {n}: shade at ({col}, {row}): {rgb:?}"
-                    ),
-                }
-            }
-        }
+        assert_overlay_drawn(&mut camera);
     }
 
     #[test]
@@ -1318,36 +963,7 @@ pub(crate) mod vm_tests {
     fn vimc_frames_come_with_pixels_sensor_times_and_dmabufs() {
         let mut camera = LibcameraSource::open(&vimc_config(320, 240)).unwrap();
         assert!(camera.name().contains("vimc"), "{}", camera.name());
-        assert_eq!(camera.dimensions(), (320, 240));
-        let mut last = None;
-        for n in 0..5 {
-            let frame = raw(camera.next_frame().unwrap());
-            assert_eq!((frame.width, frame.height), (320, 240));
-            let (Pixels::Rgb24(p) | Pixels::Bgr24(p)) = frame.pixels else {
-                panic!("vimc streams RGB, got {:?}", frame.pixels)
-            };
-            assert!(p.stride >= 3 * 320, "stride {}", p.stride);
-            assert!(
-                p.data.len() >= p.stride * 239 + 3 * 320,
-                "{} bytes",
-                p.data.len()
-            );
-            // vimc's sensor draws colour bars: not one flat colour.
-            let first = &p.data[..3];
-            assert!(
-                p.data[..3 * 320].chunks(3).any(|px| px != first),
-                "frame {n} is one flat colour"
-            );
-            let dmabuf = frame.dmabuf.as_ref().expect("a DMABUF to import");
-            assert!(dmabuf.used >= p.stride * 240 && dmabuf.length >= dmabuf.used);
-            // Sensor timestamps: monotonic, in the recent past.
-            let age = frame.timestamp.elapsed();
-            assert!(age < STALL_TIMEOUT, "frame {n} is {age:?} old");
-            if let Some(last) = last {
-                assert!(frame.timestamp > last, "frame {n}: time went backwards");
-            }
-            last = Some(frame.timestamp);
-        }
+        assert_vimc_frames(&mut camera);
     }
 
     #[test]
@@ -1383,7 +999,7 @@ pub(crate) mod vm_tests {
             assert_ne!(dmabuf.index, index, "frame {n} reused the held buffer");
         }
         let n = index as usize;
-        let (Pixels::Rgb24(p) | Pixels::Bgr24(p)) = camera.pixels(n) else {
+        let (Pixels::Rgb24(p) | Pixels::Bgr24(p)) = camera.buffers[n].pixels(camera.shape) else {
             unreachable!()
         };
         assert_eq!(p.data, &held[..], "the held buffer was written");

@@ -5,6 +5,10 @@ pub mod file;
 pub mod i420;
 #[cfg(feature = "libcamera")]
 pub mod libcamera;
+#[cfg(feature = "gstreamer")]
+pub mod libcamerasrc;
+#[cfg(any(feature = "libcamera", feature = "gstreamer"))]
+pub(crate) mod mapped;
 pub mod pacer;
 pub mod scale;
 pub mod testpattern;
@@ -73,13 +77,13 @@ pub enum Planes<P> {
     /// Packed 8-bit R, G, B (V4L2 `RGB3`, libcamera `BGR888`): test
     /// cameras (vimc) and ISPs' RGB outputs.
     #[cfg_attr(
-        not(feature = "libcamera"),
+        not(any(feature = "libcamera", feature = "gstreamer")),
         allow(dead_code, reason = "only libcamera cameras deliver it")
     )]
     Rgb24(P),
     /// Packed 8-bit B, G, R (V4L2 `BGR3`, libcamera `RGB888`).
     #[cfg_attr(
-        not(feature = "libcamera"),
+        not(any(feature = "libcamera", feature = "gstreamer")),
         allow(dead_code, reason = "only libcamera cameras deliver it")
     )]
     Bgr24(P),
@@ -230,7 +234,7 @@ pub enum SourceError {
     Stalled(String),
     /// The camera failed or went away while streaming.
     #[cfg_attr(
-        not(feature = "libcamera"),
+        not(any(feature = "libcamera", feature = "gstreamer")),
         allow(dead_code, reason = "only libcamera cameras report it")
     )]
     #[error("{0}")]
@@ -259,6 +263,8 @@ impl SourceError {
 pub trait Source: Send {
     /// Human-readable description, e.g. "testpattern".
     fn name(&self) -> String;
+    /// The kind of source this is (what `source.kind = "auto"` chose).
+    fn kind(&self) -> SourceKind;
     /// Picture size, when known before the first frame.
     fn dimensions(&self) -> (u32, u32);
     /// Frames per second the source delivers.
@@ -290,30 +296,43 @@ pub fn open(config: &Config) -> Result<Box<dyn Source>, SourceError> {
     }
 }
 
-/// `source.kind = "auto"`: a libcamera camera, else a V4L2 camera, else the
-/// test pattern.
+/// `source.kind = "auto"`: a libcamera camera (natively, else through
+/// GStreamer), else a V4L2 camera, else the test pattern; the log says why
+/// each one before the chosen one was passed over.
 fn auto(config: &Config) -> Box<dyn Source> {
-    let libcamera_why = match libcamera_camera(config) {
-        Ok(camera) => {
-            tracing::info!("source.kind = \"auto\": using {}", camera.name());
-            return camera;
+    let mut passed = Vec::new();
+    for (what, open) in [
+        ("libcamera", native_libcamera as Opener),
+        ("libcamera through GStreamer", gstreamer_libcamera),
+        ("V4L2", v4l2_camera),
+    ] {
+        match open(config) {
+            Ok(camera) => {
+                tracing::info!(
+                    "source.kind = \"auto\": using {}{}",
+                    camera.name(),
+                    passed_over(&passed)
+                );
+                return camera;
+            }
+            Err(why) => passed.push(format!("{what}: {why}")),
         }
-        Err(why) => why,
-    };
-    match v4l2_camera(config) {
-        Ok(camera) => {
-            tracing::info!(
-                "source.kind = \"auto\": using {} (libcamera: {libcamera_why})",
-                camera.name()
-            );
-            camera
-        }
-        Err(why) => {
-            tracing::info!(
-                "source.kind = \"auto\": libcamera: {libcamera_why}; V4L2: {why}; streaming the test pattern"
-            );
-            Box::new(test_pattern(config))
-        }
+    }
+    tracing::info!(
+        "source.kind = \"auto\": streaming the test pattern{}",
+        passed_over(&passed)
+    );
+    Box::new(test_pattern(config))
+}
+
+type Opener = fn(&Config) -> Result<Box<dyn Source>, SourceError>;
+
+/// " (passed over: why; why)", or nothing.
+fn passed_over(why: &[String]) -> String {
+    if why.is_empty() {
+        String::new()
+    } else {
+        format!(" (passed over: {})", why.join("; "))
     }
 }
 
@@ -322,15 +341,47 @@ fn test_pattern(config: &Config) -> testpattern::TestPattern {
     testpattern::TestPattern::new(&config.video, Overlay::configured(config.overlay.as_ref()))
 }
 
-#[cfg(feature = "libcamera")]
+/// `source.kind = "libcamera"`: natively where the build links libcamera,
+/// else through GStreamer's element; which one is missing says what to
+/// install.
 fn libcamera_camera(config: &Config) -> Result<Box<dyn Source>, SourceError> {
+    if !cfg!(feature = "gstreamer") {
+        return native_libcamera(config);
+    }
+    if cfg!(feature = "libcamera") {
+        match native_libcamera(config) {
+            Ok(camera) => return Ok(camera),
+            Err(why) => tracing::info!("libcamera: {why}; trying GStreamer's libcamerasrc"),
+        }
+    }
+    gstreamer_libcamera(config)
+}
+
+#[cfg(feature = "libcamera")]
+fn native_libcamera(config: &Config) -> Result<Box<dyn Source>, SourceError> {
     Ok(Box::new(libcamera::LibcameraSource::open(config)?))
 }
 
 #[cfg(not(feature = "libcamera"))]
-fn libcamera_camera(_config: &Config) -> Result<Box<dyn Source>, SourceError> {
+fn native_libcamera(_config: &Config) -> Result<Box<dyn Source>, SourceError> {
     Err(SourceError::Unavailable(
-        "this build has no libcamera support (cargo feature \"libcamera\")".into(),
+        "this build does not link libcamera (cargo feature \"libcamera\")".into(),
+    ))
+}
+
+#[cfg(feature = "gstreamer")]
+fn gstreamer_libcamera(config: &Config) -> Result<Box<dyn Source>, SourceError> {
+    match libcamerasrc::unavailable() {
+        // A missing element is a missing package: say which, and never retry.
+        Some(why) => Err(SourceError::Invalid(why)),
+        None => Ok(Box::new(libcamerasrc::LibcamerasrcSource::open(config)?)),
+    }
+}
+
+#[cfg(not(feature = "gstreamer"))]
+fn gstreamer_libcamera(_config: &Config) -> Result<Box<dyn Source>, SourceError> {
+    Err(SourceError::Unavailable(
+        "this build has no GStreamer support (cargo feature \"gstreamer\")".into(),
     ))
 }
 

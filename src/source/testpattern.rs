@@ -188,6 +188,10 @@ impl TestPattern {
 }
 
 impl Source for TestPattern {
+    fn kind(&self) -> crate::config::SourceKind {
+        crate::config::SourceKind::Testpattern
+    }
+
     fn name(&self) -> String {
         "testpattern".into()
     }

@@ -259,6 +259,10 @@ impl V4l2Source {
 }
 
 impl Source for V4l2Source {
+    fn kind(&self) -> crate::config::SourceKind {
+        crate::config::SourceKind::V4l2
+    }
+
     fn name(&self) -> String {
         format!(
             "v4l2 {} ({})",

@@ -315,3 +315,72 @@ fn tells_systemd_ready_status_and_watchdog() {
     }
     assert!(stopping, "no STOPPING=1");
 }
+
+/// Without GStreamer's libcamera element (no `gstreamer1.0-libcamera`:
+/// GStreamer here is given an empty plugin directory), an explicit
+/// `libcamera` source stops the daemon naming the package, and `auto` says
+/// so and streams the test pattern.
+#[cfg(feature = "gstreamer")]
+#[test]
+fn a_missing_libcamera_element_is_named_with_its_package() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    let registry = dir.path().join("registry.bin");
+    let run = |kind: &str| {
+        let config = dir.path().join(format!("{kind}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "[server]\nlisten = \"127.0.0.1:0\"\n[http]\nlisten = \"\"\n[source]\nkind = \"{kind}\"\n[video]\nwidth = 320\nheight = 240\n"
+            ),
+        )
+        .unwrap();
+        crate::daemon::streamcam_command()
+            .arg("--config")
+            .arg(&config)
+            .env("GST_PLUGIN_SYSTEM_PATH", &plugins)
+            .env("GST_PLUGIN_PATH", &plugins)
+            .env("GST_REGISTRY", &registry)
+            .env_remove("JOURNAL_STREAM")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let out = run("libcamera").wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{err}");
+    assert!(
+        err.contains("apt install gstreamer1.0-libcamera"),
+        "names the package: {err}"
+    );
+
+    let mut auto = run("auto");
+    let stderr = auto.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let line = loop {
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(line) if line.contains("source.kind = \"auto\"") => break line,
+            Ok(_) => {}
+            Err(e) => panic!("no line about the source: {e}"),
+        }
+    };
+    let _ = auto.kill();
+    let _ = auto.wait();
+    assert!(line.contains("streaming the test pattern"), "{line}");
+    assert!(
+        line.contains("libcamera through GStreamer: GStreamer has no libcamerasrc element: install it with `apt install gstreamer1.0-libcamera`"),
+        "{line}"
+    );
+}

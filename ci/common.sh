@@ -181,3 +181,27 @@ make_lan_netns() {
         ip -n "$camera" route add 224.0.0.0/4 dev lan0 &&
         ip -n "$viewers" route add 224.0.0.0/4 dev lan1
 }
+
+# A Debian chroot of suite $1 at $2 (minbase, with the comma-separated
+# packages $3), made with mmdebstrap once per package list and kept. The
+# signatures are checked, not the Release file's Valid-Until: a mirror may
+# serve a testing suite (forky) from a snapshot older than a week.
+make_chroot() {
+    local suite=$1 root=$2 packages=$3 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+    if [ "$(cat "$root/.streamcam-packages" 2>/dev/null)" = "$packages" ]; then
+        return 0
+    fi
+    install_packages mmdebstrap || return 1
+    log "making a Debian $suite chroot with $packages"
+    rm -rf "$root" && mkdir -p "$(dirname "$root")" || return 1
+    "${SUDO[@]}" mmdebstrap --quiet --variant=minbase --include="$packages" \
+        --aptopt='Acquire::Check-Valid-Until "false"' "$suite" "$root" \
+        "deb $mirror $suite main" >&2 || return 1
+    echo "$packages" >"$root/.streamcam-packages"
+}
+
+# The version of package $2 installed in the chroot at $1.
+chroot_version() {
+    # shellcheck disable=SC2016 # a dpkg-query format, not a shell expansion
+    chroot "$1" dpkg-query -W -f='${Version}' "$2"
+}

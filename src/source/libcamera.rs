@@ -30,7 +30,7 @@ use libcamera::properties;
 use libcamera::request::{Request, RequestStatus, ReuseFlag};
 use libcamera::stream::StreamRole;
 
-use super::mapped::{Layout, MappedBuffer, PREFERENCE, PlaneAt, Shape};
+use super::mapped::{Layout, MappedBuffer, PREFERENCE, PlaneAt, Shape, media_devices};
 use super::{Frame, RawFrame, STALL_TIMEOUT, Source, SourceError};
 use crate::config::{
     AutofocusMode, AwbMode, CameraConfig, Config, DenoiseMode, ExposureMode, VideoConfig,
@@ -454,23 +454,6 @@ fn run_camera(
     // while the camera still exists.
     while inbox.try_recv().is_ok() {}
     drop(held);
-}
-
-/// The media devices there are now, as (name, device number), sorted.
-fn media_devices() -> Vec<(String, String)> {
-    let mut found: Vec<(String, String)> = std::fs::read_dir("/sys/bus/media/devices")
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .map(|e| {
-                    let dev = std::fs::read_to_string(e.path().join("dev")).unwrap_or_default();
-                    (e.file_name().to_string_lossy().into_owned(), dev)
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    found.sort();
-    found
 }
 
 /// Queues `request` again with the same buffer; false if libcamera refused.

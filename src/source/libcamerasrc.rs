@@ -14,6 +14,7 @@
 //! (an element that copies) are copied once into memory of our own.
 
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use gstreamer as gst;
@@ -23,7 +24,7 @@ use gstreamer_app as gst_app;
 use gstreamer_video as gst_video;
 use gstreamer_video::prelude::*;
 
-use super::mapped::{Layout, MappedBuffer, PREFERENCE, PlaneAt, Shape};
+use super::mapped::{Layout, MappedBuffer, PREFERENCE, PlaneAt, Shape, media_devices};
 use super::{Frame, Pixels, Plane, RawFrame, STALL_TIMEOUT, Source, SourceError};
 use crate::config::{CameraConfig, Config};
 use crate::overlay::Overlay;
@@ -33,6 +34,12 @@ use crate::overlay::Overlay;
 pub const ELEMENT: &str = "libcamerasrc";
 /// The package to install for [`ELEMENT`].
 pub const PACKAGE: &str = "gstreamer1.0-libcamera";
+
+/// Set once a camera vanished while streaming: libcamera aborts the process
+/// when the element stops such a camera, so its pipeline is left running
+/// and no camera opens in this process again (the service watchdog
+/// restarts it).
+static LEFT_RUNNING: AtomicBool = AtomicBool::new(false);
 
 /// Frames the sink keeps when the pipeline thread is late; older ones are
 /// dropped, so the camera never waits for us.
@@ -101,6 +108,8 @@ pub struct LibcamerasrcSource {
     first: Option<gst::Sample>,
     /// `source.device`, if set.
     camera_name: Option<String>,
+    /// The media devices as the camera started (see [`media_devices`]).
+    media: Vec<(String, String)>,
 }
 
 impl LibcamerasrcSource {
@@ -109,6 +118,13 @@ impl LibcamerasrcSource {
     pub fn open(config: &Config) -> Result<Self, SourceError> {
         if let Some(why) = unavailable() {
             return Err(SourceError::Unavailable(why));
+        }
+        if LEFT_RUNNING.load(Ordering::SeqCst) {
+            return Err(SourceError::Lost(
+                "the libcamera camera vanished while streaming and libcamera cannot let go of \
+                 it: no camera until streamcam restarts (the service watchdog does that)"
+                    .into(),
+            ));
         }
         let make = |factory: &str| {
             gst::ElementFactory::make(factory).build().map_err(|e| {
@@ -157,6 +173,7 @@ impl LibcamerasrcSource {
             overlay_warned: false,
             first: None,
             camera_name: (!config.source.device.is_empty()).then(|| config.source.device.clone()),
+            media: media_devices(),
         };
         if let Err(e) = source.pipeline.set_state(gst::State::Playing) {
             return Err(source.failure(&format!("starting {ELEMENT}: {e}")));
@@ -184,7 +201,7 @@ impl LibcamerasrcSource {
             _ => "libcamera camera".into(),
         };
         tracing::info!(
-            "{}: streaming {}x{} through GStreamer {} ({ELEMENT} {})",
+            "{}: streaming {}x{} through {} ({ELEMENT} {})",
             source.name,
             source.size.0,
             source.size.1,
@@ -524,6 +541,21 @@ impl LibcamerasrcSource {
 
 impl Drop for LibcamerasrcSource {
     fn drop(&mut self) {
+        if media_devices() != self.media {
+            // libcamera asserts (aborting the process) when the element
+            // stops a camera whose device is gone with requests queued:
+            // leave the pipeline running, and its buffers with it.
+            tracing::error!(
+                "{} vanished while streaming (its media device is gone); libcamera cannot stop \
+                 it, so no camera opens until streamcam restarts",
+                self.name
+            );
+            LEFT_RUNNING.store(true, Ordering::SeqCst);
+            std::mem::forget(std::mem::take(&mut self.lent));
+            std::mem::forget(self.first.take());
+            std::mem::forget(self.pipeline.clone());
+            return;
+        }
         self.lent.clear();
         let _ = self.pipeline.set_state(gst::State::Null);
     }
@@ -863,7 +895,7 @@ mod vm_tests {
 
     #[test]
     #[ignore = "needs GStreamer's libcamerasrc and the vimc driver: ci/vm runs it"]
-    fn a_camera_that_vanishes_is_reported_and_streams_again_when_it_is_back() {
+    fn a_camera_that_vanishes_is_reported_without_a_crash() {
         let config = vimc_config(320, 240);
         let mut camera = LibcamerasrcSource::open(&config).unwrap();
         raw(camera.next_frame().unwrap());
@@ -876,19 +908,10 @@ mod vm_tests {
             }
         };
         assert!(error.may_recover(), "{error}");
+        // Closing it leaves libcamera running rather than letting it abort.
         drop(camera);
         plug_vimc(true);
-        let started = Instant::now();
-        let mut camera = loop {
-            match LibcamerasrcSource::open(&config) {
-                Ok(camera) => break camera,
-                Err(e) if started.elapsed() < Duration::from_secs(15) => {
-                    eprintln!("while vimc comes back: {e}");
-                    std::thread::sleep(Duration::from_millis(500));
-                }
-                Err(e) => panic!("the camera did not come back: {e}"),
-            }
-        };
-        assert_vimc_frames(&mut camera);
+        let message = LibcamerasrcSource::open(&config).err().unwrap().to_string();
+        assert!(message.contains("until streamcam restarts"), "{message}");
     }
 }

@@ -276,6 +276,25 @@ impl MappedBuffer {
     }
 }
 
+/// The media devices there are now, as (name, device number), sorted: one
+/// gone since a camera started means the camera vanished, and libcamera
+/// aborts the process if it is asked to stop such a camera.
+pub(super) fn media_devices() -> Vec<(String, String)> {
+    let mut found: Vec<(String, String)> = std::fs::read_dir("/sys/bus/media/devices")
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| {
+                    let dev = std::fs::read_to_string(e.path().join("dev")).unwrap_or_default();
+                    (e.file_name().to_string_lossy().into_owned(), dev)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    found
+}
+
 /// A buffer's pixels to draw on, from its `maps` and its planes' `ranges`
 /// (mapping, offset, length): `None` unless every plane lies in a writable
 /// mapping and no two overlap.

@@ -60,7 +60,7 @@ add_summary_of() {
 # shellcheck disable=SC2034 # used by the scripts that source this file
 CLIENT_PACKAGES=(
     build-essential pkg-config systemd libclang-dev curl
-    libasound2-dev libopus-dev libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
+    libasound2-dev libopus-dev libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libfaketime
     ffmpeg
     gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
     gstreamer1.0-plugins-bad gstreamer1.0-libav gstreamer1.0-rtsp

@@ -6,6 +6,7 @@ mod audio;
 mod auth;
 mod browser;
 mod clients;
+mod clock;
 mod daemon;
 mod hostile;
 mod http;

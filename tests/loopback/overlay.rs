@@ -9,12 +9,12 @@ use streamcam::overlay::{Dot, Overlay};
 
 use crate::daemon::{Daemon, Source};
 
-const WIDTH: usize = 640;
-const HEIGHT: usize = 360;
+pub(crate) const WIDTH: usize = 640;
+pub(crate) const HEIGHT: usize = 360;
 
 /// Decodes `seconds` of the stream at `url` over TCP into 8-bit luma
 /// frames of `size` pixels.
-fn luma_frames(url: &str, seconds: f64, size: usize) -> Vec<Vec<u8>> {
+pub(crate) fn luma_frames(url: &str, seconds: f64, size: usize) -> Vec<Vec<u8>> {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("frames.gray");
     let result = Command::new("timeout")
@@ -62,14 +62,18 @@ fn likeness(overlay: &Overlay, frame: &[u8], secs: i64) -> f64 {
 }
 
 /// The second whose label `frame` shows best, among the `around` ones.
-fn read_time(overlay: &Overlay, frame: &[u8], around: std::ops::Range<i64>) -> (i64, f64) {
+pub(crate) fn read_time(
+    overlay: &Overlay,
+    frame: &[u8],
+    around: std::ops::Range<i64>,
+) -> (i64, f64) {
     around
         .map(|secs| (secs, likeness(overlay, frame, secs)))
         .max_by(|a, b| a.1.total_cmp(&b.1))
         .unwrap()
 }
 
-fn unix_now() -> i64 {
+pub(crate) fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()

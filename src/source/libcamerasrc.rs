@@ -102,8 +102,8 @@ pub struct LibcamerasrcSource {
     /// Frames that are not DMABUFs, copied and packed.
     copy: Vec<u8>,
     overlay: Option<Overlay>,
-    /// Warned once that buffers cannot be drawn on in place.
-    overlay_warned: bool,
+    /// Whether the log has said that some frames are copied (once).
+    said_copying: bool,
     /// The first frame, pulled to prove that the camera streams.
     first: Option<gst::Sample>,
     /// `source.device`, if set.
@@ -170,7 +170,7 @@ impl LibcamerasrcSource {
             lent: Vec::new(),
             copy: Vec::new(),
             overlay: Overlay::configured(config.overlay.as_ref()),
-            overlay_warned: false,
+            said_copying: false,
             first: None,
             camera_name: (!config.source.device.is_empty()).then(|| config.source.device.clone()),
             media: media_devices(),
@@ -318,25 +318,18 @@ impl LibcamerasrcSource {
         let mapped = match MappedBuffer::new(owned, planes, self.overlay.is_some()) {
             Ok(mapped) => mapped,
             Err(e) => {
-                tracing::warn!("{}: cannot map a frame buffer ({e}): copying", self.name);
+                self.say_copying(&format!("a frame buffer cannot be mapped ({e})"));
                 return None;
             }
         };
-        if self.overlay.is_some() && !mapped.drawable(shape) && !self.overlay_warned {
-            self.overlay_warned = true;
-            tracing::warn!(
-                "{}: a frame buffer cannot be written here (a read-only DMABUF or planes that \
-                 overlap): its frames are copied to draw the overlay",
-                self.name
+        if self.overlay.is_some() && !mapped.drawable(shape) {
+            self.say_copying(
+                "a frame buffer cannot be written here (a read-only DMABUF or planes that \
+                 overlap) to draw the overlay",
             );
         }
         if self.known.len() >= MAX_BUFFERS {
-            if !self.overlay_warned {
-                tracing::warn!(
-                    "{}: {ELEMENT} uses more than {MAX_BUFFERS} buffers: copying the others",
-                    self.name
-                );
-            }
+            self.say_copying(&format!("{ELEMENT} uses more than {MAX_BUFFERS} buffers"));
             return None;
         }
         self.known.push(Known { inodes, mapped });
@@ -473,6 +466,14 @@ impl Source for LibcamerasrcSource {
 }
 
 impl LibcamerasrcSource {
+    /// Logs once that frames are copied, and why.
+    fn say_copying(&mut self, why: &str) {
+        if !self.said_copying {
+            self.said_copying = true;
+            tracing::warn!("{}: {why}: its frames are copied", self.name);
+        }
+    }
+
     /// A frame's capture time: libcamera's sensor timestamp, which the
     /// element turns into the buffer's time stamp on the pipeline's clock
     /// (`CLOCK_MONOTONIC`, GStreamer's system clock) less its base time.
@@ -836,7 +837,7 @@ mod vm_tests {
         config.overlay = Some(vimc_overlay());
         let mut camera = LibcamerasrcSource::open(&config).unwrap();
         assert_overlay_drawn(&mut camera);
-        assert!(!camera.overlay_warned, "drawn in place, not on copies");
+        assert!(!camera.said_copying, "drawn in place, not on copies");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use alsa::pcm::{Access, Format, HwParams, PCM};
 use alsa::{Direction, ValueOr};
 
-use super::AudioError;
+use super::error::AudioError;
 
 /// Samples a second per channel: Opus's own rate.
 pub const RATE: u32 = 48_000;

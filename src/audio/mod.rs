@@ -3,6 +3,7 @@
 //! on the same clock as the pictures.
 
 pub mod capture;
+pub mod error;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,6 +15,7 @@ use opusic_c::{Application, Bitrate, Channels, Encoder, SampleRate};
 use crate::broadcast::{Broadcast, StreamInfo};
 use crate::config::AudioConfig;
 use capture::{CHUNK, Microphone};
+use error::AudioError;
 
 /// First wait before reopening a microphone that failed; doubles up to
 /// [`MAX_BACKOFF`].
@@ -84,20 +86,6 @@ fn supervise(config: &AudioConfig, stream: &Broadcast, stop: &AtomicBool) {
         }
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
-}
-
-/// Errors opening or reading the microphone, or coding its sound.
-#[derive(Debug, thiserror::Error)]
-pub enum AudioError {
-    /// The device cannot be opened as configured.
-    #[error("{0}")]
-    Unavailable(String),
-    /// The device failed or went away while capturing.
-    #[error("{0}")]
-    Lost(String),
-    /// The Opus encoder refused something.
-    #[error("Opus: {0}")]
-    Opus(String),
 }
 
 /// One coded 20 ms frame.

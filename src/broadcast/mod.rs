@@ -18,8 +18,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, watch};
 
 use crate::h264::{AccessUnit, ParameterSets};
+use crate::rtp::clock::MediaClock;
+use crate::rtp::packetizer::Packetizer;
 use crate::rtp::packetizer::RtpUnit;
-use crate::rtp::{MediaClock, Packetizer};
 use crate::snapshot::Stills;
 use stats::Stats;
 

@@ -5,9 +5,6 @@ pub mod clock;
 pub mod packetizer;
 pub mod rtcp;
 
-pub use clock::MediaClock;
-pub use packetizer::Packetizer;
-
 /// The RTP payload type announced for H.264 in the SDP.
 pub const PAYLOAD_TYPE: u8 = 96;
 /// The RTP clock rate of video (RFC 6184).

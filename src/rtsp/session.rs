@@ -14,7 +14,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::media::{ClientMedia, REPORT_INTERVAL, SentCounts};
 use super::message::interleaved_header;
-use super::protocol::{Carriage, PlayStart, SESSION_TIMEOUT_S, SessionId, Sessions, Track, VIDEO};
+use super::protocol::{Carriage, PlayStart, SESSION_TIMEOUT_S, SessionId, Sessions};
+use super::sdp::{Track, VIDEO};
 use super::udp::UdpClient;
 use super::writer::{Outgoing, WriterHandle};
 use crate::broadcast::SubscribeError;
@@ -610,7 +611,7 @@ mod tests {
 
     #[test]
     fn totals_keep_what_ended_sessions_were_sent() {
-        let unit = crate::rtp::Packetizer::new(1, 0).packetize(
+        let unit = crate::rtp::packetizer::Packetizer::new(1, 0).packetize(
             &crate::h264::AccessUnit::new(
                 vec![bytes::Bytes::from(vec![0x41; 3000])],
                 Instant::now(),

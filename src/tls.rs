@@ -12,23 +12,18 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use crate::config::TlsConfig;
+use crate::config::pem::{self, PemError};
 
 /// Why TLS cannot be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     /// A PEM file that cannot be read or holds no certificate or key.
-    #[error("{}: {why}", path.display())]
-    File {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong with it.
-        why: String,
-    },
+    #[error(transparent)]
+    File(#[from] PemError),
     /// The store cannot hold a new self-signed certificate.
     #[error(
         "cannot keep a self-signed certificate in {}: {why} (make tls.store writable, or give tls.cert and tls.key)",
@@ -59,8 +54,8 @@ pub struct Tls {
 pub fn load(config: &TlsConfig) -> Result<Tls, TlsError> {
     let (certs, key, origin) = match (&config.cert, &config.key) {
         (Some(cert), Some(key)) => (
-            read_certs(cert)?,
-            read_key(key)?,
+            pem::certificates(cert)?,
+            pem::private_key(key)?,
             cert.display().to_string(),
         ),
         _ => {
@@ -89,17 +84,11 @@ pub fn load(config: &TlsConfig) -> Result<Tls, TlsError> {
 /// The client side for publishing: trusts the built-in web roots and the
 /// certificates in `ca`.
 pub fn client(ca: Option<&Path>) -> Result<TlsConnector, TlsError> {
-    let mut roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    let mut roots = match ca {
+        Some(path) => pem::ca_roots(path)?,
+        None => rustls::RootCertStore::empty(),
     };
-    if let Some(path) = ca {
-        for cert in read_certs(path)? {
-            roots.add(cert).map_err(|e| TlsError::File {
-                path: path.to_path_buf(),
-                why: format!("not a CA certificate rustls can use: {e}"),
-            })?;
-        }
-    }
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let client = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
@@ -115,30 +104,6 @@ pub fn fingerprint(cert: &CertificateDer) -> String {
     hex.join(":")
 }
 
-fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let bad = |why: String| TlsError::File {
-        path: path.to_path_buf(),
-        why,
-    };
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| bad(e.to_string()))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| bad(e.to_string()))?;
-    if certs.is_empty() {
-        return Err(bad(
-            "no certificate in it (PEM, \"BEGIN CERTIFICATE\")".into()
-        ));
-    }
-    Ok(certs)
-}
-
-fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
-    PrivateKeyDer::from_pem_file(path).map_err(|e| TlsError::File {
-        path: path.to_path_buf(),
-        why: format!("no private key (PEM): {e}"),
-    })
-}
-
 /// The store's certificate and key, made first if there are none; true if
 /// they were made now.
 fn self_signed(
@@ -146,7 +111,11 @@ fn self_signed(
 ) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>, bool), TlsError> {
     let (cert_path, key_path) = (store.join("cert.pem"), store.join("key.pem"));
     if cert_path.exists() && key_path.exists() {
-        return Ok((read_certs(&cert_path)?, read_key(&key_path)?, false));
+        return Ok((
+            pem::certificates(&cert_path)?,
+            pem::private_key(&key_path)?,
+            false,
+        ));
     }
     let failed = |why: String| TlsError::Store {
         store: store.to_path_buf(),

@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub mod pem;
+pub mod srt;
+
 /// Exit code for a bad configuration (sysexits.h `EX_CONFIG`).
 pub const EX_CONFIG: i32 = 78;
 
@@ -415,6 +418,11 @@ pub struct PublishConfig {
     pub ca: Option<PathBuf>,
 }
 
+/// Whether a publishing URL's `scheme` runs over TLS.
+pub fn is_secure(scheme: &str) -> bool {
+    matches!(scheme, "rtsps" | "rtmps")
+}
+
 /// The schemes `publish.url` takes.
 pub const PUBLISH_SCHEMES: [&str; 5] = ["rtsp", "rtsps", "rtmp", "rtmps", "srt"];
 
@@ -444,10 +452,10 @@ impl PublishConfig {
     fn validate(&self) -> Result<(), (&'static str, String)> {
         let url = self.parsed().map_err(|m| ("url", m))?;
         if url.scheme() == "srt" {
-            crate::publish::srt::Options::of(&url).map_err(|m| ("url", m))?;
+            srt::Options::of(&url).map_err(|m| ("url", m))?;
         }
         if let Some(ca) = &self.ca {
-            if !crate::publish::link::is_secure(url.scheme()) {
+            if !is_secure(url.scheme()) {
                 return Err((
                     "ca",
                     format!(
@@ -456,7 +464,7 @@ impl PublishConfig {
                     ),
                 ));
             }
-            crate::tls::client(Some(ca)).map_err(|e| ("ca", e.to_string()))?;
+            pem::ca_roots(ca).map_err(|e| ("ca", e.to_string()))?;
         }
         Ok(())
     }
@@ -1358,7 +1366,7 @@ mod tests {
 
     #[test]
     fn shipped_config_parses_to_defaults() {
-        let text = include_str!("../dist/streamcam.toml");
+        let text = include_str!("../../dist/streamcam.toml");
         assert_eq!(parse(text).unwrap(), Config::default());
     }
 
@@ -1831,6 +1839,12 @@ level = "debug"
             assert_eq!(e.line, Some(line + 2), "{text:?}: {e}");
             assert!(!e.message.contains("key"), "{e}");
         }
+    }
+
+    #[test]
+    fn secure_schemes() {
+        assert!(is_secure("rtsps") && is_secure("rtmps"));
+        assert!(!is_secure("rtsp") && !is_secure("rtmp") && !is_secure("srt"));
     }
 
     #[test]

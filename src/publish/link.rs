@@ -10,6 +10,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 use super::{ANSWER_TIMEOUT, PublishError};
+use crate::config::is_secure;
 
 /// Kernel send buffer of a connection: about two seconds of a 1 Mbit/s
 /// stream.
@@ -35,11 +36,6 @@ pub fn default_port(scheme: &str) -> u16 {
         "rtmps" => 443,
         _ => 554,
     }
-}
-
-/// Whether `scheme` runs over TLS.
-pub fn is_secure(scheme: &str) -> bool {
-    matches!(scheme, "rtsps" | "rtmps")
 }
 
 /// Connects to the host of `url`, with TLS if its scheme asks for it
@@ -110,8 +106,6 @@ mod tests {
 
     #[test]
     fn secure_schemes_and_their_ports() {
-        assert!(is_secure("rtsps") && is_secure("rtmps"));
-        assert!(!is_secure("rtsp") && !is_secure("rtmp") && !is_secure("srt"));
         assert_eq!(
             ["rtsp", "rtsps", "rtmp", "rtmps"].map(default_port),
             [554, 322, 1935, 443]

@@ -23,8 +23,7 @@ use crate::broadcast::Broadcast;
 use crate::rtp::rtcp::MAX_RTCP;
 use crate::rtsp::media::{REPORT_INTERVAL, SentCounts, sender_report};
 use crate::rtsp::message::interleaved_header;
-use crate::rtsp::protocol::VIDEO;
-use crate::rtsp::sdp::{self, TRACK_PREFIX};
+use crate::rtsp::sdp::{self, TRACK_PREFIX, VIDEO};
 
 /// How often the session is kept alive with GET_PARAMETER.
 const KEEP_ALIVE: Duration = Duration::from_secs(20);

@@ -22,8 +22,9 @@ use super::admission::Ticket;
 use super::media::ClientMedia;
 use super::message::{self, FramingError, Input};
 use super::protocol::{
-    After, Carriage, Created, Done, Effect, MountIndex, Output, Protocol, SessionId, Track,
+    After, Carriage, Created, Done, Effect, MountIndex, Output, Protocol, SessionId,
 };
+use super::sdp::Track;
 use super::session::{
     Command, End, MediaSession, SESSION_TIMEOUT, SessionHandle, Sink, TrackMedia,
 };

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use super::protocol::{PlayStart, Track};
+use super::protocol::PlayStart;
+
+use super::sdp::Track;
 use crate::broadcast::{Broadcast, ClientGuard, SubscribeError, Subscriber};
 use crate::rtp::packetizer::RtpUnit;
 use crate::rtp::rtcp::{self, MAX_RTCP, SenderInfo};

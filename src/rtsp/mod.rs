@@ -28,7 +28,8 @@ use tokio_rustls::TlsAcceptor;
 use crate::broadcast::Broadcast;
 use crate::service::LogLimit;
 use admission::Admission;
-use protocol::{AUDIO, MountIndex, ServerInfo, Track, VIDEO};
+use protocol::{MountIndex, ServerInfo};
+use sdp::{AUDIO, Track, VIDEO};
 use session::SessionTable;
 use udp::UdpMediaTable;
 

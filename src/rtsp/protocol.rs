@@ -13,7 +13,7 @@ use rtsp_types::{Method, Request, Response, StatusCode, Version, headers};
 
 use super::auth::{Attempt, Auth, Verdict};
 use super::message::CHALLENGE_SEPARATOR;
-use super::sdp::{self, TRACK_PREFIX};
+use super::sdp::{self, TRACK_PREFIX, Track, VIDEO};
 use super::transport::{self, Transport, TransportError};
 use crate::config::MulticastConfig;
 use crate::h264::ParameterSets;
@@ -98,13 +98,6 @@ impl Mount {
 
 /// Which of [`ServerInfo::mounts`] a request names (0: the main stream).
 pub type MountIndex = usize;
-
-/// A track of a mount: [`VIDEO`] or [`AUDIO`] (its `trackID` in the SDP).
-pub type Track = usize;
-/// The video track.
-pub const VIDEO: Track = 0;
-/// The audio track.
-pub const AUDIO: Track = 1;
 
 /// Something the I/O layer must do before the request can be answered; its
 /// result goes to [`Protocol::complete`].
@@ -671,6 +664,7 @@ mod tests {
 
     use super::*;
     use crate::h264::fixtures::{PPS, SPS_720P};
+    use crate::rtsp::sdp::AUDIO;
 
     /// The requests one real client sent to streamcam, captured on the wire
     /// (tests/data/requests/CLIENT-TRANSPORT.txt).

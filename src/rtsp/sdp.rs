@@ -6,9 +6,15 @@ use std::net::IpAddr;
 
 use sdp_types::{AddrType, Attribute, Connection, Media, NetType, Origin, Session, Time};
 
-use super::protocol::{AUDIO, VIDEO};
 use crate::h264::ParameterSets;
 use crate::rtp::{CLOCK_RATE, OPUS_CLOCK_RATE, OPUS_PAYLOAD_TYPE, PAYLOAD_TYPE};
+
+/// A track of a mount: [`VIDEO`] or [`AUDIO`] (its `trackID` in the SDP).
+pub type Track = usize;
+/// The video track.
+pub const VIDEO: Track = 0;
+/// The audio track.
+pub const AUDIO: Track = 1;
 
 /// Control URLs of tracks, relative to the Content-Base: this and the
 /// track's number.

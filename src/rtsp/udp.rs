@@ -33,7 +33,8 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 
 use super::media::SentCounts;
-use super::protocol::{MountIndex, SessionId, Track};
+use super::protocol::{MountIndex, SessionId};
+use super::sdp::Track;
 use super::session::Command;
 use crate::broadcast::{Broadcast, SubscribeError, Subscriber};
 use crate::config::MulticastConfig;

@@ -21,7 +21,7 @@ use bytes::Bytes;
 use jpeg_encoder::{Encoder, ImageBuffer, JpegColorType, SamplingFactor};
 use tokio::sync::Notify;
 
-use crate::source::RawFrame;
+use crate::source::frame::RawFrame;
 use crate::source::i420;
 
 /// How long a JPEG is served again instead of encoding a newer one.
@@ -293,7 +293,7 @@ struct Hardware;
 /// software.
 #[cfg(feature = "v4l2")]
 fn hardware_encode(picture: &Still, hardware: &Mutex<Hardware>) -> Option<Bytes> {
-    use crate::encode::EncodeError;
+    use crate::encode::encoder::EncodeError;
     use crate::encode::v4l2_jpeg::M2mJpegEncoder;
     use crate::encode::v4l2_m2m::CodedFormat;
     let mut hardware = hardware.lock().unwrap();
@@ -401,7 +401,7 @@ impl ImageBuffer for Packed<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::{Pixels, Plane};
+    use crate::source::frame::{Pixels, Plane};
 
     /// A `w`x`h` I420 frame: luma from `luma(x, y)`, chroma neutral.
     fn frame_of(w: u32, h: u32, luma: impl Fn(u32, u32) -> u8) -> (Vec<u8>, Vec<u8>) {

@@ -18,19 +18,6 @@ const LEAVES: &[&str] = &["config", "h264"];
 /// when any other module joins a loop, and when one of these has left its
 /// loop, so that this list only shrinks.
 const STILL_TANGLED: &[&str] = &[
-    // The sources and the overlay draw into each other's types.
-    "overlay",
-    "source",
-    "source::file",
-    "source::libcamera",
-    "source::libcamerasrc",
-    "source::mapped",
-    "source::testpattern",
-    "source::v4l2",
-    // The encoders and their trait.
-    "encode",
-    "encode::software",
-    "encode::v4l2_m2m",
     // The RTSP server, the publishers and the service's status line.
     "publish",
     "publish::link",

@@ -13,10 +13,12 @@ use std::time::{Duration, Instant};
 use super::stats::{EncoderInput, Part};
 use super::{Broadcast, StreamInfo};
 use crate::config::{Config, SubstreamConfig};
-use crate::encode::{self, EncodeError, Encoder};
+use crate::encode;
+use crate::encode::encoder::{EncodeError, Encoder};
 use crate::h264::AccessUnit;
+use crate::source;
+use crate::source::frame::{Frame, RawFrame, Source, SourceError};
 use crate::source::scale::Scaler;
-use crate::source::{self, Frame, RawFrame, Source, SourceError};
 
 /// First wait before reopening a failed pipeline; doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);

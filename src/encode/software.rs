@@ -10,11 +10,11 @@ use openh264::encoder::{
 };
 use openh264::formats::YUVSlices;
 
-use super::{EncodeError, Encoder};
+use super::encoder::{EncodeError, Encoder};
 use crate::config::{H264Profile, VideoConfig};
 use crate::h264::{AccessUnit, split_annexb};
+use crate::source::frame::{Plane, RawFrame};
 use crate::source::i420;
-use crate::source::{Plane, RawFrame};
 
 /// openh264, configured from the video settings on the first frame.
 pub struct SoftwareEncoder {
@@ -147,8 +147,8 @@ impl Encoder for SoftwareEncoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::frame::{Frame, Pixels, Source};
     use crate::source::testpattern::TestPattern;
-    use crate::source::{Frame, Pixels, Source};
 
     fn encode_frames(
         enc: &mut SoftwareEncoder,

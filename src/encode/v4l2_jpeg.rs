@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::EncodeError;
+use super::encoder::EncodeError;
 use super::v4l2_m2m::{CodedBuffer, CodedFormat, JpegQuality, M2mCodec, find_encoder};
-use crate::source::{Pixels, Plane, RawFrame};
+use crate::source::frame::{Pixels, Plane, RawFrame};
 use crate::v4l2::Device;
 
 /// Longest wait for the encoder's picture.

@@ -18,10 +18,10 @@ use v4l2r::bindings;
 use v4l2r::ioctl::{self, BufferFlags, QBufPlane, QBuffer, V4l2Buffer};
 use v4l2r::memory::{DmaBufHandle, MmapHandle};
 
-use super::{EncodeError, Encoder};
+use super::encoder::{EncodeError, Encoder};
 use crate::config::{H264Profile, VideoConfig};
 use crate::h264::{self, AccessUnit};
-use crate::source::{Lease, Pixels, Plane, RawFrame, STALL_TIMEOUT};
+use crate::source::frame::{Lease, Pixels, Plane, RawFrame, STALL_TIMEOUT};
 use crate::v4l2::{Device, Format, MappedBuffer, PixelFormat, QueueType, V4l2Error, fourcc};
 
 /// Raw frames the encoder may hold at once.
@@ -856,9 +856,9 @@ impl Encoder for M2mH264Encoder {
 #[cfg(test)]
 pub(crate) mod vm_tests {
     use super::*;
+    use crate::source::frame::{Frame, Source};
     use crate::source::v4l2::V4l2Source;
     use crate::source::v4l2::vm_tests::camera_config;
-    use crate::source::{Frame, Source};
 
     /// `V4L2_FWHT_FL_I_FRAME` (its binding's integer type varies by target).
     const FWHT_I_FRAME: u32 = 1 << 10;

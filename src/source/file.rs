@@ -8,8 +8,8 @@ use std::path::Path;
 
 use bytes::{Bytes, BytesMut};
 
+use super::frame::{Frame, Source, SourceError};
 use super::pacer::{Pacer, WhenLate};
-use super::{Frame, Source, SourceError};
 use crate::h264::{
     AccessUnit, AccessUnitSplitter, NAL_IDR, NAL_PPS, NAL_SPS, ParameterSets, nal_type,
 };

@@ -30,8 +30,8 @@ use libcamera::properties;
 use libcamera::request::{Request, RequestStatus, ReuseFlag};
 use libcamera::stream::StreamRole;
 
+use super::frame::{Frame, RawFrame, STALL_TIMEOUT, Source, SourceError};
 use super::mapped::{Layout, MappedBuffer, PREFERENCE, PlaneAt, Shape, media_devices};
-use super::{Frame, RawFrame, STALL_TIMEOUT, Source, SourceError};
 use crate::config::{
     AutofocusMode, AwbMode, CameraConfig, Config, DenoiseMode, ExposureMode, VideoConfig,
 };
@@ -282,7 +282,7 @@ impl Source for LibcameraSource {
         }
         self.returning.push(n);
         let timestamp = match nanos {
-            Some(ns) => super::monotonic_instant(ns as i128),
+            Some(ns) => super::frame::monotonic_instant(ns as i128),
             None => std::time::Instant::now(),
         };
         let buffer = &self.buffers[n as usize];
@@ -926,7 +926,7 @@ pub(crate) mod vm_tests {
 
     use super::*;
     use crate::encode::v4l2_m2m::vm_tests::code_frames;
-    use crate::source::Pixels;
+    use crate::source::frame::Pixels;
     use crate::source::mapped::vm_tests::{
         assert_overlay_drawn, assert_vimc_frames, raw, vimc_config, vimc_overlay,
     };

@@ -24,8 +24,8 @@ use gstreamer_app as gst_app;
 use gstreamer_video as gst_video;
 use gstreamer_video::prelude::*;
 
+use super::frame::{Frame, Pixels, Plane, RawFrame, STALL_TIMEOUT, Source, SourceError};
 use super::mapped::{Layout, MappedBuffer, PREFERENCE, PlaneAt, Shape, media_devices};
-use super::{Frame, Pixels, Plane, RawFrame, STALL_TIMEOUT, Source, SourceError};
 use crate::config::{CameraConfig, Config};
 use crate::overlay::Overlay;
 
@@ -493,7 +493,7 @@ impl LibcamerasrcSource {
         let mono_now = mono.tv_sec as i128 * 1_000_000_000 + mono.tv_nsec as i128;
         let clock_now = clock.time().nseconds() as i128;
         let at = (pts + base).nseconds() as i128 + (mono_now - clock_now);
-        super::monotonic_instant(at)
+        super::frame::monotonic_instant(at)
     }
 
     /// The frame copied into `self.copy` (packed in `shape`), with the
@@ -567,7 +567,7 @@ fn planes_of<'a>(
     bytes: &'a mut [u8],
     ranges: &[(usize, usize)],
     shape: Shape,
-) -> super::Canvas<'a> {
+) -> super::frame::Canvas<'a> {
     let s = shape.stride;
     let mut rest = bytes;
     let mut planes = Vec::new();
@@ -580,22 +580,22 @@ fn planes_of<'a>(
         at = offset + len;
     }
     let mut planes = planes.into_iter();
-    let mut next = |stride| super::PlaneMut {
+    let mut next = |stride| super::frame::PlaneMut {
         data: planes.next().unwrap_or_default(),
         stride,
     };
     match shape.layout {
-        Layout::I420 => super::Canvas::I420 {
+        Layout::I420 => super::frame::Canvas::I420 {
             y: next(s),
             u: next(s / 2),
             v: next(s / 2),
         },
-        Layout::Nv12 => super::Canvas::Nv12 {
+        Layout::Nv12 => super::frame::Canvas::Nv12 {
             y: next(s),
             uv: next(s),
         },
-        Layout::Rgb24 => super::Canvas::Rgb24(next(s)),
-        Layout::Bgr24 => super::Canvas::Bgr24(next(s)),
+        Layout::Rgb24 => super::frame::Canvas::Rgb24(next(s)),
+        Layout::Bgr24 => super::frame::Canvas::Bgr24(next(s)),
     }
 }
 

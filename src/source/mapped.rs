@@ -8,7 +8,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::time::Instant;
 
-use super::{Canvas, DmaBuf, Lease, Pixels, Plane, PlaneMut};
+use super::frame::{Canvas, DmaBuf, Lease, Pixels, Plane, PlaneMut};
 use crate::overlay::Overlay;
 
 /// The pixel layouts taken from libcamera, in order of preference: the
@@ -345,7 +345,7 @@ unsafe fn canvas<'a>(
 pub(crate) mod vm_tests {
     use crate::config::{Config, Corner, OverlayConfig, SourceKind};
     use crate::overlay::{Dot, Label};
-    use crate::source::{Frame, Pixels, RawFrame, STALL_TIMEOUT, Source};
+    use crate::source::frame::{Frame, Pixels, RawFrame, STALL_TIMEOUT, Source};
 
     /// Unbinds (false) or binds (true) vimc's platform device: the camera
     /// vanishes or comes back. When it comes back, its nodes get the udev

@@ -5,8 +5,8 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use super::frame::{Canvas, Frame, PlaneMut, RawFrame, Source, SourceError};
 use super::pacer::{Pacer, WhenLate};
-use super::{Canvas, Frame, PlaneMut, RawFrame, Source, SourceError};
 use crate::config::VideoConfig;
 use crate::overlay::Overlay;
 
@@ -269,7 +269,7 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::Pixels;
+    use crate::source::frame::Pixels;
 
     #[test]
     fn the_bottom_row_carries_the_time_in_milliseconds() {

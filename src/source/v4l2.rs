@@ -12,7 +12,9 @@ use v4l2r::bindings;
 use v4l2r::ioctl::{self, BufferFlags, QBufPlane, QBuffer, V4l2Buffer};
 use v4l2r::memory::MmapHandle;
 
-use super::{Canvas, DmaBuf, Frame, Lease, PlaneMut, RawFrame, STALL_TIMEOUT, Source, SourceError};
+use super::frame::{
+    Canvas, DmaBuf, Frame, Lease, PlaneMut, RawFrame, STALL_TIMEOUT, Source, SourceError,
+};
 use crate::config::{Config, VideoConfig};
 use crate::h264::{self, AccessUnit};
 use crate::overlay::Overlay;
@@ -490,7 +492,7 @@ fn capture_time(buf: &V4l2Buffer) -> Instant {
     {
         return Instant::now();
     }
-    super::monotonic_instant(ts.tv_sec as i128 * 1_000_000_000 + ts.tv_usec as i128 * 1000)
+    super::frame::monotonic_instant(ts.tv_sec as i128 * 1_000_000_000 + ts.tv_usec as i128 * 1000)
 }
 
 fn describe(f: &Format) -> String {
@@ -538,7 +540,7 @@ pub(crate) mod vm_tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::source::Pixels;
+    use crate::source::frame::Pixels;
 
     /// The node of the video device whose sysfs name is `name`.
     pub(crate) fn node(name: &str) -> String {

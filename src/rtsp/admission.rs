@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
-use crate::service::LogLimit;
+use crate::service::log::LogLimit;
 
 /// Most connections whatever the descriptor limit: each costs a few KiB.
 pub const MAX_CONNECTIONS: usize = 4096;

@@ -17,8 +17,9 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
-use super::ServerContext;
 use super::admission::Ticket;
+use super::context::ServerContext;
+use super::end::End;
 use super::media::ClientMedia;
 use super::message::{self, FramingError, Input};
 use super::protocol::{
@@ -26,7 +27,7 @@ use super::protocol::{
 };
 use super::sdp::Track;
 use super::session::{
-    Command, End, MediaSession, SESSION_TIMEOUT, SessionHandle, Sink, TrackMedia,
+    Command, MediaSession, SESSION_TIMEOUT, SessionHandle, Sink, TrackMedia, rtcp_to,
 };
 use super::transport::Transport;
 use super::udp::UdpMedia;
@@ -263,7 +264,7 @@ impl Connection {
                 IDLE_WITHOUT_SESSION
             };
             tokio::select! {
-                _ = super::stopped(&mut shutdown) => return Close::Shutdown,
+                _ = crate::service::shutdown::stopped(&mut shutdown) => return Close::Shutdown,
                 _ = self.ticket.evicted() => return Close::Evicted,
                 n = reader.read(&mut inbuf) => match n {
                     Ok(0) => return Close::Eof,
@@ -478,7 +479,7 @@ impl Connection {
                     SocketAddr::new(peer_ip, rtp_port),
                     SocketAddr::new(peer_ip, rtcp_port),
                     Arc::clone(media.counts()),
-                    handle.commands.clone(),
+                    rtcp_to(&handle.commands),
                 );
                 if !self.udp_sessions.contains(&handle.id) {
                     self.udp_sessions.push(handle.id);
@@ -491,7 +492,7 @@ impl Connection {
                     .await
                     .ok_or(StatusCode::InternalServerError)?;
                 let counts = Arc::clone(media.counts());
-                match udp.add_multicast(handle.id, &m, counts, handle.commands.clone()) {
+                match udp.add_multicast(handle.id, &m, counts, rtcp_to(&handle.commands)) {
                     Ok(client) => {
                         self.udp_sessions.push(handle.id);
                         (Sink::Udp(client), Some(udp.ports()))

@@ -12,11 +12,12 @@ use std::time::{Duration, Instant};
 use bytes::{BufMut, BytesMut};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::end::End;
 use super::media::{ClientMedia, REPORT_INTERVAL, SentCounts};
 use super::message::interleaved_header;
 use super::protocol::{Carriage, PlayStart, SESSION_TIMEOUT_S, SessionId, Sessions};
 use super::sdp::{Track, VIDEO};
-use super::udp::UdpClient;
+use super::udp::{RtcpTo, UdpClient};
 use super::writer::{Outgoing, WriterHandle};
 use crate::broadcast::SubscribeError;
 use crate::rtp::packetizer::{FRAME_HEADER, RtpUnit};
@@ -50,6 +51,14 @@ pub enum Command {
     Rtcp(Vec<u8>),
     /// The connection carrying the session closed.
     ConnectionClosed(End),
+}
+
+/// RTCP from a UDP client, to its session as [`Command::Rtcp`].
+pub fn rtcp_to(commands: &mpsc::Sender<Command>) -> RtcpTo {
+    let commands = commands.clone();
+    RtcpTo::new(move |packet| {
+        let _ = commands.try_send(Command::Rtcp(packet));
+    })
 }
 
 /// A live session as the table knows it.
@@ -326,64 +335,6 @@ impl Sink {
     }
 }
 
-/// Why a session ended: the `REASON` field of its end line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum End {
-    /// The client sent TEARDOWN.
-    Teardown,
-    /// The client closed its connection, or said RTCP BYE.
-    ClientClosed(&'static str),
-    /// The client's connection was reset.
-    ClientReset,
-    /// No sign of life from a UDP client.
-    Timeout,
-    /// The client could not keep up with the stream.
-    Lagging(String),
-    /// The daemon is stopping.
-    ServerStopping,
-    /// Something else failed.
-    Error(String),
-}
-
-impl End {
-    /// The `REASON` value: one of a small fixed set.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            Self::Teardown => "teardown",
-            Self::ClientClosed(_) => "client-closed",
-            Self::ClientReset => "client-reset",
-            Self::Timeout => "timeout",
-            Self::Lagging(_) => "lagging",
-            Self::ServerStopping => "server-stopping",
-            Self::Error(_) => "error",
-        }
-    }
-
-    /// A sentence for people.
-    pub fn describe(&self) -> String {
-        match self {
-            Self::Teardown => "TEARDOWN".into(),
-            Self::ClientClosed(how) => (*how).into(),
-            Self::ClientReset => "the client reset its connection".into(),
-            Self::Timeout => format!(
-                "timed out: no RTSP request or RTCP from the client for {SESSION_TIMEOUT_S} s"
-            ),
-            Self::Lagging(why) => format!("dropped: {why}"),
-            Self::ServerStopping => "server stopping".into(),
-            Self::Error(e) => e.clone(),
-        }
-    }
-
-    /// True if a playing client gets a BYE at the end: it may still be
-    /// there to read it (TEARDOWN sends its own, ahead of the reply).
-    fn says_bye(&self) -> bool {
-        matches!(
-            self,
-            Self::ServerStopping | Self::Timeout | Self::Lagging(_)
-        )
-    }
-}
-
 /// One track of a session: its media and where its packets go.
 #[derive(Debug)]
 pub struct TrackMedia {
@@ -465,7 +416,7 @@ impl MediaSession {
         let playing = |tracks: &[TrackMedia]| tracks.iter().any(|t| t.media.is_playing());
         loop {
             tokio::select! {
-                _ = super::stopped(&mut self.shutdown) => return End::ServerStopping,
+                _ = crate::service::shutdown::stopped(&mut self.shutdown) => return End::ServerStopping,
                 cmd = self.commands.recv() => match cmd {
                     Some(Command::AddTrack(track, answer)) => {
                         let new = !playing(&self.tracks)

@@ -35,7 +35,6 @@ use tokio::sync::{mpsc, watch};
 use super::media::SentCounts;
 use super::protocol::{MountIndex, SessionId};
 use super::sdp::Track;
-use super::session::Command;
 use crate::broadcast::{Broadcast, SubscribeError, Subscriber};
 use crate::config::MulticastConfig;
 use crate::rtp::packetizer::{MAX_PACKET, RtpUnit};
@@ -126,7 +125,7 @@ impl UdpMedia {
 
     /// Adds session `id`: media to the client's `rtp` port once it plays,
     /// RTCP from the client (from its `rtcp` port, or its address) to
-    /// `commands`, and what is sent counted in `counts`. The session leaves
+    /// `rtcp_to`, and what is sent counted in `counts`. The session leaves
     /// when the returned handle is dropped.
     pub fn add(
         &self,
@@ -134,9 +133,9 @@ impl UdpMedia {
         rtp: SocketAddr,
         rtcp: SocketAddr,
         counts: Arc<SentCounts>,
-        commands: mpsc::Sender<Command>,
+        rtcp_to: RtcpTo,
     ) -> UdpClient {
-        self.join(id, rtp, rtcp, counts, commands, None)
+        self.join(id, rtp, rtcp, counts, rtcp_to, None)
     }
 
     /// Adds session `id` as a member of multicast group `m`: the group's
@@ -147,7 +146,7 @@ impl UdpMedia {
         id: SessionId,
         m: &MulticastConfig,
         counts: Arc<SentCounts>,
-        commands: mpsc::Sender<Command>,
+        rtcp_to: RtcpTo,
     ) -> io::Result<UdpClient> {
         let ttl = u32::from(m.ttl);
         for socket in [&self.rtp, &self.rtcp] {
@@ -169,7 +168,7 @@ impl UdpMedia {
             SocketAddr::new(m.group, m.port),
             SocketAddr::new(m.group, m.port + 1),
             counts,
-            commands,
+            rtcp_to,
             Some(Arc::clone(&self.group)),
         ))
     }
@@ -180,14 +179,14 @@ impl UdpMedia {
         rtp: SocketAddr,
         rtcp: SocketAddr,
         counts: Arc<SentCounts>,
-        commands: mpsc::Sender<Command>,
+        rtcp_to: RtcpTo,
         group: Option<Arc<Mutex<Group>>>,
     ) -> UdpClient {
         let client = Client {
             dest: SockAddr::from(rtp),
             rtcp,
             counts,
-            commands,
+            rtcp_to,
             state: State::Paused,
             segmentation: true,
             multicast: group.is_some(),
@@ -249,6 +248,28 @@ impl UdpMediaTable {
                 .entry((ip, mount))
                 .or_insert(media),
         ))
+    }
+}
+
+/// Where RTCP from a session's client goes: to its session, without
+/// blocking the UDP task (a session that is not reading loses RTCP, which
+/// is what RTCP over UDP is used to).
+pub struct RtcpTo(Box<dyn Fn(Vec<u8>) + Send + Sync>);
+
+impl RtcpTo {
+    /// RTCP handed to `deliver`, which must not block.
+    pub fn new(deliver: impl Fn(Vec<u8>) + Send + Sync + 'static) -> Self {
+        Self(Box::new(deliver))
+    }
+
+    fn send(&self, packet: Vec<u8>) {
+        (self.0)(packet)
+    }
+}
+
+impl std::fmt::Debug for RtcpTo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RtcpTo")
     }
 }
 
@@ -349,7 +370,7 @@ struct Client {
     dest: SockAddr,
     rtcp: SocketAddr,
     counts: Arc<SentCounts>,
-    commands: mpsc::Sender<Command>,
+    rtcp_to: RtcpTo,
     state: State,
     /// False once the client's route refused a segmented message.
     segmentation: bool,
@@ -411,7 +432,7 @@ impl Fanout {
         let rtcp = Arc::clone(&self.rtcp);
         loop {
             tokio::select! {
-                _ = super::stopped(&mut shutdown) => return,
+                _ = crate::service::shutdown::stopped(&mut shutdown) => return,
                 c = control.recv() => match c {
                     Some(c) => self.control(c).await,
                     None => return,
@@ -593,9 +614,7 @@ impl Fanout {
         });
         match client {
             Some(c) => {
-                // A session that is not reading its commands loses RTCP,
-                // which is what RTCP over UDP is used to.
-                let _ = c.commands.try_send(Command::Rtcp(data.to_vec()));
+                c.rtcp_to.send(data.to_vec());
             }
             None => tracing::trace!(%from, "RTCP from no session's client"),
         }
@@ -710,6 +729,7 @@ mod tests {
 
     use super::*;
     use crate::h264::AccessUnit;
+    use crate::rtsp::session::{Command, rtcp_to};
 
     /// SPS, PPS, a 5000-byte slice (four FU-A fragments) and a small one.
     fn idr() -> AccessUnit {
@@ -774,7 +794,13 @@ mod tests {
             let counts = Arc::new(SentCounts::default());
             let (commands, rx) = mpsc::channel(4);
             let addr = socket.local_addr().unwrap();
-            let client = media.add(SessionId(n), addr, addr, Arc::clone(&counts), commands);
+            let client = media.add(
+                SessionId(n),
+                addr,
+                addr,
+                Arc::clone(&counts),
+                rtcp_to(&commands),
+            );
             clients.push((socket, counts, client, rx));
         }
         tokio::time::sleep(Duration::from_millis(50)).await; // the task subscribes
@@ -842,7 +868,7 @@ mod tests {
             let counts = Arc::new(SentCounts::default());
             let (commands, rx) = mpsc::channel(4);
             let member = media
-                .add_multicast(SessionId(n), &m, Arc::clone(&counts), commands)
+                .add_multicast(SessionId(n), &m, Arc::clone(&counts), rtcp_to(&commands))
                 .unwrap();
             assert!(member.is_multicast());
             members.push((member, counts, rx));

@@ -12,7 +12,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::session::End;
+use super::end::End;
 
 /// A write blocked this long means the client is not reading.
 pub const WRITE_STALL: Duration = Duration::from_secs(5);

@@ -9,7 +9,7 @@ use std::path::Path;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
-use super::{ANSWER_TIMEOUT, PublishError};
+use super::target::{ANSWER_TIMEOUT, PublishError};
 use crate::config::is_secure;
 
 /// Kernel send buffer of a connection: about two seconds of a 1 Mbit/s

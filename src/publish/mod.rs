@@ -12,18 +12,16 @@ pub mod mpegts;
 pub mod rtmp;
 pub mod rtsp;
 pub mod srt;
+pub mod target;
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use crate::broadcast::{Broadcast, SubscribeError, Subscriber};
+use crate::broadcast::Broadcast;
 use crate::config::PublishConfig;
-use crate::h264::{NAL_SPS, nal_type};
-use crate::rtp::packetizer::RtpUnit;
+pub use target::{PublishError, State, Target};
 
 /// First wait before reconnecting; doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
@@ -31,111 +29,6 @@ const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// A connection that lasted this long resets the back-off.
 const HEALTHY: Duration = Duration::from_secs(30);
-/// A relay that takes no data for this long has stalled: it is dropped and
-/// redialled.
-pub const STALL: Duration = Duration::from_secs(5);
-/// Longest wait for a connection, or for an answer to a request.
-pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
-/// Longest wait for the stream's parameter sets (the camera starting).
-pub const PICTURE_WAIT: Duration = Duration::from_secs(5);
-
-/// Why a connection to a relay ended (or never began).
-#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
-pub enum PublishError {
-    /// The relay could not be reached or the connection broke.
-    #[error("{0}")]
-    Network(String),
-    /// The relay answered, but not as it should have.
-    #[error("{0}")]
-    Refused(String),
-    /// The relay took nothing for [`STALL`].
-    #[error("the relay took no data for {} s", STALL.as_secs())]
-    Stalled,
-    /// The stream has no picture to send yet.
-    #[error("the camera has sent no picture yet")]
-    NoPicture,
-    /// The daemon is stopping.
-    #[error("the daemon is stopping")]
-    Stopping,
-}
-
-/// Where a target is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum State {
-    /// Dialling (or setting up).
-    Connecting,
-    /// Sending.
-    Connected,
-    /// Waiting to dial again after `reason`.
-    Retrying {
-        /// Why the last attempt ended.
-        reason: String,
-    },
-}
-
-/// One publish target, as the status page, metrics and STATUS see it.
-#[derive(Debug)]
-pub struct Target {
-    /// Its place in `[[publish]]`.
-    pub index: usize,
-    /// Its URL without secrets.
-    pub shown: String,
-    /// Certificates it trusts besides the web's roots (`rtsps`, `rtmps`).
-    ca: Option<PathBuf>,
-    state: Mutex<State>,
-    /// Time 0 of the target's time stamps (RTMP), kept across connections.
-    started: Instant,
-    connects: AtomicU64,
-    sent_bytes: AtomicU64,
-}
-
-impl Target {
-    /// Where it is now.
-    pub fn state(&self) -> State {
-        self.state.lock().unwrap().clone()
-    }
-
-    /// Connections made since the start.
-    pub fn connects(&self) -> u64 {
-        self.connects.load(Ordering::Relaxed)
-    }
-
-    /// Bytes handed to the relay's connection since the start.
-    pub fn sent_bytes(&self) -> u64 {
-        self.sent_bytes.load(Ordering::Relaxed)
-    }
-
-    /// Milliseconds from the target's start to `at` (0 before it), which
-    /// run on across reconnections; they wrap after 49 days, as RTMP's do.
-    pub fn millis_since_start(&self, at: Instant) -> u32 {
-        self.since_start(at).as_millis() as u32
-    }
-
-    /// The time from the target's start to `at` (zero before it), which
-    /// runs on across reconnections.
-    pub fn since_start(&self, at: Instant) -> Duration {
-        at.saturating_duration_since(self.started)
-    }
-
-    /// Opens a connection to `url`, with TLS where its scheme says so.
-    pub async fn dial(&self, url: &url::Url) -> Result<link::Link, PublishError> {
-        link::dial(url, self.ca.as_deref()).await
-    }
-
-    /// Counts `n` bytes sent.
-    pub fn sent(&self, n: usize) {
-        self.sent_bytes.fetch_add(n as u64, Ordering::Relaxed);
-    }
-
-    /// The connection is up and the stream flows: logged once per
-    /// connection.
-    pub fn connected(&self) {
-        self.connects.fetch_add(1, Ordering::Relaxed);
-        *self.state.lock().unwrap() = State::Connected;
-        tracing::info!(target_url = %self.shown, "publish[{}] {}: connected, sending", self.index, self.shown);
-    }
-}
-
 /// Every publish target.
 #[derive(Debug, Default)]
 pub struct Publishers {
@@ -155,15 +48,7 @@ impl Publishers {
             let Ok(url) = config.parsed() else {
                 continue; // refused when the configuration was read
             };
-            let target = Arc::new(Target {
-                index,
-                shown: shown(&url),
-                ca: config.ca.clone(),
-                state: Mutex::new(State::Connecting),
-                started: Instant::now(),
-                connects: AtomicU64::new(0),
-                sent_bytes: AtomicU64::new(0),
-            });
+            let target = Arc::new(Target::new(index, shown(&url), config.ca.clone()));
             tokio::spawn(run(
                 Arc::clone(&target),
                 url,
@@ -229,11 +114,11 @@ async fn run(
     let mut backoff = FIRST_BACKOFF;
     let mut last_failure: Option<PublishError> = None;
     loop {
-        *target.state.lock().unwrap() = State::Connecting;
+        target.set_state(State::Connecting);
         let started = Instant::now();
         let connects = target.connects();
         let error = tokio::select! {
-            _ = crate::rtsp::stopped(&mut shutdown) => return,
+            _ = crate::service::shutdown::stopped(&mut shutdown) => return,
             e = publish(&url, &stream, &target) => e,
         };
         if error == PublishError::Stopping {
@@ -258,12 +143,12 @@ async fn run(
         } else {
             tracing::debug!(target_url = %target.shown, "publish[{}]: {error}; retrying in {:.1} s", target.index, wait.as_secs_f64());
         }
-        *target.state.lock().unwrap() = State::Retrying {
+        target.set_state(State::Retrying {
             reason: error.to_string(),
-        };
+        });
         last_failure = Some(error);
         tokio::select! {
-            _ = crate::rtsp::stopped(&mut shutdown) => return,
+            _ = crate::service::shutdown::stopped(&mut shutdown) => return,
             _ = tokio::time::sleep(wait) => {}
         }
         backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -278,36 +163,6 @@ async fn publish(url: &url::Url, stream: &Arc<Broadcast>, target: &Target) -> Pu
         "srt" => srt::publish(url, stream, target).await,
         other => PublishError::Refused(format!("{other}:// publishing is not in this build")),
     }
-}
-
-/// The next picture for a relay that was told of the stream with
-/// `announced_sps`; or why the connection ends: it fell behind, the daemon
-/// stops, or the camera's picture format changed (the relay must be told
-/// anew). Cancel-safe, as the subscription is.
-pub async fn next_picture(
-    feed: &mut Subscriber,
-    announced_sps: &[u8],
-) -> Result<Arc<RtpUnit>, PublishError> {
-    let unit = match feed.next().await {
-        Ok(unit) => unit,
-        Err(SubscribeError::TooSlow(n)) => {
-            return Err(PublishError::Network(format!(
-                "the relay's connection fell behind the stream {n} times"
-            )));
-        }
-        Err(SubscribeError::Closed) => return Err(PublishError::Stopping),
-    };
-    let sps_changed = unit.is_idr
-        && unit
-            .nals
-            .iter()
-            .any(|n| nal_type(n) == NAL_SPS && n[..] != *announced_sps);
-    if sps_changed {
-        return Err(PublishError::Network(
-            "the camera's picture format changed; publishing it anew".into(),
-        ));
-    }
-    Ok(unit)
 }
 
 /// `wait` give or take a fifth, so that cameras restarted together do not

@@ -18,8 +18,8 @@ use rml_rtmp::sessions::{
 use rml_rtmp::time::RtmpTimestamp;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::link::Stream;
-use super::{ANSWER_TIMEOUT, PICTURE_WAIT, PublishError, STALL, Target, next_picture};
+use super::link::{self, Stream};
+use super::target::{ANSWER_TIMEOUT, PICTURE_WAIT, PublishError, STALL, Target, next_picture};
 use crate::broadcast::Broadcast;
 use crate::h264::{self, ParameterSets};
 
@@ -155,7 +155,7 @@ async fn connect(
     url: &url::Url,
     target: &Target,
 ) -> Result<(Box<dyn Stream>, Vec<u8>), PublishError> {
-    let mut socket = target.dial(url).await?.stream;
+    let mut socket = link::dial(url, target.ca()).await?.stream;
     let handshake_error = |e: rml_rtmp::handshake::HandshakeError| {
         PublishError::Refused(format!("RTMP handshake: {e}"))
     };

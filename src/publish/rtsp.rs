@@ -17,8 +17,8 @@ use bytes::{BufMut, BytesMut};
 use rtsp_types::{Message, Method, Request, Response, StatusCode, Version, headers};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 
-use super::link::Stream;
-use super::{ANSWER_TIMEOUT, PICTURE_WAIT, PublishError, STALL, Target, next_picture};
+use super::link::{self, Stream};
+use super::target::{ANSWER_TIMEOUT, PICTURE_WAIT, PublishError, STALL, Target, next_picture};
 use crate::broadcast::Broadcast;
 use crate::rtp::rtcp::MAX_RTCP;
 use crate::rtsp::media::{REPORT_INTERVAL, SentCounts, sender_report};
@@ -58,7 +58,7 @@ async fn session(
         .parameter_sets(PICTURE_WAIT)
         .await
         .ok_or(PublishError::NoPicture)?;
-    let link = target.dial(url).await?;
+    let link = link::dial(url, target.ca()).await?;
     let local = link.local;
     let (read, write) = tokio::io::split(link.stream);
     let mut plain = url.clone();

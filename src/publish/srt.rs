@@ -15,7 +15,7 @@ use futures_util::SinkExt;
 use srt_tokio::SrtSocket;
 
 use super::mpegts::{Muxer, PACKET};
-use super::{ANSWER_TIMEOUT, PICTURE_WAIT, PublishError, STALL, Target, next_picture};
+use super::target::{ANSWER_TIMEOUT, PICTURE_WAIT, PublishError, STALL, Target, next_picture};
 use crate::broadcast::Broadcast;
 use crate::config::srt::Options;
 

@@ -210,10 +210,10 @@ async fn serve(config: Config) -> ExitCode {
             rtsps_port,
             started,
             publishers: Arc::clone(&publishers),
-            viewers: http::live::Viewers::default(),
-            tokens: http::live::Tokens::new(),
+            viewers: http::context::Viewers::default(),
+            tokens: http::tokens::Tokens::new(),
             #[cfg(feature = "webrtc")]
-            whep: http::whep::Sessions::default(),
+            whep: http::context::WebrtcViewers::default(),
         });
         let https = tls.as_ref().map(|(_, acceptor)| acceptor.clone());
         tokio::spawn(http::serve(http_listener, http_ctx, https))

@@ -11,11 +11,10 @@
 //!
 //! Browsers cannot put a Digest `Authorization` header on a WebSocket, so
 //! when `[auth]` is on the page passes a token it got from an
-//! authenticated request ([`Tokens`]).
+//! authenticated request ([`super::tokens::Tokens`]).
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -24,12 +23,11 @@ use futures_util::{SinkExt as _, StreamExt as _};
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use ring::hmac;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 
-use super::HttpContext;
+use super::context::HttpContext;
 use crate::broadcast::SubscribeError;
 use crate::fmp4;
 use crate::h264::ParameterSets;
@@ -50,104 +48,18 @@ pub fn mount_of(path: &str, mounts: usize) -> Option<MountIndex> {
 }
 /// Longest a viewer may take to accept one message before it is dropped.
 const SEND_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long a token from the page stays good.
-const TOKEN_LIFETIME: Duration = Duration::from_secs(600);
 /// Longest a new viewer waits for the stream's first parameter sets.
 const PARAMETER_SETS_TIMEOUT: Duration = Duration::from_secs(5);
 /// What a viewer may send: close and ping frames, nothing big.
 const MAX_INCOMING_MESSAGE: usize = 4096;
-
-/// Counts of browser viewers, for the status page and metrics.
-#[derive(Debug, Default)]
-pub struct Viewers {
-    current: AtomicUsize,
-    total: AtomicU64,
-    sent_bytes: AtomicU64,
-}
-
-impl Viewers {
-    /// Viewers watching now.
-    pub fn current(&self) -> usize {
-        self.current.load(Ordering::Relaxed)
-    }
-
-    /// Viewers since the start.
-    pub fn total(&self) -> u64 {
-        self.total.load(Ordering::Relaxed)
-    }
-
-    /// Bytes of MP4 sent to viewers.
-    pub fn sent_bytes(&self) -> u64 {
-        self.sent_bytes.load(Ordering::Relaxed)
-    }
-}
 
 /// Counts one viewer in; counts it out when dropped.
 struct ViewerGuard(Arc<HttpContext>);
 
 impl Drop for ViewerGuard {
     fn drop(&mut self) {
-        self.0.viewers.current.fetch_sub(1, Ordering::Relaxed);
+        self.0.viewers.left();
     }
-}
-
-/// Short-lived tokens that let the page's WebSocket in when `[auth]` is on:
-/// an expiry time and its HMAC under a key made at start (so a restart
-/// voids them all).
-#[derive(Debug)]
-pub struct Tokens {
-    key: hmac::Key,
-    epoch: Instant,
-}
-
-impl Tokens {
-    /// Tokens under a new random key.
-    pub fn new() -> Self {
-        let secret: [u8; 32] = rand::random();
-        Self {
-            key: hmac::Key::new(hmac::HMAC_SHA256, &secret),
-            epoch: Instant::now(),
-        }
-    }
-
-    /// A token good for [`TOKEN_LIFETIME`] from `now`.
-    pub fn issue(&self, now: Instant) -> String {
-        let expires = (now + TOKEN_LIFETIME).duration_since(self.epoch).as_secs();
-        let tag = hmac::sign(&self.key, &expires.to_be_bytes());
-        format!("{expires}.{}", hex(tag.as_ref()))
-    }
-
-    /// True if `token` was issued here and has not expired at `now`.
-    pub fn verify(&self, token: &str, now: Instant) -> bool {
-        let Some((expires, tag)) = token.split_once('.') else {
-            return false;
-        };
-        let (Ok(expires), Some(tag)) = (expires.parse::<u64>(), unhex(tag)) else {
-            return false;
-        };
-        now.duration_since(self.epoch).as_secs() < expires
-            && hmac::verify(&self.key, &expires.to_be_bytes(), &tag).is_ok()
-    }
-}
-
-impl Default for Tokens {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 || !s.is_ascii() {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
-        .collect()
 }
 
 /// The `token` query parameter of a request, if any.
@@ -181,21 +93,20 @@ pub fn upgrade<B>(
     }
     let key = headers.get(header::SEC_WEBSOCKET_KEY)?.as_bytes();
     let accept = accept_key(key);
-    if super::viewers_now(ctx) >= ctx.rtsp.sessions.max() {
-        return Some(super::plain(
+    if super::context::viewers_now(ctx) >= ctx.rtsp.sessions.max() {
+        return Some(super::reply::plain(
             StatusCode::SERVICE_UNAVAILABLE,
             "too many viewers: server.max_clients reached\n",
         ));
     }
     let Ok(ticket) = ctx.rtsp.admission.admit(Instant::now()) else {
-        return Some(super::plain(
+        return Some(super::reply::plain(
             StatusCode::SERVICE_UNAVAILABLE,
             "too many open connections\n",
         ));
     };
     ticket.set_carries_session(true);
-    ctx.viewers.current.fetch_add(1, Ordering::Relaxed);
-    ctx.viewers.total.fetch_add(1, Ordering::Relaxed);
+    ctx.viewers.joined();
     let guard = ViewerGuard(Arc::clone(ctx));
     let on_upgrade = hyper::upgrade::on(req);
     tokio::spawn(async move {
@@ -286,7 +197,7 @@ async fn view(ctx: &HttpContext, mut ws: Socket, mount: MountIndex) -> (u64, Str
                 Some(Ok(_)) => continue,
                 Some(Err(e)) => return (sent, format!("viewer's socket: {e}")),
             },
-            _ = crate::rtsp::stopped(&mut shutdown) => {
+            _ = crate::service::shutdown::stopped(&mut shutdown) => {
                 close(&mut ws, "server stopping").await;
                 return (sent, "server stopping".into());
             }
@@ -324,7 +235,7 @@ async fn send(
     match tokio::time::timeout(SEND_TIMEOUT, ws.send(message)).await {
         Ok(Ok(())) => {
             *sent += len;
-            ctx.viewers.sent_bytes.fetch_add(len, Ordering::Relaxed);
+            ctx.viewers.sent(len);
             Ok(())
         }
         Ok(Err(e)) => Err(format!("viewer's socket: {e}")),
@@ -393,23 +304,6 @@ mod tests {
             accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="),
             "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
         );
-    }
-
-    #[test]
-    fn tokens_verify_until_they_expire() {
-        let tokens = Tokens::new();
-        let now = Instant::now();
-        let token = tokens.issue(now);
-        assert!(tokens.verify(&token, now));
-        assert!(tokens.verify(&token, now + TOKEN_LIFETIME - Duration::from_secs(2)));
-        assert!(!tokens.verify(&token, now + TOKEN_LIFETIME + Duration::from_secs(1)));
-        assert!(!Tokens::new().verify(&token, now), "another key");
-        let (expires, tag) = token.split_once('.').unwrap();
-        let later = format!("{}.{tag}", expires.parse::<u64>().unwrap() + 3600);
-        assert!(!tokens.verify(&later, now), "a changed expiry");
-        for bad in ["", ".", "1.zz", "x.00", "12345"] {
-            assert!(!tokens.verify(bad, now), "{bad:?}");
-        }
     }
 
     #[test]

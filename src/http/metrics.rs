@@ -4,9 +4,9 @@
 
 use std::fmt::Write as _;
 
-use super::HttpContext;
+use super::context::HttpContext;
 use crate::broadcast::stats::{EncoderInput, Part};
-use crate::publish::{State, Target};
+use crate::publish::target::{State, Target};
 
 /// The metrics page.
 pub fn render(ctx: &HttpContext) -> String {

@@ -7,9 +7,12 @@
 //! oldest connection without a session is closed), and a request's headers
 //! must arrive within [`HEADER_TIMEOUT`].
 
+pub mod context;
 pub mod live;
 mod metrics;
+pub mod reply;
 mod status;
+pub mod tokens;
 #[cfg(feature = "webrtc")]
 pub mod whep;
 
@@ -27,11 +30,11 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-use crate::publish::Publishers;
-use crate::rtsp::ServerContext;
 use crate::rtsp::auth::{Attempt, Verdict};
 use crate::rtsp::protocol::MountIndex;
 use crate::snapshot;
+pub use context::HttpContext;
+use reply::{body, plain};
 
 /// Longest a client may take to send a request's headers.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -41,37 +44,6 @@ pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// viewer that stops reading blocks the server's writes within seconds,
 /// and is dropped, instead of having seconds of old picture queued.
 const SEND_BUFFER: usize = 128 * 1024;
-
-/// What the HTTP side shows, besides the RTSP server's state.
-#[derive(Debug)]
-pub struct HttpContext {
-    /// The RTSP server: stream, sessions, connections, users.
-    pub rtsp: Arc<ServerContext>,
-    /// The RTSP port, for the URL on the status page.
-    pub rtsp_port: u16,
-    /// The RTSPS port, when RTSPS is on.
-    pub rtsps_port: Option<u16>,
-    /// When the daemon started.
-    pub started: Instant,
-    /// The publish targets.
-    pub publishers: Arc<Publishers>,
-    /// Browsers watching the live picture.
-    pub viewers: live::Viewers,
-    /// Tokens that let the page's WebSocket in.
-    pub tokens: live::Tokens,
-    /// Browsers watching by WebRTC.
-    #[cfg(feature = "webrtc")]
-    pub whep: whep::Sessions,
-}
-
-/// Viewers of every kind now: RTSP sessions and browsers.
-pub fn viewers_now(ctx: &HttpContext) -> usize {
-    #[cfg(feature = "webrtc")]
-    let webrtc = ctx.whep.current();
-    #[cfg(not(feature = "webrtc"))]
-    let webrtc = 0;
-    ctx.rtsp.sessions.len() + ctx.viewers.current() + webrtc
-}
 
 /// Who is on the other end of a connection, and how.
 #[derive(Debug, Clone, Copy)]
@@ -94,7 +66,7 @@ pub async fn serve(listener: TcpListener, ctx: Arc<HttpContext>, tls: Option<Tls
     let mut shutdown = ctx.rtsp.shutdown.clone();
     loop {
         let accepted = tokio::select! {
-            _ = crate::rtsp::stopped(&mut shutdown) => return,
+            _ = crate::service::shutdown::stopped(&mut shutdown) => return,
             a = listener.accept() => a,
         };
         let (stream, peer) = match accepted {
@@ -147,7 +119,7 @@ pub async fn serve(listener: TcpListener, ctx: Arc<HttpContext>, tls: Option<Tls
             tokio::select! {
                 () = served => {}
                 () = ticket.evicted() => {}
-                _ = crate::rtsp::stopped(&mut shutdown) => {}
+                _ = crate::service::shutdown::stopped(&mut shutdown) => {}
             }
         });
     }
@@ -398,17 +370,4 @@ fn check_auth<B>(ctx: &HttpContext, conn: Conn, req: &Request<B>) -> Option<Resp
             Some(r)
         }
     }
-}
-
-/// A short plain-text answer.
-pub(crate) fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
-    body(status, "text/plain; charset=utf-8", text.into())
-}
-
-fn body(status: StatusCode, content_type: &'static str, text: String) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from(text)));
-    *r.status_mut() = status;
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    r
 }

@@ -6,9 +6,9 @@
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use super::HttpContext;
+use super::context::HttpContext;
 use crate::broadcast::stats::EncoderInput;
-use crate::publish::State;
+use crate::publish::target::State;
 use crate::source::testpattern::format_utc;
 
 /// The live player and the figures' refresh.

@@ -9,9 +9,8 @@
 //! on its PLI/FIR), subscribes like any other client (the same lag
 //! handling), and counts against `server.max_clients`.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -26,7 +25,7 @@ use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 use tokio::net::UdpSocket;
 use tokio::sync::oneshot;
 
-use super::HttpContext;
+use super::context::HttpContext;
 use super::live::Timeline;
 use crate::broadcast::{SubscribeError, Subscriber};
 use crate::rtp::packetizer::RtpUnit;
@@ -40,19 +39,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const SILENCE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest SDP offer taken.
 pub const MAX_OFFER: usize = 64 * 1024;
-
-/// The WebRTC viewers: each one's way to be told to stop.
-#[derive(Debug, Default)]
-pub struct Sessions {
-    stops: Mutex<HashMap<String, oneshot::Sender<()>>>,
-}
-
-impl Sessions {
-    /// WebRTC viewers now.
-    pub fn current(&self) -> usize {
-        self.stops.lock().unwrap().len()
-    }
-}
 
 /// Answers an offer: a new viewer, or why not.
 pub async fn offer(
@@ -68,7 +54,7 @@ pub async fn offer(
         Some(o) => o,
         None => return text(StatusCode::BAD_REQUEST, "the body must be an SDP offer\n"),
     };
-    if super::viewers_now(ctx) >= ctx.rtsp.sessions.max() {
+    if super::context::viewers_now(ctx) >= ctx.rtsp.sessions.max() {
         return text(
             StatusCode::SERVICE_UNAVAILABLE,
             "too many viewers: server.max_clients reached\n",
@@ -109,14 +95,14 @@ pub async fn offer(
     };
     let id = format!("{:032x}", rand::random::<u128>());
     let (stop_tx, stop_rx) = oneshot::channel();
-    ctx.whep.stops.lock().unwrap().insert(id.clone(), stop_tx);
+    ctx.whep.add(id.clone(), stop_tx);
     let session = Arc::clone(ctx);
     let session_id = id.clone();
     tokio::spawn(async move {
         let started = Instant::now();
         tracing::info!(%client, "WebRTC viewer started");
         let (sent, reason) = run(&session, rtc, socket, stop_rx).await;
-        session.whep.stops.lock().unwrap().remove(&session_id);
+        session.whep.remove(&session_id);
         tracing::info!(
             %client,
             duration_s = started.elapsed().as_secs(),
@@ -143,7 +129,7 @@ pub fn delete(ctx: &HttpContext, path: &str) -> Response<Full<Bytes>> {
         .strip_prefix(PATH)
         .and_then(|p| p.strip_prefix('/'))
         .unwrap_or("");
-    match ctx.whep.stops.lock().unwrap().remove(id) {
+    match ctx.whep.remove(id) {
         Some(stop) => {
             let _ = stop.send(());
             text(StatusCode::OK, "ended\n")
@@ -238,7 +224,7 @@ async fn run(
             () = tokio::time::sleep(wait) => Step::Timeout,
             u = next_unit(&mut subscriber) => Step::Unit(u),
             _ = &mut stop => Step::Stop("ended by the viewer (DELETE)"),
-            _ = crate::rtsp::stopped(&mut shutdown) => Step::Stop("server stopping"),
+            _ = crate::service::shutdown::stopped(&mut shutdown) => Step::Stop("server stopping"),
         };
         let result = match step {
             Step::Stop(why) => return (sent, why.into()),

@@ -90,7 +90,7 @@ fn main() -> ExitCode {
         // SAFETY: no other thread exists yet to read the environment.
         unsafe { std::env::set_var("TZ", zone) };
     }
-    service::init_logging(config.log.level);
+    service::log::init_logging(config.log.level);
     match &cli.config {
         Some(path) => tracing::info!(config = %path.display(), "configuration: {}", path.display()),
         None => tracing::info!("configuration: defaults (no --config)"),

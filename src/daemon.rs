@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::config::{Config, EX_CONFIG};
-use crate::{broadcast, http, publish, rtsp, service};
+use crate::{broadcast, http, pipeline, publish, rtsp, service};
 
 /// Longest the daemon spends saying goodbye to clients on SIGTERM.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(700);
@@ -76,12 +76,12 @@ async fn serve(config: Config) -> ExitCode {
 
     let stream = broadcast::Broadcast::new();
     let substream = config.substream.as_ref().map(|_| stream.sibling());
-    let outputs = broadcast::supervisor::Outputs {
+    let outputs = pipeline::Outputs {
         main: Arc::clone(&stream),
         substream: substream.clone(),
     };
     let stop = Arc::new(AtomicBool::new(false));
-    let pipeline = match broadcast::supervisor::start(&config, outputs, Arc::clone(&stop)) {
+    let pipeline = match pipeline::start(&config, outputs, Arc::clone(&stop)) {
         Ok(p) => p,
         Err(e) => {
             tracing::error!("cannot start the video source: {e}");

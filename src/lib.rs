@@ -14,6 +14,7 @@ pub mod fmp4;
 pub mod h264;
 pub mod http;
 pub mod overlay;
+pub mod pipeline;
 pub mod publish;
 pub mod rtp;
 pub mod rtsp;

@@ -9,7 +9,6 @@
 //! that keeps falling behind is told to go.
 
 pub mod stats;
-pub mod supervisor;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

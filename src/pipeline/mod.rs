@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::stats::{EncoderInput, Part};
-use super::{Broadcast, StreamInfo};
+use crate::broadcast::stats::{EncoderInput, Part};
+use crate::broadcast::{Broadcast, StreamInfo};
 use crate::config::{Config, SubstreamConfig};
 use crate::encode;
 use crate::encode::encoder::{EncodeError, Encoder};

@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::config::{Config, EX_CONFIG};
-use crate::{broadcast, http, pipeline, publish, rtsp, service};
+use crate::{broadcast, http, pipeline, publish, rtsp, service, snapshot};
 
 /// Longest the daemon spends saying goodbye to clients on SIGTERM.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(700);
@@ -76,9 +76,11 @@ async fn serve(config: Config) -> ExitCode {
 
     let stream = broadcast::Broadcast::new();
     let substream = config.substream.as_ref().map(|_| stream.sibling());
+    let stills = Arc::new(snapshot::Stills::default());
     let outputs = pipeline::Outputs {
         main: Arc::clone(&stream),
         substream: substream.clone(),
+        taps: vec![Arc::clone(&stills) as Arc<dyn pipeline::tap::Tap>],
     };
     let stop = Arc::new(AtomicBool::new(false));
     let pipeline = match pipeline::start(&config, outputs, Arc::clone(&stop)) {
@@ -210,6 +212,7 @@ async fn serve(config: Config) -> ExitCode {
             rtsps_port,
             started,
             publishers: Arc::clone(&publishers),
+            stills: Arc::clone(&stills),
             viewers: http::context::Viewers::default(),
             tokens: http::tokens::Tokens::new(),
             #[cfg(feature = "webrtc")]

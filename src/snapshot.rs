@@ -21,6 +21,8 @@ use bytes::Bytes;
 use jpeg_encoder::{Encoder, ImageBuffer, JpegColorType, SamplingFactor};
 use tokio::sync::Notify;
 
+use crate::pipeline::tap::Tap;
+use crate::rtp::packetizer::RtpUnit;
 use crate::source::frame::RawFrame;
 use crate::source::i420;
 
@@ -83,9 +85,8 @@ pub struct Stills {
 }
 
 impl Stills {
-    /// Called by the pipeline with each raw frame: keeps a copy when a
-    /// caller is waiting for one.
-    pub fn offer(&self, frame: &RawFrame<'_>) {
+    /// Keeps a copy of `frame` when a caller is waiting for one.
+    fn offer(&self, frame: &RawFrame<'_>) {
         self.raw.store(true, Ordering::Relaxed);
         if !self.wanted.load(Ordering::Relaxed) || !self.wanted.swap(false, Ordering::AcqRel) {
             return;
@@ -111,9 +112,9 @@ impl Stills {
         self.arrived.notify_waiters();
     }
 
-    /// Called with each key frame the stream sends (parameter sets in
-    /// front), for sources without raw frames.
-    pub fn keep_keyframe(&self, nals: &[Bytes]) {
+    /// Keeps each key frame the stream sends (parameter sets in front),
+    /// for sources without raw frames.
+    fn keep_keyframe(&self, nals: &[Bytes]) {
         *self.keyframe.lock().unwrap() = Some(nals.to_vec());
     }
 
@@ -394,6 +395,20 @@ impl ImageBuffer for Packed<'_> {
         for x in 0..w {
             buffers[1].push(cb[x / 2]);
             buffers[2].push(cr[x / 2]);
+        }
+    }
+}
+
+/// The pipeline's side: a raw frame copied when a caller waits for one,
+/// and the newest key frame.
+impl Tap for Stills {
+    fn raw(&self, frame: &RawFrame<'_>) {
+        self.offer(frame);
+    }
+
+    fn encoded(&self, unit: &RtpUnit) {
+        if unit.is_idr {
+            self.keep_keyframe(&unit.nals);
         }
     }
 }

@@ -20,7 +20,6 @@ use crate::h264::{AccessUnit, ParameterSets};
 use crate::rtp::clock::MediaClock;
 use crate::rtp::packetizer::Packetizer;
 use crate::rtp::packetizer::RtpUnit;
-use crate::snapshot::Stills;
 use stats::Stats;
 
 /// Access units held for clients: about one second at 30 fps.
@@ -71,7 +70,6 @@ pub struct Broadcast {
     last_frame: Mutex<Option<Instant>>,
     clients: AtomicUsize,
     frames: AtomicU64,
-    stills: Stills,
     stats: Stats,
 }
 
@@ -108,7 +106,6 @@ impl Broadcast {
             last_frame: Mutex::new(None),
             clients: AtomicUsize::new(0),
             frames: AtomicU64::new(0),
-            stills: Stills::default(),
             stats: Stats::default(),
         })
     }
@@ -128,10 +125,10 @@ impl Broadcast {
         self.frames.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Packetizes one access unit and publishes it to every subscriber.
-    /// Never waits. Every IDR goes out with SPS/PPS in front, so that any
-    /// client can start at any IDR.
-    pub fn publish(&self, mut au: AccessUnit) {
+    /// Packetizes one access unit and publishes it to every subscriber;
+    /// returns it as sent. Never waits. Every IDR goes out with SPS/PPS in
+    /// front, so that any client can start at any IDR.
+    pub fn publish(&self, mut au: AccessUnit) -> Arc<RtpUnit> {
         if au.is_idr {
             match au.parameter_sets() {
                 Some(ps) => {
@@ -150,20 +147,19 @@ impl Broadcast {
                 }
             }
         }
-        if au.is_idr {
-            self.stills.keep_keyframe(&au.nals);
-        }
         let timestamp = self.clock.rtp_timestamp(au.timestamp);
         let unit = self.packetizer.lock().unwrap().packetize(&au, timestamp);
         let (captured, is_idr) = (au.timestamp, au.is_idr);
         self.stats
             .frame_sent(unit.payload_octets as usize, Instant::now());
-        let _ = self.tx.send(Arc::new(unit)); // no subscribers is fine
+        let unit = Arc::new(unit);
+        let _ = self.tx.send(Arc::clone(&unit)); // no subscribers is fine
         if is_idr {
             self.keyframe.lock().unwrap().pending = false;
         }
         *self.last_frame.lock().unwrap() = Some(captured);
         self.frames.fetch_add(1, Ordering::Relaxed);
+        unit
     }
 
     /// Access units published since the start.
@@ -272,11 +268,6 @@ impl Broadcast {
     /// What the pipeline and the fan-out did.
     pub fn stats(&self) -> &Stats {
         &self.stats
-    }
-
-    /// Still pictures of the stream's raw frames.
-    pub fn stills(&self) -> &Stills {
-        &self.stills
     }
 }
 

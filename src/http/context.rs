@@ -14,6 +14,7 @@ use tokio::sync::oneshot;
 use super::tokens::Tokens;
 use crate::publish::Publishers;
 use crate::rtsp::ServerContext;
+use crate::snapshot::Stills;
 
 /// What the HTTP side shows, besides the RTSP server's state.
 #[derive(Debug)]
@@ -28,6 +29,8 @@ pub struct HttpContext {
     pub started: Instant,
     /// The publish targets.
     pub publishers: Arc<Publishers>,
+    /// Still pictures of the main stream.
+    pub stills: Arc<Stills>,
     /// Browsers watching the live picture.
     pub viewers: Viewers,
     /// Tokens that let the page's WebSocket in.

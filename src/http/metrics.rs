@@ -168,14 +168,14 @@ pub fn render(ctx: &HttpContext) -> String {
         "streamcam_snapshot_requests_total",
         "counter",
         "Requests for /snapshot.jpg.",
-        &[("", stream.stills().requests())],
+        &[("", ctx.stills.requests())],
     );
     metric(
         &mut out,
         "streamcam_snapshot_encodes_total",
         "counter",
         "JPEGs encoded for /snapshot.jpg (at most one a second for each size asked for).",
-        &[("", stream.stills().encodes())],
+        &[("", ctx.stills.encodes())],
     );
     metric(
         &mut out,

@@ -300,7 +300,7 @@ async fn snapshot(ctx: &HttpContext, query: Option<&str>) -> Response<Full<Bytes
             );
         }
     };
-    match ctx.rtsp.stream().stills().jpeg(width).await {
+    match ctx.stills.jpeg(width).await {
         Ok(jpeg) => {
             let mut r = Response::new(Full::new(jpeg));
             r.headers_mut()

@@ -5,6 +5,8 @@
 //! The media clock and sequence numbers live in the broadcast, so RTP time
 //! stays continuous.
 
+pub mod tap;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -19,6 +21,7 @@ use crate::h264::AccessUnit;
 use crate::source;
 use crate::source::frame::{Frame, RawFrame, Source, SourceError};
 use crate::source::scale::Scaler;
+use tap::Tap;
 
 /// First wait before reopening a failed pipeline; doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
@@ -117,6 +120,8 @@ pub struct Outputs {
     pub main: Arc<Broadcast>,
     /// The substream.
     pub substream: Option<Arc<Broadcast>>,
+    /// What else takes the main stream's frames (the snapshot).
+    pub taps: Vec<Arc<dyn Tap>>,
 }
 
 /// Opens the pipeline once (so a source that cannot work is reported before
@@ -145,8 +150,8 @@ fn supervise(first: Pipeline, config: &Config, outputs: &Outputs, stop: &AtomicB
     while !stop.load(Ordering::Relaxed) {
         let started = Instant::now();
         let result = match pipeline.take() {
-            Some(p) => run(p, stream, stop),
-            None => open(config, outputs).and_then(|p| run(p, stream, stop)),
+            Some(p) => run(p, outputs, stop),
+            None => open(config, outputs).and_then(|p| run(p, outputs, stop)),
         };
         let Err(error) = result else { return };
         let part = match error {
@@ -294,22 +299,25 @@ fn open_substream(
 }
 
 /// Publishes until stopped (`Ok`) or something fails (`Err`, for the user).
-fn run(mut p: Pipeline, stream: &Broadcast, stop: &AtomicBool) -> Result<(), PipelineError> {
+fn run(mut p: Pipeline, outputs: &Outputs, stop: &AtomicBool) -> Result<(), PipelineError> {
     while !stop.load(Ordering::Relaxed) {
-        pump(&mut p, stream)?;
+        pump(&mut p, &outputs.main, &outputs.taps)?;
     }
     Ok(())
 }
 
-/// Moves one frame from the source through the encoder to the broadcast.
-fn pump(p: &mut Pipeline, stream: &Broadcast) -> Result<(), PipelineError> {
+/// Moves one frame from the source through the encoder to the broadcast,
+/// and shows it to the taps on its way.
+fn pump(p: &mut Pipeline, stream: &Broadcast, taps: &[Arc<dyn Tap>]) -> Result<(), PipelineError> {
     let frame = p.source.next_frame()?;
     stream.stats().frame_captured();
     let wants_keyframe = stream.take_keyframe_request(Instant::now());
     match (frame, p.encoder.as_mut()) {
         (Frame::Encoded(au), _) => p.coded.push(au),
         (Frame::Raw(raw), Some(enc)) => {
-            stream.stills().offer(&raw);
+            for tap in taps {
+                tap.raw(&raw);
+            }
             if wants_keyframe {
                 enc.request_keyframe();
             }
@@ -326,7 +334,10 @@ fn pump(p: &mut Pipeline, stream: &Broadcast) -> Result<(), PipelineError> {
         (Frame::Raw(_), None) => return Err(PipelineError::NoEncoder),
     };
     for au in p.coded.drain(..) {
-        stream.publish(au);
+        let unit = stream.publish(au);
+        for tap in taps {
+            tap.encoded(&unit);
+        }
     }
     Ok(())
 }
@@ -353,6 +364,7 @@ mod tests {
         let outputs = Outputs {
             main: Arc::clone(&stream),
             substream: None,
+            taps: Vec::new(),
         };
         let pipeline = start(&config, outputs, Arc::clone(&stop)).unwrap();
         let until = Instant::now() + Duration::from_secs(5);
@@ -392,6 +404,7 @@ mod tests {
         let outputs = Outputs {
             main: Arc::clone(&main),
             substream: Some(Arc::clone(&sub)),
+            taps: Vec::new(),
         };
         let pipeline = start(&config, outputs, Arc::clone(&stop)).unwrap();
         let mut captured = Vec::new();
@@ -462,6 +475,7 @@ mod vm_tests {
         let outputs = Outputs {
             main: stream.clone(),
             substream: None,
+            taps: Vec::new(),
         };
         let pipeline = start(config, outputs, stop.clone()).unwrap();
         assert!(

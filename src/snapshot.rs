@@ -21,8 +21,8 @@ use bytes::Bytes;
 use jpeg_encoder::{Encoder, ImageBuffer, JpegColorType, SamplingFactor};
 use tokio::sync::Notify;
 
+use crate::format::rtp::packetizer::RtpUnit;
 use crate::pipeline::tap::Tap;
-use crate::rtp::packetizer::RtpUnit;
 use crate::source::frame::RawFrame;
 use crate::source::i420;
 
@@ -543,10 +543,10 @@ mod tests {
             "/tests/data/testsrc2-720p30.h264"
         ))
         .unwrap();
-        let nals = crate::h264::split_annexb(&Bytes::from(sample));
+        let nals = crate::format::h264::split_annexb(&Bytes::from(sample));
         let first_idr = nals
             .iter()
-            .position(|n| crate::h264::nal_type(n) == crate::h264::NAL_IDR)
+            .position(|n| crate::format::h264::nal_type(n) == crate::format::h264::NAL_IDR)
             .unwrap();
         let stills = Stills::default();
         stills.keep_keyframe(&nals[..=first_idr]);

@@ -16,10 +16,10 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{broadcast, watch};
 
-use crate::h264::{AccessUnit, ParameterSets};
-use crate::rtp::clock::MediaClock;
-use crate::rtp::packetizer::Packetizer;
-use crate::rtp::packetizer::RtpUnit;
+use crate::format::h264::{AccessUnit, ParameterSets};
+use crate::format::rtp::clock::MediaClock;
+use crate::format::rtp::packetizer::Packetizer;
+use crate::format::rtp::packetizer::RtpUnit;
 use stats::Stats;
 
 /// Access units held for clients: about one second at 30 fps.
@@ -82,14 +82,14 @@ impl Broadcast {
     /// Another stream of the same capture (the substream): its own SSRC
     /// and RTP base, and this one's capture-to-wall-clock mapping.
     pub fn sibling(&self) -> Arc<Self> {
-        Self::with_clock(self.clock.sibling(crate::rtp::CLOCK_RATE))
+        Self::with_clock(self.clock.sibling(crate::format::rtp::CLOCK_RATE))
     }
 
     /// The sound that goes with this stream (`[audio]`): Opus packets on a
     /// 48 kHz clock with this one's capture-to-wall-clock mapping, so that
     /// players keep the two in step.
     pub fn audio_sibling(&self) -> Arc<Self> {
-        Self::with_clock(self.clock.sibling(crate::rtp::OPUS_CLOCK_RATE))
+        Self::with_clock(self.clock.sibling(crate::format::rtp::OPUS_CLOCK_RATE))
     }
 
     fn with_clock(clock: MediaClock) -> Arc<Self> {
@@ -332,7 +332,7 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
-    use crate::h264::fixtures::{PPS, SPS_720P as SPS};
+    use crate::format::h264::fixtures::{PPS, SPS_720P as SPS};
 
     /// NAL unit types of a unit's packets (single NAL unit packets only).
     fn nal_types(unit: &RtpUnit) -> Vec<u8> {

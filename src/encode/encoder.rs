@@ -1,6 +1,6 @@
 //! What every encoder promises: the `Encoder` trait, and its errors.
 
-use crate::h264::AccessUnit;
+use crate::format::h264::AccessUnit;
 use crate::source::frame::RawFrame;
 
 /// Errors opening or driving an encoder.

@@ -12,7 +12,7 @@ use openh264::formats::YUVSlices;
 
 use super::encoder::{EncodeError, Encoder};
 use crate::config::{H264Profile, VideoConfig};
-use crate::h264::{AccessUnit, split_annexb};
+use crate::format::h264::{AccessUnit, split_annexb};
 use crate::source::frame::{Plane, RawFrame};
 use crate::source::i420;
 

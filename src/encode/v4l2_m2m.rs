@@ -20,7 +20,7 @@ use v4l2r::memory::{DmaBufHandle, MmapHandle};
 
 use super::encoder::{EncodeError, Encoder};
 use crate::config::{H264Profile, VideoConfig};
-use crate::h264::{self, AccessUnit};
+use crate::format::h264::{self, AccessUnit};
 use crate::source::frame::{Lease, Pixels, Plane, RawFrame, STALL_TIMEOUT};
 use crate::v4l2::{Device, Format, MappedBuffer, PixelFormat, QueueType, V4l2Error, fourcc};
 

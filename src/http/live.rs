@@ -29,8 +29,8 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 
 use super::context::HttpContext;
 use crate::broadcast::SubscribeError;
-use crate::fmp4;
-use crate::h264::ParameterSets;
+use crate::format::fmp4;
+use crate::format::h264::ParameterSets;
 use crate::rtsp::protocol::MountIndex;
 
 /// Where the page opens its WebSocket.
@@ -257,7 +257,7 @@ async fn close(ws: &mut Socket, reason: &'static str) {
 fn parameter_sets_changed(params: &ParameterSets, nals: &[Bytes]) -> bool {
     let sps = nals
         .iter()
-        .find(|n| crate::h264::nal_type(n) == crate::h264::NAL_SPS);
+        .find(|n| crate::format::h264::nal_type(n) == crate::format::h264::NAL_SPS);
     sps.is_some_and(|sps| *sps != params.sps)
 }
 

@@ -28,7 +28,7 @@ use tokio::sync::oneshot;
 use super::context::HttpContext;
 use super::live::Timeline;
 use crate::broadcast::{SubscribeError, Subscriber};
-use crate::rtp::packetizer::RtpUnit;
+use crate::format::rtp::packetizer::RtpUnit;
 
 /// Where the page POSTs its offer; sessions live under it.
 pub const PATH: &str = "/stream/whep";

@@ -17,7 +17,7 @@ use crate::broadcast::{Broadcast, StreamInfo};
 use crate::config::{Config, SubstreamConfig};
 use crate::encode;
 use crate::encode::encoder::{EncodeError, Encoder};
-use crate::h264::AccessUnit;
+use crate::format::h264::AccessUnit;
 use crate::source;
 use crate::source::frame::{Frame, RawFrame, Source, SourceError};
 use crate::source::scale::Scaler;

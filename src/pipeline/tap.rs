@@ -7,7 +7,7 @@
 
 use std::fmt::Debug;
 
-use crate::rtp::packetizer::RtpUnit;
+use crate::format::rtp::packetizer::RtpUnit;
 use crate::source::frame::RawFrame;
 
 /// A consumer of the pipeline's frames. Both calls come from the pipeline

@@ -8,7 +8,6 @@
 //! their secrets.
 
 pub mod link;
-pub mod mpegts;
 pub mod rtmp;
 pub mod rtsp;
 pub mod srt;

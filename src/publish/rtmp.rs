@@ -21,7 +21,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::link::{self, Stream};
 use super::target::{ANSWER_TIMEOUT, PICTURE_WAIT, PublishError, STALL, Target, next_picture};
 use crate::broadcast::Broadcast;
-use crate::h264::{self, ParameterSets};
+use crate::format::h264::{self, ParameterSets};
 
 /// FLV's codec id of AVC (H.264).
 const FLV_AVC: u8 = 7;

@@ -20,7 +20,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use super::link::{self, Stream};
 use super::target::{ANSWER_TIMEOUT, PICTURE_WAIT, PublishError, STALL, Target, next_picture};
 use crate::broadcast::Broadcast;
-use crate::rtp::rtcp::MAX_RTCP;
+use crate::format::rtp::rtcp::MAX_RTCP;
 use crate::rtsp::media::{REPORT_INTERVAL, SentCounts, sender_report};
 use crate::rtsp::message::interleaved_header;
 use crate::rtsp::sdp::{self, TRACK_PREFIX, VIDEO};

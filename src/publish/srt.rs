@@ -1,7 +1,7 @@
 //! Publishing over SRT (`srt://host:port?streamid=...`), as a caller, with
 //! MPEG-TS inside: what mediamtx, srt-live-transmit, ffmpeg and SRT
 //! gateways take. srt-tokio speaks SRT (handshake, retransmission within
-//! the latency, AES with a passphrase); [`super::mpegts`] makes the
+//! the latency, AES with a passphrase); [`crate::format::mpegts`] makes the
 //! stream. Each SRT message holds seven TS packets (1316 bytes), the size
 //! every SRT peer expects in live mode.
 //!
@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 use futures_util::SinkExt;
 use srt_tokio::SrtSocket;
 
-use super::mpegts::{Muxer, PACKET};
 use super::target::{ANSWER_TIMEOUT, PICTURE_WAIT, PublishError, STALL, Target, next_picture};
 use crate::broadcast::Broadcast;
 use crate::config::srt::Options;
+use crate::format::mpegts::{Muxer, PACKET};
 
 /// TS packets in one SRT message.
 const PACKETS_PER_MESSAGE: usize = 7;

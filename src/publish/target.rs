@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::broadcast::{SubscribeError, Subscriber};
-use crate::h264::{NAL_SPS, nal_type};
-use crate::rtp::packetizer::RtpUnit;
+use crate::format::h264::{NAL_SPS, nal_type};
+use crate::format::rtp::packetizer::RtpUnit;
 
 /// A relay that takes no data for this long has stalled: it is dropped and
 /// redialled.

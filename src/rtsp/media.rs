@@ -9,8 +9,8 @@ use super::protocol::PlayStart;
 
 use super::sdp::Track;
 use crate::broadcast::{Broadcast, ClientGuard, SubscribeError, Subscriber};
-use crate::rtp::packetizer::RtpUnit;
-use crate::rtp::rtcp::{self, MAX_RTCP, SenderInfo};
+use crate::format::rtp::packetizer::RtpUnit;
+use crate::format::rtp::rtcp::{self, MAX_RTCP, SenderInfo};
 
 /// Time between RTCP sender reports.
 pub const REPORT_INTERVAL: Duration = Duration::from_secs(5);

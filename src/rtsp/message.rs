@@ -5,7 +5,7 @@
 use bytes::{Buf, BytesMut};
 use rtsp_types::{Message, Request, Response, StatusCode};
 
-use crate::rtp::packetizer::FRAME_HEADER;
+use crate::format::rtp::packetizer::FRAME_HEADER;
 
 /// Largest request (headers and body) a connection buffers.
 pub const MAX_REQUEST: usize = 16 * 1024;

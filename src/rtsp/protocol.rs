@@ -16,7 +16,7 @@ use super::message::CHALLENGE_SEPARATOR;
 use super::sdp::{self, TRACK_PREFIX, Track, VIDEO};
 use super::transport::{self, Transport, TransportError};
 use crate::config::MulticastConfig;
-use crate::h264::ParameterSets;
+use crate::format::h264::ParameterSets;
 
 /// Methods the server implements, for OPTIONS and 405 replies.
 pub const PUBLIC: &str =
@@ -663,7 +663,7 @@ mod tests {
     use rtsp_types::Message;
 
     use super::*;
-    use crate::h264::fixtures::{PPS, SPS_720P};
+    use crate::format::h264::fixtures::{PPS, SPS_720P};
     use crate::rtsp::sdp::AUDIO;
 
     /// The requests one real client sent to streamcam, captured on the wire

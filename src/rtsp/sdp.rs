@@ -6,8 +6,8 @@ use std::net::IpAddr;
 
 use sdp_types::{AddrType, Attribute, Connection, Media, NetType, Origin, Session, Time};
 
-use crate::h264::ParameterSets;
-use crate::rtp::{CLOCK_RATE, OPUS_CLOCK_RATE, OPUS_PAYLOAD_TYPE, PAYLOAD_TYPE};
+use crate::format::h264::ParameterSets;
+use crate::format::rtp::{CLOCK_RATE, OPUS_CLOCK_RATE, OPUS_PAYLOAD_TYPE, PAYLOAD_TYPE};
 
 /// A track of a mount: [`VIDEO`] or [`AUDIO`] (its `trackID` in the SDP).
 pub type Track = usize;
@@ -133,7 +133,7 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
-    use crate::h264::fixtures::{PPS, SPS_720P};
+    use crate::format::h264::fixtures::{PPS, SPS_720P};
 
     fn params() -> ParameterSets {
         ParameterSets::new(Bytes::from_static(SPS_720P), Bytes::from_static(PPS)).unwrap()

@@ -20,8 +20,8 @@ use super::sdp::{Track, VIDEO};
 use super::udp::{RtcpTo, UdpClient};
 use super::writer::{Outgoing, WriterHandle};
 use crate::broadcast::SubscribeError;
-use crate::rtp::packetizer::{FRAME_HEADER, RtpUnit};
-use crate::rtp::rtcp::{self, MAX_RTCP};
+use crate::format::rtp::packetizer::{FRAME_HEADER, RtpUnit};
+use crate::format::rtp::rtcp::{self, MAX_RTCP};
 
 /// A UDP session with neither RTSP requests nor RTCP for this long is ended.
 pub const SESSION_TIMEOUT: Duration = Duration::from_secs(SESSION_TIMEOUT_S);
@@ -562,8 +562,8 @@ mod tests {
 
     #[test]
     fn totals_keep_what_ended_sessions_were_sent() {
-        let unit = crate::rtp::packetizer::Packetizer::new(1, 0).packetize(
-            &crate::h264::AccessUnit::new(
+        let unit = crate::format::rtp::packetizer::Packetizer::new(1, 0).packetize(
+            &crate::format::h264::AccessUnit::new(
                 vec![bytes::Bytes::from(vec![0x41; 3000])],
                 Instant::now(),
             ),

@@ -37,8 +37,8 @@ use super::protocol::{MountIndex, SessionId};
 use super::sdp::Track;
 use crate::broadcast::{Broadcast, SubscribeError, Subscriber};
 use crate::config::MulticastConfig;
-use crate::rtp::packetizer::{MAX_PACKET, RtpUnit};
-use crate::rtp::rtcp::{self, MAX_RTCP};
+use crate::format::rtp::packetizer::{MAX_PACKET, RtpUnit};
+use crate::format::rtp::rtcp::{self, MAX_RTCP};
 
 /// `UDP_SEGMENT` from `<linux/udp.h>` (not exported by libc for glibc).
 const UDP_SEGMENT: libc::c_int = 103;
@@ -728,7 +728,7 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
-    use crate::h264::AccessUnit;
+    use crate::format::h264::AccessUnit;
     use crate::rtsp::session::{Command, rtcp_to};
 
     /// SPS, PPS, a 5000-byte slice (four FU-A fragments) and a small one.

@@ -10,7 +10,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::frame::{Frame, Source, SourceError};
 use super::pacer::{Pacer, WhenLate};
-use crate::h264::{
+use crate::format::h264::{
     AccessUnit, AccessUnitSplitter, NAL_IDR, NAL_PPS, NAL_SPS, ParameterSets, nal_type,
 };
 

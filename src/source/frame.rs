@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::SourceKind;
-use crate::h264::{AccessUnit, ParameterSets};
+use crate::format::h264::{AccessUnit, ParameterSets};
 
 /// A camera or encoder that delivers nothing for this long is stalled: the
 /// pipeline reopens it.

@@ -16,7 +16,7 @@ use super::frame::{
     Canvas, DmaBuf, Frame, Lease, PlaneMut, RawFrame, STALL_TIMEOUT, Source, SourceError,
 };
 use crate::config::{Config, VideoConfig};
-use crate::h264::{self, AccessUnit};
+use crate::format::h264::{self, AccessUnit};
 use crate::overlay::Overlay;
 use crate::v4l2::{Device, Format, MappedBuffer, PixelFormat, QueueType, V4l2Error, fourcc};
 

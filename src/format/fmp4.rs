@@ -10,7 +10,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::h264::{self, ParameterSets};
+use crate::format::h264::{self, ParameterSets};
 
 /// The track's timescale: the RTP clock of H.264 (RFC 6184).
 pub const TIMESCALE: u32 = 90_000;
@@ -208,7 +208,7 @@ fn full_box(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::h264::fixtures::{PPS, SPS_720P};
+    use crate::format::h264::fixtures::{PPS, SPS_720P};
 
     fn ps() -> ParameterSets {
         ParameterSets::new(Bytes::from_static(SPS_720P), Bytes::from_static(PPS)).unwrap()

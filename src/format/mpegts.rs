@@ -16,7 +16,7 @@ use mpeg2ts::ts::{
     WriteTsPacket,
 };
 
-use crate::h264::{self, ParameterSets};
+use crate::format::h264::{self, ParameterSets};
 
 /// Bytes of a transport stream packet.
 pub const PACKET: usize = TsPacket::SIZE;

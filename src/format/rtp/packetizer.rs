@@ -11,7 +11,7 @@ use std::time::Instant;
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::{OPUS_PAYLOAD_TYPE, PAYLOAD_TYPE};
-use crate::h264::AccessUnit;
+use crate::format::h264::AccessUnit;
 
 /// Largest RTP payload: keeps every packet under a 1500-byte MTU with room
 /// for IP, UDP and tunnel headers.

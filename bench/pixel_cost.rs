@@ -12,9 +12,9 @@
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use streamcam::config::{Corner, OverlayConfig};
+use streamcam::format::raw::{Canvas, PlaneMut, RawFrame};
 use streamcam::overlay::Overlay;
 use streamcam::source::scale::Scaler;
-use streamcam::source::{Canvas, PlaneMut, RawFrame};
 
 const WIDTH: usize = 1280;
 const HEIGHT: usize = 720;

@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::config::{Config, EX_CONFIG};
-use crate::{broadcast, http, pipeline, publish, rtsp, service, snapshot};
+use crate::{broadcast, http, notify, pipeline, publish, rtsp, snapshot};
 
 /// Longest the daemon spends saying goodbye to clients on SIGTERM.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(700);
@@ -225,7 +225,7 @@ async fn serve(config: Config) -> ExitCode {
     let tls_server = tls.map(|(listener, acceptor)| {
         tokio::spawn(rtsp::serve(listener, Arc::clone(&ctx), Some(acceptor)))
     });
-    let notifier = tokio::spawn(service::run(
+    let notifier = tokio::spawn(notify::run(
         Arc::clone(&stream),
         Arc::clone(&publishers),
         shutdown.clone(),

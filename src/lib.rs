@@ -12,6 +12,7 @@ pub mod daemon;
 pub mod encode;
 pub mod format;
 pub mod http;
+pub mod notify;
 pub mod overlay;
 pub mod pipeline;
 pub mod publish;

@@ -15,7 +15,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use font8x8::UnicodeFonts;
 
 use crate::config::{Corner, OverlayConfig};
-use crate::source::frame::{Canvas, PlaneMut};
+use crate::format::raw::{Canvas, PlaneMut};
 
 /// Luma of the text (white, in video range).
 const INK_LUMA: u8 = 235;

@@ -21,9 +21,9 @@ use bytes::Bytes;
 use jpeg_encoder::{Encoder, ImageBuffer, JpegColorType, SamplingFactor};
 use tokio::sync::Notify;
 
+use crate::format::raw::RawFrame;
 use crate::format::rtp::packetizer::RtpUnit;
 use crate::pipeline::tap::Tap;
-use crate::source::frame::RawFrame;
 use crate::source::i420;
 
 /// How long a JPEG is served again instead of encoding a newer one.
@@ -416,7 +416,7 @@ impl Tap for Stills {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::frame::{Pixels, Plane};
+    use crate::format::raw::{Pixels, Plane};
 
     /// A `w`x`h` I420 frame: luma from `luma(x, y)`, chroma neutral.
     fn frame_of(w: u32, h: u32, luma: impl Fn(u32, u32) -> u8) -> (Vec<u8>, Vec<u8>) {

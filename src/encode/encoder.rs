@@ -1,7 +1,7 @@
 //! What every encoder promises: the `Encoder` trait, and its errors.
 
 use crate::format::h264::AccessUnit;
-use crate::source::frame::RawFrame;
+use crate::format::raw::RawFrame;
 
 /// Errors opening or driving an encoder.
 #[derive(Debug, thiserror::Error)]

@@ -13,7 +13,7 @@ use openh264::formats::YUVSlices;
 use super::encoder::{EncodeError, Encoder};
 use crate::config::{H264Profile, VideoConfig};
 use crate::format::h264::{AccessUnit, split_annexb};
-use crate::source::frame::{Plane, RawFrame};
+use crate::format::raw::{Plane, RawFrame};
 use crate::source::i420;
 
 /// openh264, configured from the video settings on the first frame.
@@ -147,7 +147,8 @@ impl Encoder for SoftwareEncoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::frame::{Frame, Pixels, Source};
+    use crate::format::raw::Pixels;
+    use crate::source::frame::{Frame, Source};
     use crate::source::testpattern::TestPattern;
 
     fn encode_frames(

@@ -11,7 +11,7 @@ use bytes::Bytes;
 
 use super::encoder::EncodeError;
 use super::v4l2_m2m::{CodedBuffer, CodedFormat, JpegQuality, M2mCodec, find_encoder};
-use crate::source::frame::{Pixels, Plane, RawFrame};
+use crate::format::raw::{Pixels, Plane, RawFrame};
 use crate::v4l2::Device;
 
 /// Longest wait for the encoder's picture.

@@ -21,7 +21,8 @@ use v4l2r::memory::{DmaBufHandle, MmapHandle};
 use super::encoder::{EncodeError, Encoder};
 use crate::config::{H264Profile, VideoConfig};
 use crate::format::h264::{self, AccessUnit};
-use crate::source::frame::{Lease, Pixels, Plane, RawFrame, STALL_TIMEOUT};
+use crate::format::raw::{Lease, Pixels, Plane, RawFrame};
+use crate::source::frame::STALL_TIMEOUT;
 use crate::v4l2::{Device, Format, MappedBuffer, PixelFormat, QueueType, V4l2Error, fourcc};
 
 /// Raw frames the encoder may hold at once.

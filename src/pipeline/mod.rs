@@ -18,8 +18,9 @@ use crate::config::{Config, SubstreamConfig};
 use crate::encode;
 use crate::encode::encoder::{EncodeError, Encoder};
 use crate::format::h264::AccessUnit;
+use crate::format::raw::RawFrame;
 use crate::source;
-use crate::source::frame::{Frame, RawFrame, Source, SourceError};
+use crate::source::frame::{Frame, Source, SourceError};
 use crate::source::scale::Scaler;
 use tap::Tap;
 

@@ -7,8 +7,8 @@
 
 use std::fmt::Debug;
 
+use crate::format::raw::RawFrame;
 use crate::format::rtp::packetizer::RtpUnit;
-use crate::source::frame::RawFrame;
 
 /// A consumer of the pipeline's frames. Both calls come from the pipeline
 /// thread and must not block.

@@ -8,11 +8,11 @@ use std::path::Path;
 
 use bytes::{Bytes, BytesMut};
 
-use super::frame::{Frame, Source, SourceError};
 use super::pacer::{Pacer, WhenLate};
 use crate::format::h264::{
     AccessUnit, AccessUnitSplitter, NAL_IDR, NAL_PPS, NAL_SPS, ParameterSets, nal_type,
 };
+use crate::source::frame::{Frame, Source, SourceError};
 
 /// Bytes read from the file at a time.
 const READ_CHUNK: usize = 64 * 1024;

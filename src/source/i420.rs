@@ -2,7 +2,7 @@
 //! (YUV 4:2:0, BT.601 limited range): what the software encoder and the
 //! snapshot encoder read.
 
-use super::frame::{Pixels, Plane, RawFrame};
+use crate::format::raw::{Pixels, Plane, RawFrame};
 
 /// The I420 planes of `frame`: its own when it is I420 already, else its
 /// pixels converted into `scratch`.

@@ -30,11 +30,13 @@ use libcamera::properties;
 use libcamera::request::{Request, RequestStatus, ReuseFlag};
 use libcamera::stream::StreamRole;
 
-use super::frame::{Frame, RawFrame, STALL_TIMEOUT, Source, SourceError};
+use crate::source::frame::{Frame, STALL_TIMEOUT, Source, SourceError};
+
 use super::mapped::{Layout, MappedBuffer, PREFERENCE, PlaneAt, Shape, media_devices};
 use crate::config::{
     AutofocusMode, AwbMode, CameraConfig, Config, DenoiseMode, ExposureMode, VideoConfig,
 };
+use crate::format::raw::RawFrame;
 use crate::overlay::Overlay;
 
 /// Set while this process has a libcamera camera manager: libcamera
@@ -926,7 +928,7 @@ pub(crate) mod vm_tests {
 
     use super::*;
     use crate::encode::v4l2_m2m::vm_tests::code_frames;
-    use crate::source::frame::Pixels;
+    use crate::format::raw::Pixels;
     use crate::source::mapped::vm_tests::{
         assert_overlay_drawn, assert_vimc_frames, raw, vimc_config, vimc_overlay,
     };

@@ -24,9 +24,11 @@ use gstreamer_app as gst_app;
 use gstreamer_video as gst_video;
 use gstreamer_video::prelude::*;
 
-use super::frame::{Frame, Pixels, Plane, RawFrame, STALL_TIMEOUT, Source, SourceError};
+use crate::source::frame::{Frame, STALL_TIMEOUT, Source, SourceError};
+
 use super::mapped::{Layout, MappedBuffer, PREFERENCE, PlaneAt, Shape, media_devices};
 use crate::config::{CameraConfig, Config};
+use crate::format::raw::{Pixels, Plane, RawFrame};
 use crate::overlay::Overlay;
 
 /// The GStreamer element, and the Debian (and Raspberry Pi OS) package
@@ -567,7 +569,7 @@ fn planes_of<'a>(
     bytes: &'a mut [u8],
     ranges: &[(usize, usize)],
     shape: Shape,
-) -> super::frame::Canvas<'a> {
+) -> crate::format::raw::Canvas<'a> {
     let s = shape.stride;
     let mut rest = bytes;
     let mut planes = Vec::new();
@@ -580,22 +582,22 @@ fn planes_of<'a>(
         at = offset + len;
     }
     let mut planes = planes.into_iter();
-    let mut next = |stride| super::frame::PlaneMut {
+    let mut next = |stride| crate::format::raw::PlaneMut {
         data: planes.next().unwrap_or_default(),
         stride,
     };
     match shape.layout {
-        Layout::I420 => super::frame::Canvas::I420 {
+        Layout::I420 => crate::format::raw::Canvas::I420 {
             y: next(s),
             u: next(s / 2),
             v: next(s / 2),
         },
-        Layout::Nv12 => super::frame::Canvas::Nv12 {
+        Layout::Nv12 => crate::format::raw::Canvas::Nv12 {
             y: next(s),
             uv: next(s),
         },
-        Layout::Rgb24 => super::frame::Canvas::Rgb24(next(s)),
-        Layout::Bgr24 => super::frame::Canvas::Bgr24(next(s)),
+        Layout::Rgb24 => crate::format::raw::Canvas::Rgb24(next(s)),
+        Layout::Bgr24 => crate::format::raw::Canvas::Bgr24(next(s)),
     }
 }
 

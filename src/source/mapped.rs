@@ -8,7 +8,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::time::Instant;
 
-use super::frame::{Canvas, DmaBuf, Lease, Pixels, Plane, PlaneMut};
+use crate::format::raw::{Canvas, DmaBuf, Lease, Pixels, Plane, PlaneMut};
 use crate::overlay::Overlay;
 
 /// The pixel layouts taken from libcamera, in order of preference: the
@@ -344,8 +344,9 @@ unsafe fn canvas<'a>(
 #[cfg(test)]
 pub(crate) mod vm_tests {
     use crate::config::{Config, Corner, OverlayConfig, SourceKind};
+    use crate::format::raw::{Pixels, RawFrame};
     use crate::overlay::{Dot, Label};
-    use crate::source::frame::{Frame, Pixels, RawFrame, STALL_TIMEOUT, Source};
+    use crate::source::frame::{Frame, STALL_TIMEOUT, Source};
 
     /// Unbinds (false) or binds (true) vimc's platform device: the camera
     /// vanishes or comes back. When it comes back, its nodes get the udev

@@ -19,10 +19,7 @@ pub mod v4l2;
 use crate::config::{Config, SourceKind};
 use crate::overlay::Overlay;
 
-pub use frame::{
-    Canvas, DmaBuf, Frame, Lease, Pixels, Plane, PlaneMut, Planes, RawFrame, STALL_TIMEOUT, Source,
-    SourceError, monotonic_instant,
-};
+pub use frame::{Frame, STALL_TIMEOUT, Source, SourceError, monotonic_instant};
 
 /// Opens the configured source; `auto` picks a camera when one exists and
 /// the test pattern otherwise, and says why.

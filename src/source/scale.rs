@@ -4,8 +4,8 @@
 //! hand: a plane at a time it is a few lines, and no well-kept crate does
 //! strided 8-bit planes without pulling in an image library.
 
-use super::frame::{Pixels, Plane, RawFrame};
 use super::i420;
+use crate::format::raw::{Pixels, Plane, RawFrame};
 
 /// Scales raw frames of any layout to tightly packed I420 of one size,
 /// keeping its buffers between frames.

@@ -5,9 +5,11 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::frame::{Canvas, Frame, PlaneMut, RawFrame, Source, SourceError};
+use crate::source::frame::{Frame, Source, SourceError};
+
 use super::pacer::{Pacer, WhenLate};
 use crate::config::VideoConfig;
+use crate::format::raw::{Canvas, PlaneMut, RawFrame};
 use crate::overlay::Overlay;
 
 /// 75% colour bars as (Y, Cb, Cr), BT.601 limited range.
@@ -269,7 +271,7 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::frame::Pixels;
+    use crate::format::raw::Pixels;
 
     #[test]
     fn the_bottom_row_carries_the_time_in_milliseconds() {

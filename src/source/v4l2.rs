@@ -12,11 +12,11 @@ use v4l2r::bindings;
 use v4l2r::ioctl::{self, BufferFlags, QBufPlane, QBuffer, V4l2Buffer};
 use v4l2r::memory::MmapHandle;
 
-use super::frame::{
-    Canvas, DmaBuf, Frame, Lease, PlaneMut, RawFrame, STALL_TIMEOUT, Source, SourceError,
-};
+use crate::source::frame::{Frame, STALL_TIMEOUT, Source, SourceError};
+
 use crate::config::{Config, VideoConfig};
 use crate::format::h264::{self, AccessUnit};
+use crate::format::raw::{Canvas, DmaBuf, Lease, PlaneMut, RawFrame};
 use crate::overlay::Overlay;
 use crate::v4l2::{Device, Format, MappedBuffer, PixelFormat, QueueType, V4l2Error, fourcc};
 
@@ -540,7 +540,7 @@ pub(crate) mod vm_tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::source::frame::Pixels;
+    use crate::format::raw::Pixels;
 
     /// The node of the video device whose sysfs name is `name`.
     pub(crate) fn node(name: &str) -> String {

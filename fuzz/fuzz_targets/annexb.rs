@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use streamcam::h264::{AccessUnit, AccessUnitSplitter, split_annexb};
-use streamcam::rtp::packetizer::Packetizer;
+use streamcam::format::h264::{AccessUnit, AccessUnitSplitter, split_annexb};
+use streamcam::format::rtp::packetizer::Packetizer;
 
 fuzz_target!(|data: &[u8]| {
     let data = Bytes::copy_from_slice(data);

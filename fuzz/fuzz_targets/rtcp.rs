@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use streamcam::rtp::rtcp;
+use streamcam::format::rtp::rtcp;
 
 fuzz_target!(|data: &[u8]| {
     let _ = rtcp::parse_feedback(data);

@@ -1,0 +1,116 @@
+//! `[auth]`: who may watch.
+
+use std::fmt;
+
+use serde::Deserialize;
+
+use super::check::header_safe;
+
+/// `[auth]` section: with no users, the stream is open to anyone who can
+/// reach the port.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// The realm clients are challenged with; a user's `ha1` depends on it.
+    pub realm: String,
+    /// Accept Basic authentication (the password in clear) on plain RTSP.
+    pub basic: bool,
+    /// `[[auth.users]]`: who may watch.
+    pub users: Vec<UserConfig>,
+}
+
+/// The default realm.
+pub const DEFAULT_REALM: &str = "streamcam";
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            realm: DEFAULT_REALM.into(),
+            basic: false,
+            users: Vec::new(),
+        }
+    }
+}
+
+/// One `[[auth.users]]` entry: a name and either its password or its
+/// `ha1` (MD5 of "name:realm:password" in hex, from `streamcam
+/// hash-password`).
+#[derive(Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct UserConfig {
+    /// The user name.
+    pub name: String,
+    /// The password, in clear.
+    pub password: Option<String>,
+    /// MD5("name:realm:password") as 32 hex digits.
+    pub ha1: Option<String>,
+}
+
+/// Never shows a password or `ha1`.
+impl fmt::Debug for UserConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UserConfig")
+            .field("name", &self.name)
+            .field("password", &self.password.as_ref().map(|_| "<hidden>"))
+            .field("ha1", &self.ha1.as_ref().map(|_| "<hidden>"))
+            .finish()
+    }
+}
+
+impl AuthConfig {
+    /// Checks the realm and users; on error returns the dotted key
+    /// (`auth.users[1].ha1`) and a message.
+    pub(super) fn validate(&self) -> Result<(), (String, String)> {
+        if !header_safe(&self.realm) {
+            return Err((
+                "auth.realm".into(),
+                format!(
+                    "{:?} must be printable text without '\"', '\\' or ':'",
+                    self.realm
+                ),
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, user) in self.users.iter().enumerate() {
+            let key = |k: &str| format!("auth.users[{i}].{k}");
+            if !header_safe(&user.name) {
+                return Err((
+                    key("name"),
+                    format!(
+                        "{:?} must be printable text without '\"', '\\' or ':'",
+                        user.name
+                    ),
+                ));
+            }
+            if !seen.insert(user.name.as_str()) {
+                return Err((key("name"), format!("{:?} is listed twice", user.name)));
+            }
+            match (&user.password, &user.ha1) {
+                (Some(_), Some(_)) => {
+                    return Err((key("ha1"), "give either password or ha1, not both".into()));
+                }
+                (None, None) => {
+                    return Err((
+                        key("password"),
+                        format!(
+                            "user {:?} needs a password (or an ha1 from `streamcam hash-password`)",
+                            user.name
+                        ),
+                    ));
+                }
+                (Some(p), None) if p.is_empty() => {
+                    return Err((key("password"), "must not be empty".into()));
+                }
+                (None, Some(h)) if h.len() != 32 || !h.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                    return Err((
+                        key("ha1"),
+                        "must be 32 hex digits: MD5(name:realm:password), as `streamcam hash-password NAME` prints"
+                            .into(),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}

@@ -289,6 +289,9 @@ pub fn gstreamer(url: &str, transport: &str, frames: usize, mode: Mode) -> Decod
     // whether all pictures had arrived when it was printed.
     let mut messages: Vec<(bool, String)> = Vec::new();
     let mut debug_lines = 0;
+    // What gst-launch printed besides the pictures (bounded), shown when
+    // it named no picture size.
+    let mut other_lines = String::new();
     let errors = run_lines(&mut cmd, Duration::from_secs(30), |l, at| {
         // identity's last-message: one "chain" line per picture.
         if l.contains("GstIdentity:identity0: last-message = chain") {
@@ -296,6 +299,9 @@ pub fn gstreamer(url: &str, transport: &str, frames: usize, mode: Mode) -> Decod
             d.pts.push(parse_gst_time(pts));
             d.arrivals.push(at);
             d.frames += 1;
+        } else if other_lines.len() < 64 * 1024 {
+            other_lines.push_str(l);
+            other_lines.push('\n');
         }
         // The picture size from the first caps gst-launch -v reports with
         // one: the parser's, the decoder's, identity's or the sink's pads
@@ -333,6 +339,10 @@ pub fn gstreamer(url: &str, transport: &str, frames: usize, mode: Mode) -> Decod
         );
     }
     d.errors = real.into_iter().map(|(_, m)| m).collect();
+    if d.frames > 0 && d.width == 0 {
+        d.errors
+            .push_str(&format!("no picture size in gst-launch's output:\n{other_lines}"));
+    }
     // gst-launch exits 1 after an error in its teardown: that alone is
     // forgiven, any other exit or output counts.
     if teardown.is_empty() || !d.errors.is_empty() || errors != "\nexit status exit status: 1" {

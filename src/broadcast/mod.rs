@@ -20,6 +20,7 @@ use crate::format::h264::{AccessUnit, ParameterSets};
 use crate::format::rtp::clock::MediaClock;
 use crate::format::rtp::packetizer::Packetizer;
 use crate::format::rtp::packetizer::RtpUnit;
+use crate::format::rtp::rtcp::{self, MAX_RTCP, SenderInfo, SentCounts};
 use stats::Stats;
 
 /// Access units held for clients: about one second at 30 fps.
@@ -230,6 +231,29 @@ impl Broadcast {
     /// The stream's SSRC.
     pub fn ssrc(&self) -> u32 {
         self.ssrc
+    }
+
+    /// Writes a sender report of the stream for now into `buf`, for a
+    /// receiver that was sent `counts`, with `cname` (and BYE if `bye`).
+    /// Returns its length.
+    pub fn sender_report(
+        &self,
+        counts: &SentCounts,
+        cname: &str,
+        buf: &mut [u8; MAX_RTCP],
+        bye: bool,
+    ) -> usize {
+        let now = Instant::now();
+        let (packets, octets) = counts.sent();
+        let info = SenderInfo {
+            ssrc: self.ssrc,
+            ntp_timestamp: self.clock.ntp_timestamp(now),
+            rtp_timestamp: self.clock.rtp_timestamp(now),
+            // RFC 3550 counts wrap at 32 bits.
+            packet_count: packets as u32,
+            octet_count: octets as u32,
+        };
+        rtcp::write_report(buf, &info, cname, bye)
     }
 
     /// RTP time of the newest access unit (or of now, before the first one):

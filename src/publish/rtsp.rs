@@ -20,9 +20,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use super::link::{self, Stream};
 use super::target::{ANSWER_TIMEOUT, PICTURE_WAIT, PublishError, STALL, Target, next_picture};
 use crate::broadcast::Broadcast;
-use crate::format::rtp::rtcp::MAX_RTCP;
-use crate::rtsp::media::{REPORT_INTERVAL, SentCounts, sender_report};
-use crate::rtsp::message::interleaved_header;
+use crate::format::rtp::packetizer::interleaved_header;
+use crate::format::rtp::rtcp::{MAX_RTCP, REPORT_INTERVAL, SentCounts};
 use crate::rtsp::sdp::{self, TRACK_PREFIX, VIDEO};
 
 /// How often the session is kept alive with GET_PARAMETER.
@@ -165,7 +164,7 @@ async fn stream_to(
                 unit.framed().clone()
             }
             _ = report.tick() => {
-                let n = sender_report(stream, &counts, &cname, &mut rtcp, false);
+                let n = stream.sender_report(&counts, &cname, &mut rtcp, false);
                 let mut out = BytesMut::with_capacity(4 + n);
                 out.put_slice(&interleaved_header(1, n));
                 out.put_slice(&rtcp[..n]);

@@ -2,78 +2,17 @@
 //! it was sent, and its RTCP reports.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::protocol::PlayStart;
 
 use super::sdp::Track;
 use crate::broadcast::{Broadcast, ClientGuard, SubscribeError, Subscriber};
 use crate::format::rtp::packetizer::RtpUnit;
-use crate::format::rtp::rtcp::{self, MAX_RTCP, SenderInfo};
+use crate::format::rtp::rtcp::{MAX_RTCP, SentCounts};
 
-/// Time between RTCP sender reports.
-pub const REPORT_INTERVAL: Duration = Duration::from_secs(5);
 /// Longest PLAY waits for the key frame a client starts with.
 const FIRST_FRAME_WAIT: Duration = Duration::from_secs(2);
-
-/// What a session was sent, counted by whoever sends it (the session's
-/// own task, or the UDP fan-out) and read for its sender reports and its
-/// end line.
-#[derive(Debug, Default)]
-pub struct SentCounts {
-    packets: AtomicU64,
-    octets: AtomicU64,
-    /// Times the sender fell behind the stream and skipped to a key frame.
-    lags: AtomicUsize,
-}
-
-impl SentCounts {
-    /// Counts `unit` as sent.
-    pub fn add(&self, unit: &RtpUnit) {
-        self.packets
-            .fetch_add(u64::from(unit.packet_count), Ordering::Relaxed);
-        self.octets
-            .fetch_add(u64::from(unit.payload_octets), Ordering::Relaxed);
-    }
-
-    /// Counts one skip to a key frame.
-    pub fn lagged(&self) {
-        self.lags.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Packets and RTP payload octets sent.
-    pub fn sent(&self) -> (u64, u64) {
-        (
-            self.packets.load(Ordering::Relaxed),
-            self.octets.load(Ordering::Relaxed),
-        )
-    }
-}
-
-/// Writes a sender report of `stream` for now into `buf`, for a receiver
-/// that was sent `counts`, with `cname` (and BYE if `bye`). Returns its
-/// length.
-pub fn sender_report(
-    stream: &Broadcast,
-    counts: &SentCounts,
-    cname: &str,
-    buf: &mut [u8; MAX_RTCP],
-    bye: bool,
-) -> usize {
-    let now = Instant::now();
-    let clock = stream.clock();
-    let (packets, octets) = counts.sent();
-    let info = SenderInfo {
-        ssrc: stream.ssrc(),
-        ntp_timestamp: clock.ntp_timestamp(now),
-        rtp_timestamp: clock.rtp_timestamp(now),
-        // RFC 3550 counts wrap at 32 bits.
-        packet_count: packets as u32,
-        octet_count: octets as u32,
-    };
-    rtcp::write_report(buf, &info, cname, bye)
-}
 
 /// A playing session's place in the stream.
 #[derive(Debug)]
@@ -182,7 +121,8 @@ impl ClientMedia {
 
     /// Writes a sender report (and BYE if `bye`) for now into `buf`.
     pub fn report(&self, buf: &mut [u8; MAX_RTCP], bye: bool) -> usize {
-        sender_report(&self.stream, &self.counts, &self.cname, buf, bye)
+        self.stream
+            .sender_report(&self.counts, &self.cname, buf, bye)
     }
 
     /// What was sent, shared with a sender the session hands off to.
@@ -193,7 +133,7 @@ impl ClientMedia {
     /// Times the client fell behind the stream and skipped to a key frame.
     pub fn lag_drops(&self) -> usize {
         let feed = self.playing.as_ref().and_then(|p| p.feed.as_ref());
-        self.feed_lags + feed.map_or(0, Subscriber::lags) + self.counts.lags.load(Ordering::Relaxed)
+        self.feed_lags + feed.map_or(0, Subscriber::lags) + self.counts.lags()
     }
 
     /// The shared stream.

@@ -5,8 +5,6 @@
 use bytes::{Buf, BytesMut};
 use rtsp_types::{Message, Request, Response, StatusCode};
 
-use crate::format::rtp::packetizer::FRAME_HEADER;
-
 /// Largest request (headers and body) a connection buffers.
 pub const MAX_REQUEST: usize = 16 * 1024;
 
@@ -128,12 +126,6 @@ pub fn write_response(out: &mut Vec<u8>, mut resp: Response<Vec<u8>>) {
         }
         _ => resp.write(out).expect("writing to a Vec cannot fail"),
     }
-}
-
-/// The header of an interleaved frame (RFC 2326 10.12) carrying `len` bytes.
-pub fn interleaved_header(channel: u8, len: usize) -> [u8; FRAME_HEADER] {
-    let [hi, lo] = (len as u16).to_be_bytes();
-    [b'$', channel, hi, lo]
 }
 
 /// RFC 2326 section 7.1.1's reason phrase for `status` (rtsp-types' own
@@ -279,10 +271,5 @@ mod tests {
             let line = line.lines().next().unwrap();
             assert_eq!(line, format!("RTSP/1.0 {} {phrase}", u16::from(status)));
         }
-    }
-
-    #[test]
-    fn interleaved_header_carries_channel_and_length() {
-        assert_eq!(interleaved_header(1, 0x0102), [b'$', 1, 1, 2]);
     }
 }

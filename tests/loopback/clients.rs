@@ -340,8 +340,9 @@ pub fn gstreamer(url: &str, transport: &str, frames: usize, mode: Mode) -> Decod
     }
     d.errors = real.into_iter().map(|(_, m)| m).collect();
     if d.frames > 0 && d.width == 0 {
-        d.errors
-            .push_str(&format!("no picture size in gst-launch's output:\n{other_lines}"));
+        d.errors.push_str(&format!(
+            "no picture size in gst-launch's output:\n{other_lines}"
+        ));
     }
     // gst-launch exits 1 after an error in its teardown: that alone is
     // forgiven, any other exit or output counts.

@@ -28,6 +28,12 @@ const FU_A: u8 = 28;
 /// 10.12) in front of every packet of an [`RtpUnit`].
 pub const FRAME_HEADER: usize = 4;
 
+/// The header of an interleaved frame (RFC 2326 10.12) carrying `len` bytes.
+pub fn interleaved_header(channel: u8, len: usize) -> [u8; FRAME_HEADER] {
+    let [hi, lo] = (len as u16).to_be_bytes();
+    [b'$', channel, hi, lo]
+}
+
 /// The RTP packets of one access unit, made once for every client. They lie
 /// back to back in one buffer, each behind the interleaved header of
 /// channel 0, so that a TCP client on channel 0 is sent the buffer as it is
@@ -205,10 +211,7 @@ impl Header {
     /// interleaved header of channel 0; returns the payload's length.
     fn put(&self, out: &mut BytesMut, payload: &[&[u8]]) -> usize {
         let len: usize = payload.iter().map(|p| p.len()).sum();
-        // The RTSP interleaved header (RFC 2326 10.12), channel 0.
-        out.put_u8(b'$');
-        out.put_u8(0);
-        out.put_u16((HEADER_LEN + len) as u16);
+        out.put_slice(&interleaved_header(0, HEADER_LEN + len));
         out.put_u8(0x80); // version 2, no padding, no extension, no CSRC
         out.put_u8((u8::from(self.marker) << 7) | self.payload_type);
         out.put_u16(self.seq);
@@ -224,6 +227,11 @@ impl Header {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn interleaved_header_carries_channel_and_length() {
+        assert_eq!(interleaved_header(1, 0x0102), [b'$', 1, 1, 2]);
+    }
 
     fn collect(p: &mut Packetizer, au: &AccessUnit, ts: u32) -> Vec<Vec<u8>> {
         p.packetize(au, ts).packets().map(<[u8]>::to_vec).collect()

@@ -1,6 +1,9 @@
 //! RTCP (RFC 3550 section 6): the sender reports and BYE we send, and what we
 //! read from clients (receiver reports, BYE, key-frame requests).
 
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
 use rtcp_types::{
     Bye, Compound, CompoundBuilder, Packet, RtcpPacketParser, RtcpPacketWriterExt, Sdes, SdesChunk,
     SdesItem, SenderReport,
@@ -14,6 +17,49 @@ const PSFB_PLI: u8 = 1;
 const PSFB_FIR: u8 = 4;
 /// RTCP packet type of payload-specific feedback.
 const RTCP_PSFB: u8 = 206;
+
+use super::packetizer::RtpUnit;
+
+/// Time between RTCP sender reports.
+pub const REPORT_INTERVAL: Duration = Duration::from_secs(5);
+/// What a session was sent, counted by whoever sends it (the session's
+/// own task, or the UDP fan-out) and read for its sender reports and its
+/// end line.
+#[derive(Debug, Default)]
+pub struct SentCounts {
+    packets: AtomicU64,
+    octets: AtomicU64,
+    /// Times the sender fell behind the stream and skipped to a key frame.
+    lags: AtomicUsize,
+}
+
+impl SentCounts {
+    /// Counts `unit` as sent.
+    pub fn add(&self, unit: &RtpUnit) {
+        self.packets
+            .fetch_add(u64::from(unit.packet_count), Ordering::Relaxed);
+        self.octets
+            .fetch_add(u64::from(unit.payload_octets), Ordering::Relaxed);
+    }
+
+    /// Counts one skip to a key frame.
+    pub fn lagged(&self) {
+        self.lags.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Times the sender skipped to a key frame.
+    pub fn lags(&self) -> usize {
+        self.lags.load(Ordering::Relaxed)
+    }
+
+    /// Packets and RTP payload octets sent.
+    pub fn sent(&self) -> (u64, u64) {
+        (
+            self.packets.load(Ordering::Relaxed),
+            self.octets.load(Ordering::Relaxed),
+        )
+    }
+}
 
 /// Largest RTCP packet this module writes.
 pub const MAX_RTCP: usize = 256;

@@ -22,7 +22,7 @@ use super::target::{ANSWER_TIMEOUT, PICTURE_WAIT, PublishError, STALL, Target, n
 use crate::broadcast::Broadcast;
 use crate::format::rtp::packetizer::interleaved_header;
 use crate::format::rtp::rtcp::{MAX_RTCP, REPORT_INTERVAL, SentCounts};
-use crate::rtsp::sdp::{self, TRACK_PREFIX, VIDEO};
+use crate::format::sdp::{self, TRACK_PREFIX, VIDEO};
 
 /// How often the session is kept alive with GET_PARAMETER.
 const KEEP_ALIVE: Duration = Duration::from_secs(20);

@@ -25,13 +25,13 @@ use super::message::{self, FramingError, Input};
 use super::protocol::{
     After, Carriage, Created, Done, Effect, MountIndex, Output, Protocol, SessionId,
 };
-use super::sdp::Track;
 use super::session::{
     Command, MediaSession, SESSION_TIMEOUT, SessionHandle, Sink, TrackMedia, rtcp_to,
 };
 use super::transport::Transport;
 use super::udp::UdpMedia;
 use super::writer::{self, Outgoing, WriterHandle};
+use crate::format::sdp::Track;
 
 /// A partial request older than this closes the connection (slow clients).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);

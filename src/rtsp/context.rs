@@ -9,10 +9,10 @@ use tokio::sync::watch;
 
 use super::admission::Admission;
 use super::protocol::{MountIndex, ServerInfo};
-use super::sdp::{AUDIO, Track, VIDEO};
 use super::session::SessionTable;
 use super::udp::UdpMediaTable;
 use crate::broadcast::Broadcast;
+use crate::format::sdp::{AUDIO, Track, VIDEO};
 use crate::service::log::LogLimit;
 
 /// What every connection shares.

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use super::protocol::PlayStart;
 
-use super::sdp::Track;
 use crate::broadcast::{Broadcast, ClientGuard, SubscribeError, Subscriber};
 use crate::format::rtp::packetizer::RtpUnit;
 use crate::format::rtp::rtcp::{MAX_RTCP, SentCounts};
+use crate::format::sdp::Track;
 
 /// Longest PLAY waits for the key frame a client starts with.
 const FIRST_FRAME_WAIT: Duration = Duration::from_secs(2);

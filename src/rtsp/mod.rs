@@ -1,8 +1,9 @@
 //! The RTSP 1.0 server (RFC 2326). `message`, `protocol` and `auth` are the
 //! server without I/O (bytes to requests, requests to responses and
 //! effects, credentials to verdicts);
-//! `connection`, `writer`, `session` and `udp` do the I/O; `media`,
-//! `transport` and `sdp` serve them. Reaches the camera and encoder only
+//! `connection`, `writer`, `session` and `udp` do the I/O; `media` and
+//! `transport` serve them (the session description is a format:
+//! `format::sdp`). Reaches the camera and encoder only
 //! through the broadcast.
 
 pub mod admission;
@@ -13,7 +14,6 @@ pub mod end;
 pub mod media;
 pub mod message;
 pub mod protocol;
-pub mod sdp;
 pub mod session;
 pub mod transport;
 pub mod udp;

@@ -13,10 +13,10 @@ use rtsp_types::{Method, Request, Response, StatusCode, Version, headers};
 
 use super::auth::{Attempt, Auth, Verdict};
 use super::message::CHALLENGE_SEPARATOR;
-use super::sdp::{self, TRACK_PREFIX, Track, VIDEO};
 use super::transport::{self, Transport, TransportError};
 use crate::config::MulticastConfig;
 use crate::format::h264::ParameterSets;
+use crate::format::sdp::{self, TRACK_PREFIX, Track, VIDEO};
 
 /// Methods the server implements, for OPTIONS and 405 replies.
 pub const PUBLIC: &str =
@@ -664,7 +664,7 @@ mod tests {
 
     use super::*;
     use crate::format::h264::fixtures::{PPS, SPS_720P};
-    use crate::rtsp::sdp::AUDIO;
+    use crate::format::sdp::AUDIO;
 
     /// The requests one real client sent to streamcam, captured on the wire
     /// (tests/data/requests/CLIENT-TRANSPORT.txt).

@@ -15,12 +15,12 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::end::End;
 use super::media::ClientMedia;
 use super::protocol::{Carriage, PlayStart, SESSION_TIMEOUT_S, SessionId, Sessions};
-use super::sdp::{Track, VIDEO};
 use super::udp::{RtcpTo, UdpClient};
 use super::writer::{Outgoing, WriterHandle};
 use crate::broadcast::SubscribeError;
 use crate::format::rtp::packetizer::{FRAME_HEADER, RtpUnit, interleaved_header};
 use crate::format::rtp::rtcp::{self, MAX_RTCP, REPORT_INTERVAL, SentCounts};
+use crate::format::sdp::{Track, VIDEO};
 
 /// A UDP session with neither RTSP requests nor RTCP for this long is ended.
 pub const SESSION_TIMEOUT: Duration = Duration::from_secs(SESSION_TIMEOUT_S);

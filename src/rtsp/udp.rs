@@ -33,11 +33,11 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 
 use super::protocol::{MountIndex, SessionId};
-use super::sdp::Track;
 use crate::broadcast::{Broadcast, SubscribeError, Subscriber};
 use crate::config::MulticastConfig;
 use crate::format::rtp::packetizer::{MAX_PACKET, RtpUnit};
 use crate::format::rtp::rtcp::{self, MAX_RTCP, SentCounts};
+use crate::format::sdp::Track;
 
 /// `UDP_SEGMENT` from `<linux/udp.h>` (not exported by libc for glibc).
 const UDP_SEGMENT: libc::c_int = 103;

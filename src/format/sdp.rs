@@ -1,4 +1,5 @@
-//! The session description (RFC 4566) answered to DESCRIBE: an H.264 video
+//! The session description (RFC 4566) of the stream, answered to DESCRIBE
+//! and announced when publishing: an H.264 video
 //! track (RFC 6184) with its parameter sets, and an Opus audio track
 //! (RFC 7587) where there is sound.
 

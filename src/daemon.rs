@@ -10,7 +10,9 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::config::{Config, EX_CONFIG};
-use crate::{broadcast, http, notify, pipeline, publish, rtsp, snapshot};
+use crate::pushers::publish;
+use crate::servers::{http, rtsp};
+use crate::{broadcast, notify, pipeline, snapshot};
 
 /// Longest the daemon spends saying goodbye to clients on SIGTERM.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(700);

@@ -9,7 +9,7 @@ use sd_notify::NotifyState;
 use tokio::sync::watch;
 
 use crate::broadcast::Broadcast;
-use crate::publish::Publishers;
+use crate::pushers::publish::Publishers;
 
 /// How often STATUS is refreshed when there is no watchdog.
 const STATUS_INTERVAL: Duration = Duration::from_secs(2);

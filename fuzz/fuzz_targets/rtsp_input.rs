@@ -14,13 +14,13 @@ use std::time::Instant;
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 use streamcam::config::{AuthConfig, MulticastConfig, UserConfig};
-use streamcam::rtsp::auth::Auth;
-use streamcam::rtsp::message::{self, Input};
-use streamcam::rtsp::protocol::{
+use streamcam::servers::rtsp::auth::Auth;
+use streamcam::servers::rtsp::message::{self, Input};
+use streamcam::servers::rtsp::protocol::{
     Carriage, Created, Done, Effect, Mount, Output, PlayStart, Protocol, ServerInfo, SessionId,
     Sessions,
 };
-use streamcam::rtsp::transport::Transport;
+use streamcam::servers::rtsp::transport::Transport;
 
 #[derive(Default)]
 struct Table(RefCell<HashMap<SessionId, Carriage>>);

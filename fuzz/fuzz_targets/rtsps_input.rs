@@ -12,9 +12,9 @@ use std::time::Instant;
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 use streamcam::config::{AuthConfig, MulticastConfig, TlsConfig, UserConfig};
-use streamcam::rtsp::auth::Auth;
-use streamcam::rtsp::message::{self, Input};
-use streamcam::rtsp::protocol::{
+use streamcam::servers::rtsp::auth::Auth;
+use streamcam::servers::rtsp::message::{self, Input};
+use streamcam::servers::rtsp::protocol::{
     Carriage, Mount, Output, Protocol, ServerInfo, SessionId, Sessions,
 };
 

@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use libfuzzer_sys::fuzz_target;
 use streamcam::config::MulticastConfig;
-use streamcam::rtsp::transport;
+use streamcam::servers::rtsp::transport;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(header) = std::str::from_utf8(data) {

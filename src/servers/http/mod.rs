@@ -30,8 +30,8 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-use crate::rtsp::auth::{Attempt, Verdict};
-use crate::rtsp::protocol::MountIndex;
+use crate::servers::rtsp::auth::{Attempt, Verdict};
+use crate::servers::rtsp::protocol::MountIndex;
 use crate::snapshot;
 pub use context::HttpContext;
 use reply::{body, plain};

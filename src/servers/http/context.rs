@@ -12,8 +12,8 @@ use std::{collections::HashMap, sync::Mutex};
 use tokio::sync::oneshot;
 
 use super::tokens::Tokens;
-use crate::publish::Publishers;
-use crate::rtsp::ServerContext;
+use crate::pushers::publish::Publishers;
+use crate::servers::rtsp::ServerContext;
 use crate::snapshot::Stills;
 
 /// What the HTTP side shows, besides the RTSP server's state.

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use super::context::HttpContext;
 use crate::broadcast::stats::{EncoderInput, Part};
-use crate::publish::target::{State, Target};
+use crate::pushers::publish::target::{State, Target};
 
 /// The metrics page.
 pub fn render(ctx: &HttpContext) -> String {

@@ -948,7 +948,7 @@ mod tests {
             assert_eq!(r.status(), StatusCode::Unauthorized, "{:?}", req.method());
             assert!(effects.is_empty(), "nothing done without credentials");
             let mut bytes = Vec::new();
-            crate::rtsp::message::write_response(&mut bytes, r);
+            crate::servers::rtsp::message::write_response(&mut bytes, r);
             let text = String::from_utf8(bytes).unwrap();
             let digest = text.find("\r\nWWW-Authenticate: Digest realm=\"streamcam\", nonce=\"");
             let basic = text.find("\r\nWWW-Authenticate: Basic realm=\"streamcam\"");

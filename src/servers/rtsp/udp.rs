@@ -728,7 +728,7 @@ mod tests {
 
     use super::*;
     use crate::format::h264::AccessUnit;
-    use crate::rtsp::session::{Command, rtcp_to};
+    use crate::servers::rtsp::session::{Command, rtcp_to};
 
     /// SPS, PPS, a 5000-byte slice (four FU-A fragments) and a small one.
     fn idr() -> AccessUnit {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::context::HttpContext;
 use crate::broadcast::stats::EncoderInput;
-use crate::publish::target::State;
+use crate::pushers::publish::target::State;
 use crate::source::testpattern::format_utc;
 
 /// The live player and the figures' refresh.

@@ -128,7 +128,7 @@ async fn serve(config: Config) -> ExitCode {
         );
     }
     let audio = start_audio(&config, &stream, &stop);
-    let mut mounts = vec![rtsp::protocol::Mount {
+    let mut mounts = vec![rtsp::mount::Mount {
         path: config.server.path.clone(),
         framerate: config.video.framerate,
         audio_channels: audio
@@ -138,7 +138,7 @@ async fn serve(config: Config) -> ExitCode {
     }];
     let mut streams = vec![Arc::clone(&stream)];
     if let (Some(sub), Some(sub_stream)) = (&config.substream, &substream) {
-        mounts.push(rtsp::protocol::Mount {
+        mounts.push(rtsp::mount::Mount {
             path: sub.path.clone(),
             framerate: sub.video(&config.video).framerate,
             audio_channels: None,

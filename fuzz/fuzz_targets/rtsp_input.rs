@@ -15,11 +15,12 @@ use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 use streamcam::config::{AuthConfig, MulticastConfig, UserConfig};
 use streamcam::servers::rtsp::auth::Auth;
-use streamcam::servers::rtsp::message::{self, Input};
-use streamcam::servers::rtsp::protocol::{
-    Carriage, Created, Done, Effect, Mount, Output, PlayStart, Protocol, ServerInfo, SessionId,
-    Sessions,
+use streamcam::servers::rtsp::effect::{
+    Carriage, Created, Done, Effect, Output, PlayStart, SessionId, Sessions,
 };
+use streamcam::servers::rtsp::message::{self, Input};
+use streamcam::servers::rtsp::mount::Mount;
+use streamcam::servers::rtsp::protocol::{Protocol, ServerInfo};
 use streamcam::servers::rtsp::transport::Transport;
 
 #[derive(Default)]

@@ -13,10 +13,10 @@ use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 use streamcam::config::{AuthConfig, MulticastConfig, TlsConfig, UserConfig};
 use streamcam::servers::rtsp::auth::Auth;
+use streamcam::servers::rtsp::effect::{Carriage, Output, SessionId, Sessions};
 use streamcam::servers::rtsp::message::{self, Input};
-use streamcam::servers::rtsp::protocol::{
-    Carriage, Mount, Output, Protocol, ServerInfo, SessionId, Sessions,
-};
+use streamcam::servers::rtsp::mount::Mount;
+use streamcam::servers::rtsp::protocol::{Protocol, ServerInfo};
 
 static TLS: LazyLock<Arc<rustls::ServerConfig>> = LazyLock::new(|| {
     let store = std::env::temp_dir().join(format!("streamcam-fuzz-tls-{}", std::process::id()));

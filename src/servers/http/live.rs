@@ -31,7 +31,7 @@ use super::context::HttpContext;
 use crate::broadcast::SubscribeError;
 use crate::format::fmp4;
 use crate::format::h264::ParameterSets;
-use crate::servers::rtsp::protocol::MountIndex;
+use crate::servers::rtsp::mount::MountIndex;
 
 /// Where the page opens its WebSocket.
 pub const PATH: &str = "/stream.ws";

@@ -31,7 +31,7 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use crate::servers::rtsp::auth::{Attempt, Verdict};
-use crate::servers::rtsp::protocol::MountIndex;
+use crate::servers::rtsp::mount::MountIndex;
 use crate::snapshot;
 pub use context::HttpContext;
 use reply::{body, plain};

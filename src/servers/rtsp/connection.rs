@@ -19,12 +19,12 @@ use tokio_rustls::server::TlsStream;
 
 use super::admission::Ticket;
 use super::context::ServerContext;
+use super::effect::{After, Carriage, Created, Done, Effect, Output, SessionId};
 use super::end::End;
 use super::media::ClientMedia;
 use super::message::{self, FramingError, Input};
-use super::protocol::{
-    After, Carriage, Created, Done, Effect, MountIndex, Output, Protocol, SessionId,
-};
+use super::mount::MountIndex;
+use super::protocol::Protocol;
 use super::session::{
     Command, MediaSession, SESSION_TIMEOUT, SessionHandle, Sink, TrackMedia, rtcp_to,
 };
@@ -317,7 +317,7 @@ impl Connection {
 
     /// Answers one request.
     async fn handle(&mut self, req: Request<Vec<u8>>) -> Result<(), Close> {
-        tracing::debug!(client = %self.peer.ip().to_canonical(), method = ?req.method(), uri = ?req.request_uri().map(super::protocol::loggable), "request");
+        tracing::debug!(client = %self.peer.ip().to_canonical(), method = ?req.method(), uri = ?req.request_uri().map(super::mount::loggable), "request");
         let mut out =
             self.protocol
                 .handle(&req, &self.ctx.info, &*self.ctx.sessions, Instant::now());

@@ -8,7 +8,8 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::admission::Admission;
-use super::protocol::{MountIndex, ServerInfo};
+use super::mount::MountIndex;
+use super::protocol::ServerInfo;
 use super::session::SessionTable;
 use super::udp::UdpMediaTable;
 use crate::broadcast::Broadcast;

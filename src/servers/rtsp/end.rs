@@ -1,7 +1,7 @@
 //! Why a session ended, as its end line and the journal's `REASON` field
 //! say it.
 
-use super::protocol::SESSION_TIMEOUT_S;
+use super::effect::SESSION_TIMEOUT_S;
 
 /// Why a session ended: the `REASON` field of its end line.
 #[derive(Debug, Clone, PartialEq, Eq)]

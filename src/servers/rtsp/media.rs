@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::protocol::PlayStart;
+use super::effect::PlayStart;
 
 use crate::broadcast::{Broadcast, ClientGuard, SubscribeError, Subscriber};
 use crate::format::rtp::packetizer::RtpUnit;

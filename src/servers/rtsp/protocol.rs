@@ -12,10 +12,13 @@ use std::time::Instant;
 use rtsp_types::{Method, Request, Response, StatusCode, Version, headers};
 
 use super::auth::{Attempt, Auth, Verdict};
+use super::effect::{
+    After, Carriage, Done, Effect, Output, SESSION_TIMEOUT_S, SessionId, Sessions,
+};
 use super::message::CHALLENGE_SEPARATOR;
+use super::mount::{Mount, MountIndex, loggable, named_track};
 use super::transport::{self, Transport, TransportError};
 use crate::config::MulticastConfig;
-use crate::format::h264::ParameterSets;
 use crate::format::sdp::{self, TRACK_PREFIX, Track, VIDEO};
 
 /// Methods the server implements, for OPTIONS and 405 replies.
@@ -23,47 +26,6 @@ pub const PUBLIC: &str =
     "OPTIONS, DESCRIBE, SETUP, PLAY, PAUSE, TEARDOWN, GET_PARAMETER, SET_PARAMETER";
 /// Value of the Server header.
 const SERVER: &str = concat!("streamcam/", env!("CARGO_PKG_VERSION"));
-/// A session with neither RTSP requests nor RTCP for this long is ended;
-/// announced in every `Session` header.
-pub const SESSION_TIMEOUT_S: u64 = 60;
-
-/// A session's id (what the `Session` header carries, in hex).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct SessionId(pub u64);
-
-impl SessionId {
-    /// Parses the id out of a `Session` header value ("ID;timeout=60").
-    pub fn from_header(value: &str) -> Option<Self> {
-        let id = value.split(';').next()?.trim();
-        u64::from_str_radix(id, 16).ok().map(Self)
-    }
-}
-
-impl std::fmt::Display for SessionId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:016X}", self.0)
-    }
-}
-
-/// How a live session's media travels, as far as requests care.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Carriage {
-    /// RTP/RTCP over UDP: any connection may control it.
-    Udp,
-    /// Interleaved on the connection that set it up, and only that one.
-    Interleaved,
-    /// RTP/RTCP to the server's multicast group: any connection may
-    /// control it.
-    Multicast,
-}
-
-/// The server's live sessions, as requests see them.
-pub trait Sessions {
-    /// How session `id` travels, if it is live. Being named in a request
-    /// is a sign of life: implementations note it.
-    fn find(&self, id: SessionId) -> Option<Carriage>;
-}
-
 /// What the server tells the protocol about itself.
 #[derive(Debug, Clone)]
 pub struct ServerInfo {
@@ -76,112 +38,6 @@ pub struct ServerInfo {
     /// The multicast group clients asking for multicast get; `None`: no
     /// multicast.
     pub multicast: Option<MulticastConfig>,
-}
-
-/// One stream the server serves, at its own path.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Mount {
-    /// Its path, e.g. "/stream".
-    pub path: String,
-    /// Its configured frame rate, for the SDP when the SPS carries none.
-    pub framerate: u32,
-    /// Its sound's channels, if it has an audio track.
-    pub audio_channels: Option<u32>,
-}
-
-impl Mount {
-    /// How many tracks it has: video, and audio if any.
-    pub fn tracks(&self) -> usize {
-        1 + usize::from(self.audio_channels.is_some())
-    }
-}
-
-/// Which of [`ServerInfo::mounts`] a request names (0: the main stream).
-pub type MountIndex = usize;
-
-/// Something the I/O layer must do before the request can be answered; its
-/// result goes to [`Protocol::complete`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Effect {
-    /// Wait (briefly) for a stream's parameter sets: [`Done::Described`].
-    Describe(MountIndex),
-    /// Create a session with one track of a stream, carried by this
-    /// transport: [`Done::Created`].
-    CreateSession(MountIndex, Track, Transport),
-    /// Add a track to a session (a second SETUP): [`Done::Created`].
-    AddTrack(SessionId, MountIndex, Track, Transport),
-    /// Start (or resume) a session's media at the next key frame:
-    /// [`Done::Playing`]. Packets flow only once the reply is written
-    /// ([`After::StartMedia`]).
-    Play(SessionId),
-    /// Stop sending a session's media: [`Done::Paused`].
-    Pause(SessionId),
-    /// End a session (it says BYE): [`Done::TornDown`].
-    Teardown(SessionId),
-}
-
-/// The result of an [`Effect`].
-#[derive(Debug, Clone)]
-pub enum Done {
-    /// The parameter sets, if the stream has produced any.
-    Described(Option<ParameterSets>),
-    /// The new session.
-    Created(Created),
-    /// Where the client's first packet of each track starts.
-    Playing(Vec<PlayStart>),
-    /// Media stopped.
-    Paused,
-    /// The session is gone.
-    TornDown,
-    /// The effect could not be carried out: answer with this status.
-    Failed(StatusCode),
-}
-
-/// A session the I/O layer created.
-#[derive(Debug, Clone, Copy)]
-pub struct Created {
-    /// Its id.
-    pub id: SessionId,
-    /// The SSRC its packets carry.
-    pub ssrc: u32,
-    /// Our RTP and RTCP ports (UDP sessions).
-    pub server_ports: Option<(u16, u16)>,
-}
-
-/// What PLAY tells the client about the first packet it will get.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PlayStart {
-    /// The track.
-    pub track: Track,
-    /// Sequence number of the first packet.
-    pub seq: u16,
-    /// RTP time at (or before) the first packet.
-    pub rtptime: u32,
-}
-
-/// What the I/O layer does once a reply is written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum After {
-    /// Nothing more.
-    Nothing,
-    /// Let the session's media flow (the PLAY reply is out).
-    StartMedia(SessionId),
-    /// Close the connection (the request could not be understood).
-    Close,
-}
-
-/// What handling a request produced.
-#[derive(Debug)]
-pub enum Output {
-    /// Write this response, then do `after`.
-    Reply {
-        /// The response.
-        response: Response<Vec<u8>>,
-        /// What follows it.
-        after: After,
-    },
-    /// Carry out this effect and pass its result to [`Protocol::complete`].
-    Effect(Effect),
 }
 
 /// A request that waits for its effect's result.
@@ -369,7 +225,10 @@ impl Protocol {
                     self.interleaved = Some(c.id);
                 }
                 let mut r = session_response(cseq, c.id);
-                r.insert_header(headers::TRANSPORT, reply_transport(t, &c));
+                r.insert_header(
+                    headers::TRANSPORT,
+                    transport::reply(t, c.ssrc, c.server_ports),
+                );
                 r
             }
             (Effect::Play(id), Done::Playing(starts)) => {
@@ -561,71 +420,11 @@ impl Protocol {
     }
 }
 
-/// A request URL as the log may show it: without a user name or password.
-pub fn loggable(url: &url::Url) -> String {
-    let mut url = url.clone();
-    let _ = url.set_username("");
-    let _ = url.set_password(None);
-    url.to_string()
-}
-
 /// What a request calls for.
 enum Decision {
     Reply(Response<Vec<u8>>),
     /// An effect, and the request URL it concerns.
     Effect(String, Effect),
-}
-
-/// Whether a request URL's `path` names the stream at `base` (with or
-/// without a trailing slash): `Some(None)` for the stream, `Some(track)`
-/// for one of its first `tracks` tracks, `None` for neither.
-fn named_track(path: &str, base: &str, tracks: usize) -> Option<Option<Track>> {
-    let path = path.trim_end_matches('/');
-    if path == base {
-        return Some(None);
-    }
-    let id = path
-        .strip_prefix(base)?
-        .strip_prefix('/')?
-        .strip_prefix(TRACK_PREFIX)?;
-    let track: Track = id.parse().ok().filter(|t| *t < tracks)?;
-    // "trackID=1", not "trackID=01" or "trackID=+1".
-    (id == track.to_string()).then_some(Some(track))
-}
-
-/// The Transport header answered to SETUP.
-fn reply_transport(t: Transport, c: &Created) -> String {
-    let ssrc = c.ssrc;
-    match (t, c.server_ports) {
-        (Transport::Multicast(m), _) => format!(
-            "RTP/AVP;multicast;destination={};port={}-{};ttl={};ssrc={ssrc:08X};mode=\"PLAY\"",
-            m.group,
-            m.port,
-            m.port + 1,
-            m.ttl
-        ),
-        (
-            Transport::Interleaved {
-                rtp_channel,
-                rtcp_channel,
-            },
-            _,
-        ) => format!(
-            "RTP/AVP/TCP;unicast;interleaved={rtp_channel}-{rtcp_channel};ssrc={ssrc:08X};mode=\"PLAY\""
-        ),
-        (
-            Transport::Udp {
-                rtp_port,
-                rtcp_port,
-            },
-            ports,
-        ) => {
-            let (server_rtp, server_rtcp) = ports.unwrap_or_default();
-            format!(
-                "RTP/AVP;unicast;client_port={rtp_port}-{rtcp_port};server_port={server_rtp}-{server_rtcp};ssrc={ssrc:08X};mode=\"PLAY\""
-            )
-        }
-    }
 }
 
 fn ok_response(cseq: &str) -> Response<Vec<u8>> {
@@ -663,8 +462,10 @@ mod tests {
     use rtsp_types::Message;
 
     use super::*;
+    use crate::format::h264::ParameterSets;
     use crate::format::h264::fixtures::{PPS, SPS_720P};
     use crate::format::sdp::AUDIO;
+    use crate::servers::rtsp::effect::{Created, PlayStart};
 
     /// The requests one real client sent to streamcam, captured on the wire
     /// (tests/data/requests/CLIENT-TRANSPORT.txt).
@@ -1212,35 +1013,5 @@ mod tests {
             panic!("no reply");
         };
         assert_eq!(response.status(), StatusCode::ServiceUnavailable);
-    }
-
-    #[test]
-    fn stream_path_matching() {
-        assert_eq!(named_track("/stream", "/stream", 0), Some(None));
-        assert_eq!(named_track("/stream/", "/stream", 0), Some(None));
-        assert_eq!(named_track("/stream/trackID=0", "/stream", 0), None);
-        assert_eq!(
-            named_track("/stream/trackID=0", "/stream", 1),
-            Some(Some(VIDEO))
-        );
-        assert_eq!(
-            named_track("/stream/trackID=1", "/stream", 1),
-            None,
-            "no audio"
-        );
-        assert_eq!(
-            named_track("/stream/trackID=1", "/stream", 2),
-            Some(Some(AUDIO))
-        );
-        for path in [
-            "/stream/trackID=01",
-            "/stream/trackID=+1",
-            "/stream/trackID=2",
-        ] {
-            assert_eq!(named_track(path, "/stream", 2), None, "{path}");
-        }
-        for path in ["/streamx", "/streamtrackID=0", "/other", "/", "/cam/stream"] {
-            assert_eq!(named_track(path, "/stream", 2), None, "{path}");
-        }
     }
 }

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 use bytes::{BufMut, BytesMut};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::effect::{Carriage, PlayStart, SESSION_TIMEOUT_S, SessionId, Sessions};
 use super::end::End;
 use super::media::ClientMedia;
-use super::protocol::{Carriage, PlayStart, SESSION_TIMEOUT_S, SessionId, Sessions};
 use super::udp::{RtcpTo, UdpClient};
 use super::writer::{Outgoing, WriterHandle};
 use crate::broadcast::SubscribeError;

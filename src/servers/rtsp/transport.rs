@@ -170,6 +170,41 @@ fn channel_range(v: &str) -> Result<(u8, u8), TransportError> {
     ))
 }
 
+/// The Transport header answered to a SETUP that chose `t`, for packets
+/// with `ssrc`, from our `server_ports` (UDP sessions).
+pub fn reply(t: Transport, ssrc: u32, server_ports: Option<(u16, u16)>) -> String {
+    match (t, server_ports) {
+        (Transport::Multicast(m), _) => format!(
+            "RTP/AVP;multicast;destination={};port={}-{};ttl={};ssrc={ssrc:08X};mode=\"PLAY\"",
+            m.group,
+            m.port,
+            m.port + 1,
+            m.ttl
+        ),
+        (
+            Transport::Interleaved {
+                rtp_channel,
+                rtcp_channel,
+            },
+            _,
+        ) => format!(
+            "RTP/AVP/TCP;unicast;interleaved={rtp_channel}-{rtcp_channel};ssrc={ssrc:08X};mode=\"PLAY\""
+        ),
+        (
+            Transport::Udp {
+                rtp_port,
+                rtcp_port,
+            },
+            ports,
+        ) => {
+            let (server_rtp, server_rtcp) = ports.unwrap_or_default();
+            format!(
+                "RTP/AVP;unicast;client_port={rtp_port}-{rtcp_port};server_port={server_rtp}-{server_rtcp};ssrc={ssrc:08X};mode=\"PLAY\""
+            )
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -32,7 +32,8 @@ use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 
-use super::protocol::{MountIndex, SessionId};
+use super::effect::SessionId;
+use super::mount::MountIndex;
 use crate::broadcast::{Broadcast, SubscribeError, Subscriber};
 use crate::config::MulticastConfig;
 use crate::format::rtp::packetizer::{MAX_PACKET, RtpUnit};

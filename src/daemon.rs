@@ -11,7 +11,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::config::{Config, EX_CONFIG};
 use crate::pushers::publish;
-use crate::servers::{http, rtsp};
+use crate::servers::{auth, http, rtsp};
 use crate::{broadcast, notify, pipeline, snapshot};
 
 /// Longest the daemon spends saying goodbye to clients on SIGTERM.
@@ -93,7 +93,7 @@ async fn serve(config: Config) -> ExitCode {
         }
     };
     let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
-    let auth = rtsp::auth::Auth::new(&config.auth).map(Arc::new);
+    let auth = auth::Auth::new(&config.auth).map(Arc::new);
     match &auth {
         Some(a) => tracing::info!(
             users = a.user_count(),

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use streamcam::config::{self, Config, EX_CONFIG};
-use streamcam::servers::rtsp::auth;
+use streamcam::servers::auth;
 use streamcam::{daemon, service};
 
 #[derive(Parser)]

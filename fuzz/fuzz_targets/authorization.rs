@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use libfuzzer_sys::fuzz_target;
 use streamcam::config::{AuthConfig, UserConfig};
-use streamcam::servers::rtsp::auth::{Attempt, Auth, Credentials};
+use streamcam::servers::auth::{Attempt, Auth, Credentials};
 
 static AUTH: LazyLock<Auth> = LazyLock::new(|| {
     Auth::new(&AuthConfig {

@@ -14,7 +14,7 @@ use std::time::Instant;
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 use streamcam::config::{AuthConfig, MulticastConfig, UserConfig};
-use streamcam::servers::rtsp::auth::Auth;
+use streamcam::servers::auth::Auth;
 use streamcam::servers::rtsp::effect::{
     Carriage, Created, Done, Effect, Output, PlayStart, SessionId, Sessions,
 };

@@ -12,7 +12,7 @@ use std::time::Instant;
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 use streamcam::config::{AuthConfig, MulticastConfig, TlsConfig, UserConfig};
-use streamcam::servers::rtsp::auth::Auth;
+use streamcam::servers::auth::Auth;
 use streamcam::servers::rtsp::effect::{Carriage, Output, SessionId, Sessions};
 use streamcam::servers::rtsp::message::{self, Input};
 use streamcam::servers::rtsp::mount::Mount;

@@ -3,5 +3,6 @@
 //! metrics). Each reaches the camera and encoder only through the
 //! broadcast.
 
+pub mod auth;
 pub mod http;
 pub mod rtsp;

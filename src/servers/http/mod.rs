@@ -30,7 +30,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-use crate::servers::rtsp::auth::{Attempt, Verdict};
+use crate::servers::auth::{Attempt, Verdict};
 use crate::servers::rtsp::mount::MountIndex;
 use crate::snapshot;
 pub use context::HttpContext;

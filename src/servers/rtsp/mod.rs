@@ -7,7 +7,6 @@
 //! through the broadcast.
 
 pub mod admission;
-pub mod auth;
 pub mod connection;
 pub mod context;
 pub mod effect;

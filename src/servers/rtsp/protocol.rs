@@ -11,7 +11,6 @@ use std::time::Instant;
 
 use rtsp_types::{Method, Request, Response, StatusCode, Version, headers};
 
-use super::auth::{Attempt, Auth, Verdict};
 use super::effect::{
     After, Carriage, Done, Effect, Output, SESSION_TIMEOUT_S, SessionId, Sessions,
 };
@@ -20,6 +19,7 @@ use super::mount::{Mount, MountIndex, loggable, named_track};
 use super::transport::{self, Transport, TransportError};
 use crate::config::MulticastConfig;
 use crate::format::sdp::{self, TRACK_PREFIX, Track, VIDEO};
+use crate::servers::auth::{Attempt, Auth, Verdict};
 
 /// Methods the server implements, for OPTIONS and 405 replies.
 pub const PUBLIC: &str =

@@ -6,39 +6,31 @@
 //! addresses). Time comes in as an argument, so every rule is tested
 //! without waiting.
 //!
-//! The `Authorization` parser is written here: the crates that parse
-//! Digest do so for clients (challenges), not for servers (credentials).
+//! `Auth` checks an attempt here; its parts sit below: `credentials` (the
+//! `Authorization` header), `nonces`, `failures` (throttling) and `hash`
+//! (MD5 as Digest uses it).
 
-use std::collections::{HashMap, VecDeque};
+mod credentials;
+mod failures;
+mod hash;
+mod nonces;
+
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-use md5::{Digest as _, Md5};
+pub use credentials::{Credentials, DigestResponse};
+use failures::Failures;
+use hash::{Ha1, ct_eq, md5_hex, parse_hex};
+pub use hash::{ha1, to_hex};
+use nonces::Nonces;
 
 use crate::config::AuthConfig;
 
-/// How long a nonce is good for; a request with an older one is answered
-/// `401` with `stale=true`, and the client retries with a fresh one.
-pub const NONCE_LIFETIME: Duration = Duration::from_secs(600);
-/// Most nonces remembered: the oldest go first.
-pub const MAX_NONCES: usize = 1024;
-/// Failed attempts are counted over this window.
-pub const FAILURE_WINDOW: Duration = Duration::from_secs(60);
-/// Failed attempts an address may make in [`FAILURE_WINDOW`] before it is
-/// made to wait.
-pub const FREE_FAILURES: u32 = 5;
-/// Longest an address is made to wait after failing.
-pub const MAX_BLOCK: Duration = Duration::from_secs(60);
-/// Most client addresses whose failures are remembered.
-pub const MAX_TRACKED_ADDRESSES: usize = 4096;
 /// Longest user name shown in the log.
 const LOGGED_NAME_CHARS: usize = 64;
-
-/// MD5("name:realm:password").
-type Ha1 = [u8; 16];
 
 /// The server's users and the state of their logins. Shared by every
 /// connection.
@@ -288,128 +280,6 @@ impl Outcome {
     }
 }
 
-/// What an `Authorization` header holds.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Credentials {
-    /// `Digest username=..., response=...`.
-    Digest(DigestResponse),
-    /// `Basic base64(user:password)`.
-    Basic {
-        /// The user name.
-        user: String,
-        /// The password.
-        password: String,
-    },
-}
-
-/// The parameters of a Digest `Authorization` header.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct DigestResponse {
-    /// `username`.
-    pub username: String,
-    /// `realm`.
-    pub realm: String,
-    /// `nonce`.
-    pub nonce: String,
-    /// `uri`: what the client hashed as the request's URL.
-    pub uri: String,
-    /// `response`: the hash to check.
-    pub response: String,
-    /// `algorithm`, when given.
-    pub algorithm: Option<String>,
-    /// `qop`, when given (RFC 2069 clients send none).
-    pub qop: Option<String>,
-    /// `nc`, with `qop`.
-    pub nc: Option<String>,
-    /// `cnonce`, with `qop`.
-    pub cnonce: Option<String>,
-}
-
-impl Credentials {
-    /// Parses an `Authorization` header value; `None` if it is neither a
-    /// complete Digest response nor Basic credentials.
-    pub fn parse(value: &str) -> Option<Self> {
-        let value = value.trim();
-        let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
-        if scheme.eq_ignore_ascii_case("basic") {
-            let decoded = base64::engine::general_purpose::STANDARD
-                .decode(rest.trim())
-                .ok()?;
-            let text = String::from_utf8(decoded).ok()?;
-            let (user, password) = text.split_once(':')?;
-            return Some(Self::Basic {
-                user: user.into(),
-                password: password.into(),
-            });
-        }
-        if !scheme.eq_ignore_ascii_case("digest") {
-            return None;
-        }
-        let mut d = DigestResponse::default();
-        let (mut username, mut realm, mut nonce, mut uri, mut response) =
-            (None, None, None, None, None);
-        for (key, value) in parameters(rest)? {
-            match key.to_ascii_lowercase().as_str() {
-                "username" => username = Some(value),
-                "realm" => realm = Some(value),
-                "nonce" => nonce = Some(value),
-                "uri" => uri = Some(value),
-                "response" => response = Some(value),
-                "algorithm" => d.algorithm = Some(value),
-                "qop" => d.qop = Some(value.to_ascii_lowercase()),
-                "nc" => d.nc = Some(value),
-                "cnonce" => d.cnonce = Some(value),
-                _ => {}
-            }
-        }
-        d.username = username?;
-        d.realm = realm?;
-        d.nonce = nonce?;
-        d.uri = uri?;
-        d.response = response?;
-        Some(Self::Digest(d))
-    }
-}
-
-/// `key=value, key="quoted value", ...` (RFC 7235's auth-param list).
-fn parameters(mut text: &str) -> Option<Vec<(String, String)>> {
-    let mut out = Vec::new();
-    loop {
-        text = text.trim_start_matches([' ', '\t', ',']);
-        if text.is_empty() {
-            return Some(out);
-        }
-        let eq = text.find('=')?;
-        let key = text[..eq].trim();
-        if key.is_empty() || key.contains([' ', '\t', ',', '"']) {
-            return None;
-        }
-        text = text[eq + 1..].trim_start_matches([' ', '\t']);
-        let value = if let Some(quoted) = text.strip_prefix('"') {
-            let mut value = String::new();
-            let mut chars = quoted.char_indices();
-            let end = loop {
-                match chars.next()? {
-                    (i, '"') => break i,
-                    (_, '\\') => value.push(chars.next()?.1),
-                    (_, c) => value.push(c),
-                }
-            };
-            text = &quoted[end + 1..];
-            value
-        } else {
-            let end = text.find([',', ' ', '\t']).unwrap_or(text.len());
-            let value = text[..end].to_string();
-            text = &text[end..];
-            value
-        };
-        out.push((key.to_string(), value));
-        if out.len() > 32 {
-            return None;
-        }
-    }
-}
-
 /// True if the Digest `uri` names the request's URL: the same text, or the
 /// same path (clients send a full URL or its path; some add a port or a
 /// slash), or the stream a track's URL is in: live555 (openRTSP, VLC) signs
@@ -431,199 +301,6 @@ fn names_request(uri: &str, url: &url::Url) -> bool {
             .is_some_and(|(stream, _track)| !stream.is_empty() && signed == stream)
 }
 
-/// The server's nonces: how old each is and the highest `nc` seen with it.
-#[derive(Default)]
-struct Nonces {
-    live: HashMap<String, NonceState>,
-    order: VecDeque<String>,
-}
-
-struct NonceState {
-    issued: Instant,
-    highest_nc: u32,
-}
-
-impl Nonces {
-    /// A new random nonce.
-    fn issue(&mut self, now: Instant) -> String {
-        while self.order.len() >= MAX_NONCES {
-            if let Some(old) = self.order.pop_front() {
-                self.live.remove(&old);
-            }
-        }
-        let nonce = to_hex(&rand::random::<[u8; 16]>());
-        self.live.insert(
-            nonce.clone(),
-            NonceState {
-                issued: now,
-                highest_nc: 0,
-            },
-        );
-        self.order.push_back(nonce.clone());
-        nonce
-    }
-
-    /// True if `nonce` is ours and fresh, and `nc` (with `qop`) is higher
-    /// than any seen with it.
-    fn accept(&mut self, nonce: &str, nc: Option<u32>, now: Instant) -> bool {
-        let Some(state) = self.live.get_mut(nonce) else {
-            return false;
-        };
-        if now.saturating_duration_since(state.issued) > NONCE_LIFETIME {
-            return false;
-        }
-        match nc {
-            Some(n) if n <= state.highest_nc => false,
-            Some(n) => {
-                state.highest_nc = n;
-                true
-            }
-            None => true,
-        }
-    }
-}
-
-/// Failed attempts per client address (an IPv6 client by its /64, which
-/// one host can fill at will).
-#[derive(Default)]
-struct Failures(HashMap<IpAddr, FailureState>);
-
-struct FailureState {
-    /// Failures since `since`.
-    count: u32,
-    since: Instant,
-    last: Instant,
-    blocked_until: Option<Instant>,
-    logged: Option<Instant>,
-}
-
-impl Failures {
-    fn key(client: IpAddr) -> IpAddr {
-        match client.to_canonical() {
-            IpAddr::V6(v6) => {
-                let mut octets = v6.octets();
-                octets[8..].fill(0);
-                IpAddr::V6(octets.into())
-            }
-            v4 => v4,
-        }
-    }
-
-    /// How long `client` must still wait, if it is blocked.
-    fn blocked(&self, client: IpAddr, now: Instant) -> Option<Duration> {
-        let until = self.0.get(&Self::key(client))?.blocked_until?;
-        (until > now).then(|| until - now)
-    }
-
-    /// Counts a failure; returns the failures in the window and whether to
-    /// log this one (once per address per window).
-    fn record(&mut self, client: IpAddr, now: Instant) -> (u32, bool) {
-        let key = Self::key(client);
-        if !self.0.contains_key(&key) && self.0.len() >= MAX_TRACKED_ADDRESSES {
-            self.evict(now);
-        }
-        let s = self.0.entry(key).or_insert(FailureState {
-            count: 0,
-            since: now,
-            last: now,
-            blocked_until: None,
-            logged: None,
-        });
-        if now.saturating_duration_since(s.since) > FAILURE_WINDOW {
-            s.count = 0;
-            s.since = now;
-        }
-        s.count += 1;
-        s.last = now;
-        if s.count > FREE_FAILURES {
-            let doublings = (s.count - FREE_FAILURES - 1).min(6);
-            s.blocked_until = Some(now + Duration::from_secs(1 << doublings).min(MAX_BLOCK));
-        }
-        let log = s
-            .logged
-            .is_none_or(|t| now.saturating_duration_since(t) >= FAILURE_WINDOW);
-        if log {
-            s.logged = Some(now);
-        }
-        (s.count, log)
-    }
-
-    /// A successful login wipes the address's count and wait. When its last
-    /// failure was logged is kept, so that a viewer logging in between an
-    /// attacker's guesses from the same address (one NAT) does not let them
-    /// write more than one line a minute.
-    fn forget(&mut self, client: IpAddr, now: Instant) {
-        let key = Self::key(client);
-        let Some(s) = self.0.get_mut(&key) else {
-            return;
-        };
-        if s.logged
-            .is_some_and(|t| now.saturating_duration_since(t) < FAILURE_WINDOW)
-        {
-            s.count = 0;
-            s.since = now;
-            s.blocked_until = None;
-        } else {
-            self.0.remove(&key);
-        }
-    }
-
-    /// Makes room: drops what has expired, else the address that failed
-    /// longest ago.
-    fn evict(&mut self, now: Instant) {
-        self.0.retain(|_, s| {
-            now.saturating_duration_since(s.last) <= FAILURE_WINDOW
-                || s.blocked_until.is_some_and(|t| t > now)
-        });
-        if self.0.len() >= MAX_TRACKED_ADDRESSES
-            && let Some(oldest) = self.0.iter().min_by_key(|(_, s)| s.last).map(|(k, _)| *k)
-        {
-            self.0.remove(&oldest);
-        }
-    }
-}
-
-/// MD5("name:realm:password"), what a user's `ha1` holds.
-pub fn ha1(name: &str, realm: &str, password: &str) -> Ha1 {
-    Md5::new()
-        .chain_update(name)
-        .chain_update(":")
-        .chain_update(realm)
-        .chain_update(":")
-        .chain_update(password)
-        .finalize()
-        .into()
-}
-
-fn md5_hex(parts: &[&str]) -> String {
-    let mut h = Md5::new();
-    for p in parts {
-        h.update(p);
-    }
-    to_hex(&h.finalize())
-}
-
-/// Lower-case hex of `bytes`.
-pub fn to_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn parse_hex(hex: &str) -> Option<Ha1> {
-    let mut out = [0u8; 16];
-    if hex.len() != 32 {
-        return None;
-    }
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
-}
-
-/// Compares in time that does not depend on where the inputs differ.
-fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 /// A user name as the log shows it: at most [`LOGGED_NAME_CHARS`].
 fn shorten(name: &str) -> String {
     name.chars().take(LOGGED_NAME_CHARS).collect()
@@ -631,6 +308,10 @@ fn shorten(name: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use base64::Engine;
+
+    use super::failures::FREE_FAILURES;
+    use super::nonces::{MAX_NONCES, NONCE_LIFETIME};
     use super::*;
     use crate::config::UserConfig;
 
@@ -693,19 +374,6 @@ mod tests {
                 )
             }
         }
-    }
-
-    #[test]
-    fn rfc_2617_example_response() {
-        // RFC 2617 section 3.5: Mufasa / "Circle Of Life".
-        let ha1 = to_hex(&ha1("Mufasa", "testrealm@host.com", "Circle Of Life"));
-        let ha2 = md5_hex(&["GET:/dir/index.html"]);
-        let r = md5_hex(&[
-            &ha1,
-            ":dcd98b7102dd2f0e8b11d0f600bfb0c093:00000001:0a4f113b:auth:",
-            &ha2,
-        ]);
-        assert_eq!(r, "6629fae49393a05397450978507c4ef1");
     }
 
     #[test]
@@ -949,41 +617,6 @@ mod tests {
     }
 
     #[test]
-    fn failures_are_logged_once_a_window_even_with_successes_between() {
-        let mut f = Failures::default();
-        let client: IpAddr = "192.0.2.7".parse().unwrap();
-        let t0 = Instant::now();
-        assert_eq!(f.record(client, t0), (1, true));
-        f.forget(client, t0 + Duration::from_secs(1));
-        assert_eq!(
-            f.record(client, t0 + Duration::from_secs(2)),
-            (1, false),
-            "counted afresh, not logged again"
-        );
-        assert!(f.blocked(client, t0 + Duration::from_secs(2)).is_none());
-        let later = t0 + FAILURE_WINDOW + Duration::from_secs(3);
-        f.forget(client, later);
-        assert!(f.0.is_empty(), "nothing kept once the window is over");
-        assert_eq!(f.record(client, later), (1, true));
-    }
-
-    #[test]
-    fn failure_memory_is_bounded_and_ipv6_counts_by_prefix() {
-        let mut f = Failures::default();
-        let now = Instant::now();
-        for i in 0..MAX_TRACKED_ADDRESSES as u32 + 100 {
-            f.record(IpAddr::from((0x0a00_0000u32 + i).to_be_bytes()), now);
-        }
-        assert!(f.0.len() <= MAX_TRACKED_ADDRESSES);
-        let mut f = Failures::default();
-        for host in 1..=FREE_FAILURES + 1 {
-            f.record(format!("2001:db8::{host}").parse().unwrap(), now);
-        }
-        assert!(f.blocked("2001:db8::99".parse().unwrap(), now).is_some());
-        assert!(f.blocked("2001:db8:0:1::1".parse().unwrap(), now).is_none());
-    }
-
-    #[test]
     fn a_digest_names_its_url_or_the_stream_a_track_is_in() {
         let track = url::Url::parse("rtsp://cam:8554/stream/trackID=0").unwrap();
         for uri in [
@@ -1008,27 +641,5 @@ mod tests {
         let stream = url::Url::parse("rtsp://cam:8554/stream").unwrap();
         assert!(!names_request("rtsp://cam/", &stream));
         assert!(!names_request("rtsp://cam/stream/trackID=0", &stream));
-    }
-
-    #[test]
-    fn parses_quoted_and_bare_parameters() {
-        let c = Credentials::parse(
-            r#"Digest username="a\"b", realm="r, with comma",nonce="n", uri="rtsp://h/s", response="R", qop=auth, nc=00000001, cnonce="c""#,
-        )
-        .unwrap();
-        let Credentials::Digest(d) = c else { panic!() };
-        assert_eq!(d.username, "a\"b");
-        assert_eq!(d.realm, "r, with comma");
-        assert_eq!(d.qop.as_deref(), Some("auth"));
-        assert_eq!(d.nc.as_deref(), Some("00000001"));
-        for bad in [
-            "Digest username=\"unterminated",
-            "Digest =x",
-            "Digest realm=\"r\"",
-            "Basic !!!",
-            "",
-        ] {
-            assert_eq!(Credentials::parse(bad), None, "{bad}");
-        }
     }
 }

@@ -927,7 +927,7 @@ pub(crate) mod vm_tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::encode::v4l2_m2m::vm_tests::code_frames;
+    use crate::encode::v4l2_m2m::codec::vm_tests::code_frames;
     use crate::format::raw::Pixels;
     use crate::source::mapped::vm_tests::{
         assert_overlay_drawn, assert_vimc_frames, raw, vimc_config, vimc_overlay,

@@ -819,7 +819,7 @@ mod vm_tests {
     use std::time::{Duration, Instant};
 
     use super::*;
-    use crate::encode::v4l2_m2m::vm_tests::code_frames;
+    use crate::encode::v4l2_m2m::codec::vm_tests::code_frames;
     use crate::source::mapped::vm_tests::{
         assert_overlay_drawn, assert_vimc_frames, plug_vimc, raw, vimc_config, vimc_overlay,
     };

@@ -40,19 +40,23 @@ pub struct CameraConfig {
     pub denoise: Option<DenoiseMode>,
 }
 
-/// `camera.exposure` values (libcamera's `AeExposureMode`).
+/// `camera.exposure` values (libcamera's `AeExposureMode`; each one's
+/// discriminant is libcamera's value).
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum ExposureMode {
     /// The camera's balance of exposure time and gain.
-    Normal,
+    Normal = 0,
     /// Short exposures (less motion blur, more noise).
-    Short,
+    Short = 1,
     /// Long exposures (less noise, more motion blur).
-    Long,
+    Long = 2,
 }
 
 impl ExposureMode {
+    /// Every mode.
+    pub const ALL: [Self; 3] = [Self::Normal, Self::Short, Self::Long];
+
     /// Its name in the config (and libcamera's, in kebab case).
     pub fn name(self) -> &'static str {
         match self {
@@ -63,27 +67,39 @@ impl ExposureMode {
     }
 }
 
-/// `camera.awb` values (libcamera's `AwbMode`).
+/// `camera.awb` values (libcamera's `AwbMode`; each one's discriminant is
+/// libcamera's value).
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum AwbMode {
     /// Automatic white balance.
-    Auto,
+    Auto = 0,
     /// Incandescent light.
-    Incandescent,
+    Incandescent = 1,
     /// Tungsten light.
-    Tungsten,
+    Tungsten = 2,
     /// Fluorescent light.
-    Fluorescent,
+    Fluorescent = 3,
     /// Indoors.
-    Indoor,
+    Indoor = 4,
     /// Daylight.
-    Daylight,
+    Daylight = 5,
     /// Cloudy daylight.
-    Cloudy,
+    Cloudy = 6,
 }
 
 impl AwbMode {
+    /// Every mode.
+    pub const ALL: [Self; 7] = [
+        Self::Auto,
+        Self::Incandescent,
+        Self::Tungsten,
+        Self::Fluorescent,
+        Self::Indoor,
+        Self::Daylight,
+        Self::Cloudy,
+    ];
+
     /// Its name in the config (and libcamera's, in kebab case).
     pub fn name(self) -> &'static str {
         match self {
@@ -98,19 +114,23 @@ impl AwbMode {
     }
 }
 
-/// `camera.autofocus` values (libcamera's `AfMode`).
+/// `camera.autofocus` values (libcamera's `AfMode`; each one's
+/// discriminant is libcamera's value).
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum AutofocusMode {
     /// Fixed focus at the lens position the camera starts with.
-    Manual,
+    Manual = 0,
     /// Focus once when the camera starts.
-    Auto,
+    Auto = 1,
     /// Keep focusing as the scene changes.
-    Continuous,
+    Continuous = 2,
 }
 
 impl AutofocusMode {
+    /// Every mode.
+    pub const ALL: [Self; 3] = [Self::Manual, Self::Auto, Self::Continuous];
+
     /// Its name in the config (and libcamera's, in kebab case).
     pub fn name(self) -> &'static str {
         match self {
@@ -121,21 +141,25 @@ impl AutofocusMode {
     }
 }
 
-/// `camera.denoise` values (libcamera's `NoiseReductionMode`).
+/// `camera.denoise` values (libcamera's `NoiseReductionMode`; each one's
+/// discriminant is libcamera's value).
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum DenoiseMode {
     /// No noise reduction.
-    Off,
+    Off = 0,
     /// Noise reduction that keeps the frame rate.
-    Fast,
+    Fast = 1,
     /// Stronger noise reduction, possibly at a lower frame rate.
-    HighQuality,
+    HighQuality = 2,
     /// The least noise reduction that keeps the frame rate.
-    Minimal,
+    Minimal = 3,
 }
 
 impl DenoiseMode {
+    /// Every mode.
+    pub const ALL: [Self; 4] = [Self::Off, Self::Fast, Self::HighQuality, Self::Minimal];
+
     /// Its name in the config (and libcamera's, in kebab case).
     pub fn name(self) -> &'static str {
         match self {
@@ -144,5 +168,36 @@ impl DenoiseMode {
             Self::HighQuality => "high-quality",
             Self::Minimal => "minimal",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fmt::Debug;
+
+    use serde::de::IntoDeserializer;
+    use serde::de::value::{Error, StrDeserializer};
+
+    use super::*;
+
+    /// Every mode of `all` is read from the config by its name, and its
+    /// value is its place in the list (libcamera's numbering).
+    fn check<M>(all: &[M], name: fn(M) -> &'static str, value: fn(M) -> i32)
+    where
+        M: for<'de> Deserialize<'de> + Copy + PartialEq + Debug,
+    {
+        for (i, m) in all.iter().enumerate() {
+            assert_eq!(value(*m), i as i32, "{m:?}");
+            let text: StrDeserializer<'_, Error> = name(*m).into_deserializer();
+            assert_eq!(M::deserialize(text).unwrap(), *m);
+        }
+    }
+
+    #[test]
+    fn every_mode_is_listed_in_libcameras_order_and_read_by_its_name() {
+        check(&ExposureMode::ALL, ExposureMode::name, |m| m as i32);
+        check(&AwbMode::ALL, AwbMode::name, |m| m as i32);
+        check(&AutofocusMode::ALL, AutofocusMode::name, |m| m as i32);
+        check(&DenoiseMode::ALL, DenoiseMode::name, |m| m as i32);
     }
 }

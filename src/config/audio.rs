@@ -67,3 +67,37 @@ impl AudioConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::tests::parse;
+
+    #[test]
+    fn audio_table() {
+        assert_eq!(parse("").unwrap().audio, None, "off without [audio]");
+        if !cfg!(feature = "audio") {
+            let e = parse("[audio]\n").unwrap_err();
+            assert!(e.message.contains("cargo feature"), "{e}");
+            return;
+        }
+        let c = parse("[audio]\n").unwrap().audio.unwrap();
+        assert_eq!(c, AudioConfig::default());
+        let c = parse("[audio]\ndevice = \"null\"\nchannels = 2\nbitrate = 96000\n")
+            .unwrap()
+            .audio
+            .unwrap();
+        assert_eq!(
+            (c.device.as_str(), c.channels, c.bitrate),
+            ("null", 2, 96_000)
+        );
+        for (text, key) in [
+            ("[audio]\ndevice = \"\"\n", "audio.device"),
+            ("[audio]\nchannels = 3\n", "audio.channels"),
+            ("[audio]\nbitrate = 1000\n", "audio.bitrate"),
+        ] {
+            let e = parse(text).unwrap_err();
+            assert!(e.message.starts_with(key), "{text:?}: {e}");
+        }
+    }
+}

@@ -114,3 +114,78 @@ impl AuthConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::tests::parse;
+
+    #[test]
+    fn auth_users() {
+        let c = parse(
+            "[auth]\nrealm = \"garden\"\n[[auth.users]]\nname = \"viewer\"\npassword = \"secret\"\n\
+             [[auth.users]]\nname = \"admin\"\nha1 = \"0123456789abcdef0123456789ABCDEF\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.auth.realm, "garden");
+        assert!(!c.auth.basic);
+        assert_eq!(c.auth.users.len(), 2);
+        let shown = format!("{:?}", c.auth);
+        assert!(
+            !shown.contains("secret") && !shown.contains("0123"),
+            "{shown}"
+        );
+        assert_eq!(parse("").unwrap().auth.realm, DEFAULT_REALM);
+        let user = |body: &str| {
+            format!(
+                "[auth]\n[[auth.users]]\nname = \"a\"\npassword = \"p\"\n[[auth.users]]\n{body}"
+            )
+        };
+        let cases = [
+            (
+                user("name = \"\"\npassword = \"x\"\n"),
+                "auth.users[1].name",
+                6,
+            ),
+            (
+                user("name = \"a\"\npassword = \"x\"\n"),
+                "auth.users[1].name",
+                6,
+            ),
+            (
+                user("name = \"b:c\"\npassword = \"x\"\n"),
+                "auth.users[1].name",
+                6,
+            ),
+            (
+                user("name = \"b\"\nha1 = \"abc\"\n"),
+                "auth.users[1].ha1",
+                7,
+            ),
+            (
+                user("name = \"b\"\nha1 = \"zz23456789abcdef0123456789abcdef\"\n"),
+                "auth.users[1].ha1",
+                7,
+            ),
+            (
+                user(
+                    "name = \"b\"\npassword = \"x\"\nha1 = \"0123456789abcdef0123456789abcdef\"\n",
+                ),
+                "auth.users[1].ha1",
+                8,
+            ),
+            (user("name = \"b\"\n"), "auth.users[1].password", 5),
+            (
+                user("name = \"b\"\npassword = \"\"\n"),
+                "auth.users[1].password",
+                7,
+            ),
+            ("[auth]\nrealm = \"a\\\"b\"\n".to_string(), "auth.realm", 2),
+        ];
+        for (text, key, line) in cases {
+            let e = parse(&text).unwrap_err();
+            assert!(e.message.starts_with(key), "{text:?}: {e}");
+            assert_eq!(e.line, Some(line), "{text:?}: {e}");
+        }
+    }
+}

@@ -173,6 +173,7 @@ impl DenoiseMode {
 
 #[cfg(test)]
 mod tests {
+    use crate::config::tests::parse;
     use std::fmt::Debug;
 
     use serde::de::IntoDeserializer;
@@ -199,5 +200,26 @@ mod tests {
         check(&AwbMode::ALL, AwbMode::name, |m| m as i32);
         check(&AutofocusMode::ALL, AutofocusMode::name, |m| m as i32);
         check(&DenoiseMode::ALL, DenoiseMode::name, |m| m as i32);
+    }
+
+    #[test]
+    fn camera_controls() {
+        let c = parse(
+            "[camera]\nhflip = true\nexposure = \"short\"\nawb = \"daylight\"\n\
+             contrast = 1.5\nautofocus = \"continuous\"\ndenoise = \"high-quality\"\n",
+        )
+        .unwrap();
+        assert!(c.camera.hflip && !c.camera.vflip);
+        assert_eq!(c.camera.exposure, Some(ExposureMode::Short));
+        assert_eq!(c.camera.awb, Some(AwbMode::Daylight));
+        assert_eq!(c.camera.contrast, Some(1.5));
+        assert_eq!(c.camera.brightness, None);
+        assert_eq!(c.camera.autofocus, Some(AutofocusMode::Continuous));
+        assert_eq!(c.camera.denoise, Some(DenoiseMode::HighQuality));
+        let e = parse("[camera]\nawb = \"sunny\"\n").unwrap_err();
+        assert_eq!(e.line, Some(2), "{e}");
+        assert!(e.to_string().contains("sunny"), "{e}");
+        let e = parse("[camera]\nzoom = 2\n").unwrap_err();
+        assert!(e.to_string().contains("zoom"), "{e}");
     }
 }

@@ -23,3 +23,31 @@ impl Default for HttpConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::tests::parse;
+
+    #[test]
+    fn http_listens_on_8080_unless_turned_off() {
+        assert_eq!(
+            parse("").unwrap().http.listen,
+            Some("0.0.0.0:8080".parse().unwrap())
+        );
+        assert_eq!(parse("[http]\nlisten = \"\"\n").unwrap().http.listen, None);
+        assert_eq!(
+            parse("[http]\nlisten = \"[::1]:80\"\n")
+                .unwrap()
+                .http
+                .listen,
+            Some("[::1]:80".parse().unwrap())
+        );
+        let e = parse("[http]\nlisten = \"8080\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("test.toml:2") && e.contains("http.listen"),
+            "{e}"
+        );
+    }
+}

@@ -61,3 +61,69 @@ impl MulticastConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::tests::parse;
+
+    #[test]
+    fn multicast_table() {
+        assert_eq!(
+            parse("").unwrap().multicast,
+            None,
+            "off without [multicast]"
+        );
+        let c = parse("[multicast]\n").unwrap().multicast.unwrap();
+        assert_eq!(
+            (c.group, c.port, c.ttl),
+            ("239.255.0.1".parse().unwrap(), 5004, 1)
+        );
+        let c = parse("[multicast]\ngroup = \"ff15::1\"\nport = 6000\nttl = 4\n")
+            .unwrap()
+            .multicast
+            .unwrap();
+        assert_eq!(
+            (c.group, c.port, c.ttl),
+            ("ff15::1".parse().unwrap(), 6000, 4)
+        );
+        for (text, key, line, says) in [
+            (
+                "[multicast]\ngroup = \"192.168.1.5\"\n",
+                "multicast.group",
+                2,
+                "not a multicast address",
+            ),
+            (
+                "[multicast]\ngroup = \"fe80::1\"\n",
+                "multicast.group",
+                2,
+                "not a multicast address",
+            ),
+            (
+                "[multicast]\ngroup = \"lan\"\n",
+                "multicast.group",
+                2,
+                "not an IP address",
+            ),
+            (
+                "[multicast]\nport = 5005\n",
+                "multicast.port",
+                2,
+                "even port",
+            ),
+            ("[multicast]\nport = 0\n", "multicast.port", 2, "even port"),
+            (
+                "[multicast]\n\nttl = 0\n",
+                "multicast.ttl",
+                3,
+                "local network",
+            ),
+            ("[multicast]\nttl = 300\n", "multicast.ttl", 2, ""),
+        ] {
+            let e = parse(text).unwrap_err();
+            assert!(e.message.starts_with(key), "{text:?}: {e}");
+            assert!(e.message.contains(says), "{text:?}: {e}");
+            assert_eq!(e.line, Some(line), "{text:?}: {e}");
+        }
+    }
+}

@@ -136,3 +136,46 @@ pub enum Corner {
     /// Bottom right.
     BottomRight,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::tests::parse;
+
+    #[test]
+    fn overlay_table() {
+        assert_eq!(parse("").unwrap().overlay, None, "off without [overlay]");
+        let c = parse("[overlay]\n").unwrap().overlay.unwrap();
+        assert_eq!(c, OverlayConfig::default());
+        let c =
+            parse("[overlay]\ntext = \"%H:%M garden\"\nposition = \"bottom-right\"\nsize = 40\n")
+                .unwrap()
+                .overlay
+                .unwrap();
+        assert_eq!(
+            (c.text.as_str(), c.position, c.size),
+            ("%H:%M garden", Corner::BottomRight, 40)
+        );
+        for (text, key, says) in [
+            ("[overlay]\ntext = \"  \"\n", "overlay.text", "is empty"),
+            ("[overlay]\ntext = \"a\\nb\"\n", "overlay.text", "one line"),
+            ("[overlay]\nsize = 4\n", "overlay.size", "8 to 256"),
+            (
+                "[overlay]\nposition = \"middle\"\n",
+                "overlay.position",
+                "top-left",
+            ),
+        ] {
+            let e = parse(text).unwrap_err();
+            assert!(e.message.starts_with(key), "{text:?}: {e}");
+            assert!(e.message.contains(says), "{text:?}: {e}");
+        }
+        let long = format!("[overlay]\ntext = \"{}\"\n", "x".repeat(201));
+        assert!(
+            parse(&long)
+                .unwrap_err()
+                .message
+                .contains("longer than 200")
+        );
+    }
+}

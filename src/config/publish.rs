@@ -82,3 +82,92 @@ impl fmt::Debug for PublishConfig {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::tests::parse;
+
+    #[test]
+    fn publish_targets() {
+        assert!(parse("").unwrap().publish.is_empty());
+        let c = parse(
+            "[[publish]]\nurl = \"rtsp://u:p@relay:8554/cam\"\n[[publish]]\nurl = \"rtsp://relay/cam2\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.publish.len(), 2);
+        assert!(!format!("{c:?}").contains("u:p@"), "no secrets in Debug");
+        for (text, line, says) in [
+            (
+                "[[publish]]\nurl = \"relay:1935\"\n",
+                2,
+                "is not a way to publish",
+            ),
+            ("[[publish]]\nurl = \"not a url\"\n", 2, "is not a URL"),
+            (
+                "[[publish]]\nurl = \"http://relay/x\"\n",
+                2,
+                "http:// is not a way",
+            ),
+            ("[[publish]]\nurl = \"rtsp:///live\"\n", 2, "names no host"),
+            (
+                "[[publish]]\nurl = \"srt://relay:8890?passphrase=short\"\n",
+                2,
+                "10 to 79 characters",
+            ),
+            ("[[publish]]\n", 1, "is not a URL"),
+        ] {
+            let e = parse(&format!(
+                "[[publish]]\nurl = \"rtsp://ok/live/key\"\n{text}"
+            ))
+            .unwrap_err();
+            assert!(e.message.starts_with("publish[1].url: "), "{text:?}: {e}");
+            assert!(e.message.contains(says), "{text:?}: {e}");
+            assert_eq!(e.line, Some(line + 2), "{text:?}: {e}");
+            assert!(!e.message.contains("key"), "{e}");
+        }
+    }
+
+    #[test]
+    fn secure_schemes() {
+        assert!(is_secure("rtsps") && is_secure("rtmps"));
+        assert!(!is_secure("rtsp") && !is_secure("rtmp") && !is_secure("srt"));
+    }
+
+    #[test]
+    fn publish_over_tls_takes_a_ca_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let pem = dir.path().join("relay.pem");
+        let made = rcgen::generate_simple_self_signed(vec!["relay.example".into()]).unwrap();
+        std::fs::write(&pem, made.cert.pem()).unwrap();
+        let c = parse(&format!(
+            "[[publish]]\nurl = \"rtsps://relay.example/cam\"\nca = \"{}\"\n[[publish]]\nurl = \"rtmps://a.rtmp.youtube.com/live2/k\"\n",
+            pem.display()
+        ))
+        .unwrap();
+        assert_eq!(c.publish[0].ca.as_deref(), Some(pem.as_path()));
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "").unwrap();
+        for (url, ca, says) in [
+            (
+                "rtsps://relay/cam",
+                "/nonexistent/ca.pem",
+                "/nonexistent/ca.pem",
+            ),
+            (
+                "rtmps://relay/live/k",
+                empty.to_str().unwrap(),
+                "no certificate",
+            ),
+            (
+                "rtmp://relay/live/k",
+                pem.to_str().unwrap(),
+                "rtmp:// has no certificate",
+            ),
+        ] {
+            let e = parse(&format!("[[publish]]\nurl = \"{url}\"\nca = \"{ca}\"\n")).unwrap_err();
+            assert!(e.message.starts_with("publish[0].ca: "), "{url}: {e}");
+            assert!(e.message.contains(says), "{url}: {e}");
+        }
+    }
+}

@@ -145,3 +145,78 @@ impl SubstreamConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::tests::parse;
+
+    #[test]
+    fn substream_table() {
+        assert_eq!(
+            parse("").unwrap().substream,
+            None,
+            "off without [substream]"
+        );
+        let c = parse("[substream]\n").unwrap();
+        let sub = c.substream.as_ref().unwrap();
+        assert_eq!(sub.path, "/sub");
+        let video = sub.video(&c.video);
+        assert_eq!(
+            (
+                video.width,
+                video.height,
+                video.framerate,
+                video.bitrate,
+                video.keyframe_interval
+            ),
+            (640, 360, 10, 300_000, 10)
+        );
+        assert_eq!(sub.every(&c.video), 3);
+        let c = parse("[video]\nframerate = 25\n[substream]\n").unwrap();
+        assert_eq!(c.substream.as_ref().unwrap().video(&c.video).framerate, 5);
+        let c = parse(
+            "[substream]\nframerate = 15\nkeyframe_interval = 60\nwidth = 320\nheight = 180\n",
+        )
+        .unwrap();
+        let sub = c.substream.as_ref().unwrap();
+        assert_eq!(sub.video(&c.video).keyframe_interval, 60);
+        assert_eq!(sub.every(&c.video), 2);
+        for (text, key, says) in [
+            (
+                "[substream]\npath = \"/stream\"\n",
+                "substream.path",
+                "a path of its own",
+            ),
+            (
+                "[substream]\npath = \"sub\"\n",
+                "substream.path",
+                "must start with '/'",
+            ),
+            (
+                "[substream]\nwidth = 1920\n",
+                "substream.width",
+                "up to video.width (1280)",
+            ),
+            ("[substream]\nheight = 181\n", "substream.height", "even"),
+            (
+                "[substream]\nframerate = 7\n",
+                "substream.framerate",
+                "1, 2, 3, 5, 6, 10, 15, 30",
+            ),
+            (
+                "[substream]\nbitrate = 10\n",
+                "substream.bitrate",
+                "out of range",
+            ),
+            (
+                "[substream]\nkeyframe_interval = 0\n",
+                "substream.keyframe_interval",
+                "out of range",
+            ),
+        ] {
+            let e = parse(text).unwrap_err();
+            assert!(e.message.starts_with(key), "{text:?}: {e}");
+            assert!(e.message.contains(says), "{text:?}: {e}");
+        }
+    }
+}

@@ -62,3 +62,43 @@ impl TlsConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::Config;
+    use crate::config::tests::parse;
+
+    #[test]
+    fn tls_table() {
+        assert_eq!(parse("").unwrap().tls, None, "off without [tls]");
+        let c = parse("[tls]\n").unwrap().tls.unwrap();
+        assert_eq!(c.listen, "0.0.0.0:8322".parse().unwrap());
+        assert_eq!((c.cert, c.key), (None, None));
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let c = Config::parse(
+            "[tls]\ncert = \"Cargo.toml\"\nkey = \"Cargo.toml\"\n",
+            "x",
+            Some(dir),
+        )
+        .unwrap();
+        assert_eq!(c.tls.unwrap().cert, Some(dir.join("Cargo.toml")));
+        for (text, key, line) in [
+            ("[tls]\ncert = \"/etc/hostname\"\n", "tls.key", 1),
+            ("[tls]\nkey = \"/etc/hostname\"\n", "tls.cert", 1),
+            (
+                "[tls]\ncert = \"/nonexistent.pem\"\nkey = \"/etc/hostname\"\n",
+                "tls.cert",
+                2,
+            ),
+            ("[tls]\nstore = \"tls\"\n", "tls.store", 2),
+            ("[tls]\nlisten = \"8322\"\n", "tls.listen", 2),
+            ("[tls]\nlisten = \"[::]:8554\"\n", "tls.listen", 2),
+        ] {
+            let e = parse(text).unwrap_err();
+            assert!(e.message.starts_with(key), "{text:?}: {e}");
+            assert_eq!(e.line, Some(line), "{text:?}: {e}");
+        }
+    }
+}

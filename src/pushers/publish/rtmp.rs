@@ -19,7 +19,7 @@ use rml_rtmp::time::RtmpTimestamp;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::link::{self, Stream};
-use super::target::{ANSWER_TIMEOUT, PICTURE_WAIT, PublishError, STALL, Target, next_picture};
+use super::target::{ANSWER_TIMEOUT, PublishError, STALL, Target, next_picture, parameter_sets};
 use crate::broadcast::Broadcast;
 use crate::format::h264::{self, ParameterSets};
 
@@ -202,10 +202,7 @@ async fn session(
     stream: &Arc<Broadcast>,
     target: &Target,
 ) -> Result<std::convert::Infallible, PublishError> {
-    let params = stream
-        .parameter_sets(PICTURE_WAIT)
-        .await
-        .ok_or(PublishError::NoPicture)?;
+    let params = parameter_sets(stream).await?;
     let (app, key) = app_and_key(url)?;
     let (socket, early) = connect(url, target).await?;
     let mut config = ClientSessionConfig::new();

@@ -18,7 +18,7 @@ use rtsp_types::{Message, Method, Request, Response, StatusCode, Version, header
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 
 use super::link::{self, Stream};
-use super::target::{ANSWER_TIMEOUT, PICTURE_WAIT, PublishError, STALL, Target, next_picture};
+use super::target::{ANSWER_TIMEOUT, PublishError, STALL, Target, next_picture, parameter_sets};
 use crate::broadcast::Broadcast;
 use crate::format::rtp::packetizer::interleaved_header;
 use crate::format::rtp::rtcp::{MAX_RTCP, REPORT_INTERVAL, SentCounts};
@@ -53,10 +53,7 @@ async fn session(
     stream: &Arc<Broadcast>,
     target: &Target,
 ) -> Result<std::convert::Infallible, PublishError> {
-    let params = stream
-        .parameter_sets(PICTURE_WAIT)
-        .await
-        .ok_or(PublishError::NoPicture)?;
+    let params = parameter_sets(stream).await?;
     let link = link::dial(url, target.ca()).await?;
     let local = link.local;
     let (read, write) = tokio::io::split(link.stream);

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use futures_util::SinkExt;
 use srt_tokio::SrtSocket;
 
-use super::target::{ANSWER_TIMEOUT, PICTURE_WAIT, PublishError, STALL, Target, next_picture};
+use super::target::{ANSWER_TIMEOUT, PublishError, STALL, Target, next_picture, parameter_sets};
 use crate::broadcast::Broadcast;
 use crate::config::srt::Options;
 use crate::format::mpegts::{Muxer, PACKET};
@@ -52,10 +52,7 @@ async fn session(
     target: &Target,
 ) -> Result<std::convert::Infallible, PublishError> {
     let options = Options::of(url).map_err(PublishError::Refused)?;
-    let params = stream
-        .parameter_sets(PICTURE_WAIT)
-        .await
-        .ok_or(PublishError::NoPicture)?;
+    let params = parameter_sets(stream).await?;
     let remote = resolve(url).await?;
     let mut builder = SrtSocket::builder().latency(options.latency.unwrap_or(DEFAULT_LATENCY));
     if let Some(passphrase) = &options.passphrase {

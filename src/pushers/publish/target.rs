@@ -1,14 +1,14 @@
 //! What every publishing target and protocol shares: the target's state
 //! as the status page, metrics and STATUS see it, why a connection ends,
-//! the time limits, and the wait for the next picture.
+//! the time limits, and the waits for the first picture and the next.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::broadcast::{SubscribeError, Subscriber};
-use crate::format::h264::{NAL_SPS, nal_type};
+use crate::broadcast::{Broadcast, SubscribeError, Subscriber};
+use crate::format::h264::{NAL_SPS, ParameterSets, nal_type};
 use crate::format::rtp::packetizer::RtpUnit;
 
 /// A relay that takes no data for this long has stalled: it is dropped and
@@ -17,7 +17,7 @@ pub const STALL: Duration = Duration::from_secs(5);
 /// Longest wait for a connection, or for an answer to a request.
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest wait for the stream's parameter sets (the camera starting).
-pub const PICTURE_WAIT: Duration = Duration::from_secs(5);
+const PICTURE_WAIT: Duration = Duration::from_secs(5);
 
 /// Why a connection to a relay ended (or never began).
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
@@ -133,6 +133,15 @@ impl Target {
         *self.state.lock().unwrap() = State::Connected;
         tracing::info!(target_url = %self.shown, "publish[{}] {}: connected, sending", self.index, self.shown);
     }
+}
+
+/// The stream's parameter sets, what a relay is told first, waiting up to
+/// [`PICTURE_WAIT`] for the camera's first picture.
+pub async fn parameter_sets(stream: &Broadcast) -> Result<ParameterSets, PublishError> {
+    stream
+        .parameter_sets(PICTURE_WAIT)
+        .await
+        .ok_or(PublishError::NoPicture)
 }
 
 /// The next picture for a relay that was told of the stream with

@@ -24,11 +24,44 @@ pub(super) fn camera_controls(
     } else {
         tracing::info!("{name}: no frame rate control; the camera runs at its own rate");
     }
-    // A mode setting: `value` of control `id`, one of `all` (the config's
-    // names and libcamera's values).
-    let mut choose = |key: &str, id: u32, value: Option<i32>, all: &[(&str, i32)]| {
+    // A camera that can focus keeps focusing unless told otherwise.
+    let autofocus = camera.autofocus.or_else(|| {
+        available
+            .find(controls::AfMode::ID)
+            .is_ok()
+            .then_some(AutofocusMode::Continuous)
+    });
+    // The mode settings: each one's key, control, value, and every mode's
+    // name in the config and value in libcamera.
+    let modes: [(&str, u32, Option<i32>, &[(&str, i32)]); 4] = [
+        (
+            "exposure",
+            controls::AeExposureMode::ID,
+            camera.exposure.map(|m| m as i32),
+            &ExposureMode::ALL.map(|m| (m.name(), m as i32)),
+        ),
+        (
+            "awb",
+            controls::AwbMode::ID,
+            camera.awb.map(|m| m as i32),
+            &AwbMode::ALL.map(|m| (m.name(), m as i32)),
+        ),
+        (
+            "autofocus",
+            controls::AfMode::ID,
+            autofocus.map(|m| m as i32),
+            &AutofocusMode::ALL.map(|m| (m.name(), m as i32)),
+        ),
+        (
+            "denoise",
+            controls::NoiseReductionMode::ID,
+            camera.denoise.map(|m| m as i32),
+            &DenoiseMode::ALL.map(|m| (m.name(), m as i32)),
+        ),
+    ];
+    for (key, id, value, all) in modes {
         let Some(value) = value else {
-            return;
+            continue;
         };
         let label = all
             .iter()
@@ -38,7 +71,7 @@ pub(super) fn camera_controls(
             tracing::warn!(
                 "{name}: camera.{key} = {label:?} ignored: this camera has no {key} control"
             );
-            return;
+            continue;
         };
         let takes: Vec<i32> = info
             .values()
@@ -55,41 +88,10 @@ pub(super) fn camera_controls(
                 "{name}: camera.{key} = {label:?} ignored: this camera takes {}",
                 listed.join(", ")
             );
-            return;
+            continue;
         }
         let _ = list.set_raw(id, ControlValue::from(value));
-    };
-    choose(
-        "exposure",
-        controls::AeExposureMode::ID,
-        camera.exposure.map(|m| m as i32),
-        &ExposureMode::ALL.map(|m| (m.name(), m as i32)),
-    );
-    choose(
-        "awb",
-        controls::AwbMode::ID,
-        camera.awb.map(|m| m as i32),
-        &AwbMode::ALL.map(|m| (m.name(), m as i32)),
-    );
-    // A camera that can focus keeps focusing unless told otherwise.
-    let autofocus = camera.autofocus.or_else(|| {
-        available
-            .find(controls::AfMode::ID)
-            .is_ok()
-            .then_some(AutofocusMode::Continuous)
-    });
-    choose(
-        "autofocus",
-        controls::AfMode::ID,
-        autofocus.map(|m| m as i32),
-        &AutofocusMode::ALL.map(|m| (m.name(), m as i32)),
-    );
-    choose(
-        "denoise",
-        controls::NoiseReductionMode::ID,
-        camera.denoise.map(|m| m as i32),
-        &DenoiseMode::ALL.map(|m| (m.name(), m as i32)),
-    );
+    }
     for (key, id, value) in [
         ("brightness", controls::Brightness::ID, camera.brightness),
         ("contrast", controls::Contrast::ID, camera.contrast),

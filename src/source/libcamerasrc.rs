@@ -28,7 +28,7 @@ use crate::source::frame::{Frame, STALL_TIMEOUT, Source, SourceError};
 
 use super::mapped::{Layout, MappedBuffer, PREFERENCE, PlaneAt, Shape, media_devices};
 use crate::config::{CameraConfig, Config};
-use crate::format::raw::{Pixels, Plane, RawFrame};
+use crate::format::raw::{Canvas, Plane, PlaneMut, RawFrame};
 use crate::overlay::Overlay;
 
 /// The GStreamer element, and the Debian (and Raspberry Pi OS) package
@@ -518,22 +518,10 @@ impl LibcamerasrcSource {
             data: self.copy.get(offset..offset + len).unwrap_or(&[]),
             stride,
         };
-        let s = shape.stride;
-        let pixels = match shape.layout {
-            Layout::I420 => Pixels::I420 {
-                y: read(ranges[0], s),
-                u: read(ranges[1], s / 2),
-                v: read(ranges[2], s / 2),
-            },
-            Layout::Nv12 => Pixels::Nv12 {
-                y: read(ranges[0], s),
-                uv: read(ranges[1], s),
-            },
-            Layout::Rgb24 => Pixels::Rgb24(read(ranges[0], s)),
-            Layout::Bgr24 => Pixels::Bgr24(read(ranges[0], s)),
-        };
         RawFrame {
-            pixels,
+            pixels: shape
+                .layout
+                .pixels(shape.stride, |i, stride| read(ranges[i], stride)),
             dmabuf: None,
             width: shape.width,
             height: shape.height,
@@ -565,12 +553,7 @@ impl Drop for LibcamerasrcSource {
 }
 
 /// The packed writable planes of `bytes` at `ranges`, for the overlay.
-fn planes_of<'a>(
-    bytes: &'a mut [u8],
-    ranges: &[(usize, usize)],
-    shape: Shape,
-) -> crate::format::raw::Canvas<'a> {
-    let s = shape.stride;
+fn planes_of<'a>(bytes: &'a mut [u8], ranges: &[(usize, usize)], shape: Shape) -> Canvas<'a> {
     let mut rest = bytes;
     let mut planes = Vec::new();
     let mut at = 0;
@@ -582,23 +565,10 @@ fn planes_of<'a>(
         at = offset + len;
     }
     let mut planes = planes.into_iter();
-    let mut next = |stride| crate::format::raw::PlaneMut {
+    shape.layout.canvas(shape.stride, |_, stride| PlaneMut {
         data: planes.next().unwrap_or_default(),
         stride,
-    };
-    match shape.layout {
-        Layout::I420 => crate::format::raw::Canvas::I420 {
-            y: next(s),
-            u: next(s / 2),
-            v: next(s / 2),
-        },
-        Layout::Nv12 => crate::format::raw::Canvas::Nv12 {
-            y: next(s),
-            uv: next(s),
-        },
-        Layout::Rgb24 => crate::format::raw::Canvas::Rgb24(next(s)),
-        Layout::Bgr24 => crate::format::raw::Canvas::Bgr24(next(s)),
-    }
+    })
 }
 
 /// Bytes per line of a packed copy of a `width`-pixel picture.

@@ -54,6 +54,52 @@ impl Layout {
             Self::Rgb24 | Self::Bgr24 => vec![(0, luma)],
         }
     }
+
+    /// A picture of this layout to read, from its planes in order (Y, U,
+    /// V; Y, UV; or the one plane), each made by `plane` from its number
+    /// and its line stride: `stride` for the luma, half that for I420's
+    /// chroma.
+    pub(super) fn pixels<'a>(
+        self,
+        stride: usize,
+        mut plane: impl FnMut(usize, usize) -> Plane<'a>,
+    ) -> Pixels<'a> {
+        match self {
+            Self::I420 => Pixels::I420 {
+                y: plane(0, stride),
+                u: plane(1, stride / 2),
+                v: plane(2, stride / 2),
+            },
+            Self::Nv12 => Pixels::Nv12 {
+                y: plane(0, stride),
+                uv: plane(1, stride),
+            },
+            Self::Rgb24 => Pixels::Rgb24(plane(0, stride)),
+            Self::Bgr24 => Pixels::Bgr24(plane(0, stride)),
+        }
+    }
+
+    /// The same picture to draw on, its planes made by `plane` as for
+    /// [`Layout::pixels`].
+    pub(super) fn canvas<'a>(
+        self,
+        stride: usize,
+        mut plane: impl FnMut(usize, usize) -> PlaneMut<'a>,
+    ) -> Canvas<'a> {
+        match self {
+            Self::I420 => Canvas::I420 {
+                y: plane(0, stride),
+                u: plane(1, stride / 2),
+                v: plane(2, stride / 2),
+            },
+            Self::Nv12 => Canvas::Nv12 {
+                y: plane(0, stride),
+                uv: plane(1, stride),
+            },
+            Self::Rgb24 => Canvas::Rgb24(plane(0, stride)),
+            Self::Bgr24 => Canvas::Bgr24(plane(0, stride)),
+        }
+    }
 }
 
 /// What every buffer of a stream shares: the layout, the picture size and
@@ -233,20 +279,9 @@ impl MappedBuffer {
             }
         };
         let ranges = self.ranges(shape);
-        let s = shape.stride;
-        match shape.layout {
-            Layout::I420 => Pixels::I420 {
-                y: plane(ranges[0], s),
-                u: plane(ranges[1], s / 2),
-                v: plane(ranges[2], s / 2),
-            },
-            Layout::Nv12 => Pixels::Nv12 {
-                y: plane(ranges[0], s),
-                uv: plane(ranges[1], s),
-            },
-            Layout::Rgb24 => Pixels::Rgb24(plane(ranges[0], s)),
-            Layout::Bgr24 => Pixels::Bgr24(plane(ranges[0], s)),
-        }
+        shape
+            .layout
+            .pixels(shape.stride, |i, stride| plane(ranges[i], stride))
     }
 
     /// The buffer as one DMABUF an encoder can import (`index` is the
@@ -323,20 +358,11 @@ unsafe fn canvas<'a>(
             unsafe { std::slice::from_raw_parts_mut(maps[fd].ptr.cast::<u8>().add(offset), len) };
         PlaneMut { data, stride }
     };
-    let stride = shape.stride;
-    Some(match shape.layout {
-        Layout::I420 => Canvas::I420 {
-            y: plane(ranges[0], stride),
-            u: plane(ranges[1], stride / 2),
-            v: plane(ranges[2], stride / 2),
-        },
-        Layout::Nv12 => Canvas::Nv12 {
-            y: plane(ranges[0], stride),
-            uv: plane(ranges[1], stride),
-        },
-        Layout::Rgb24 => Canvas::Rgb24(plane(ranges[0], stride)),
-        Layout::Bgr24 => Canvas::Bgr24(plane(ranges[0], stride)),
-    })
+    Some(
+        shape
+            .layout
+            .canvas(shape.stride, |i, stride| plane(ranges[i], stride)),
+    )
 }
 
 /// What the tests of both ways to libcamera share: vimc, the kernel's test

@@ -20,6 +20,7 @@ use tokio::sync::watch;
 
 use crate::broadcast::Broadcast;
 use crate::config::PublishConfig;
+use target::parameter_sets;
 pub use target::{PublishError, State, Target};
 
 /// First wait before reconnecting; doubles up to [`MAX_BACKOFF`].
@@ -154,13 +155,25 @@ async fn run(
     }
 }
 
-/// One connection to the target, by its scheme, until it fails.
+/// One connection to the target, by its scheme, until it fails: once the
+/// stream has its parameter sets, the scheme's protocol tells the relay of
+/// it and sends it the pictures.
 async fn publish(url: &url::Url, stream: &Arc<Broadcast>, target: &Target) -> PublishError {
-    match url.scheme() {
-        "rtsp" | "rtsps" => rtsp::publish(url, stream, target).await,
-        "rtmp" | "rtmps" => rtmp::publish(url, stream, target).await,
-        "srt" => srt::publish(url, stream, target).await,
-        other => PublishError::Refused(format!("{other}:// publishing is not in this build")),
+    let params = match parameter_sets(stream).await {
+        Ok(params) => params,
+        Err(e) => return e,
+    };
+    let ended = match url.scheme() {
+        "rtsp" | "rtsps" => rtsp::session(url, stream, params, target).await,
+        "rtmp" | "rtmps" => rtmp::session(url, stream, params, target).await,
+        "srt" => srt::session(url, stream, params, target).await,
+        other => Err(PublishError::Refused(format!(
+            "{other}:// publishing is not in this build"
+        ))),
+    };
+    match ended {
+        Ok(never) => match never {},
+        Err(e) => e,
     }
 }
 

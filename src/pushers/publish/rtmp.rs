@@ -6,6 +6,7 @@
 //! after a 4-byte length. Time stamps are milliseconds of capture time
 //! since the target started, so they run on across reconnections.
 
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -19,7 +20,7 @@ use rml_rtmp::time::RtmpTimestamp;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::link::{self, Stream};
-use super::target::{ANSWER_TIMEOUT, PublishError, STALL, Target, next_picture, parameter_sets};
+use super::target::{ANSWER_TIMEOUT, PublishError, STALL, Target, next_picture};
 use crate::broadcast::Broadcast;
 use crate::format::h264::{self, ParameterSets};
 
@@ -28,14 +29,6 @@ const FLV_AVC: u8 = 7;
 /// FLV frame types, in the high nibble of a video tag's first byte.
 const FLV_KEY_FRAME: u8 = 1 << 4;
 const FLV_INTER_FRAME: u8 = 2 << 4;
-
-/// One connection to `url` until it fails.
-pub async fn publish(url: &url::Url, stream: &Arc<Broadcast>, target: &Target) -> PublishError {
-    match session(url, stream, target).await {
-        Ok(never) => match never {},
-        Err(e) => e,
-    }
-}
 
 /// The application (all of the path but its last segment) and the stream
 /// key (its last segment) of `url`.
@@ -197,12 +190,14 @@ async fn connect(
     }
 }
 
-async fn session(
+/// One connection to the relay at `url`, told of the stream with
+/// `params`, until it fails.
+pub async fn session(
     url: &url::Url,
     stream: &Arc<Broadcast>,
+    params: ParameterSets,
     target: &Target,
-) -> Result<std::convert::Infallible, PublishError> {
-    let params = parameter_sets(stream).await?;
+) -> Result<Infallible, PublishError> {
     let (app, key) = app_and_key(url)?;
     let (socket, early) = connect(url, target).await?;
     let mut config = ClientSessionConfig::new();
@@ -293,7 +288,7 @@ async fn stream_to(
     stream: &Arc<Broadcast>,
     target: &Target,
     params: &ParameterSets,
-) -> Result<std::convert::Infallible, PublishError> {
+) -> Result<Infallible, PublishError> {
     let rtmp_error =
         |e: rml_rtmp::sessions::ClientSessionError| PublishError::Refused(format!("RTMP: {e}"));
     // From the next key frame; asked for now.

@@ -9,6 +9,7 @@
 //! The client is written here: no crate publishes over RTSP (retina only
 //! plays), and the messages are rtsp-types'.
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,8 +19,9 @@ use rtsp_types::{Message, Method, Request, Response, StatusCode, Version, header
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 
 use super::link::{self, Stream};
-use super::target::{ANSWER_TIMEOUT, PublishError, STALL, Target, next_picture, parameter_sets};
+use super::target::{ANSWER_TIMEOUT, PublishError, STALL, Target, next_picture};
 use crate::broadcast::Broadcast;
+use crate::format::h264::ParameterSets;
 use crate::format::rtp::packetizer::interleaved_header;
 use crate::format::rtp::rtcp::{MAX_RTCP, REPORT_INTERVAL, SentCounts};
 use crate::format::sdp::{self, TRACK_PREFIX, VIDEO};
@@ -28,14 +30,6 @@ use crate::format::sdp::{self, TRACK_PREFIX, VIDEO};
 const KEEP_ALIVE: Duration = Duration::from_secs(20);
 /// The most a server's message may take in the read buffer.
 const MAX_MESSAGE: usize = 64 * 1024;
-
-/// One connection to `url` until it fails.
-pub async fn publish(url: &url::Url, stream: &Arc<Broadcast>, target: &Target) -> PublishError {
-    match session(url, stream, target).await {
-        Ok(never) => match never {},
-        Err(e) => e,
-    }
-}
 
 /// The user and password of `url`, percent-decoded.
 fn credentials(url: &url::Url) -> Option<(String, String)> {
@@ -48,12 +42,14 @@ fn credentials(url: &url::Url) -> Option<(String, String)> {
         .then(|| (decode(url.username()), decode(url.password().unwrap_or(""))))
 }
 
-async fn session(
+/// One connection to the relay at `url`, told of the stream with
+/// `params`, until it fails.
+pub async fn session(
     url: &url::Url,
     stream: &Arc<Broadcast>,
+    params: ParameterSets,
     target: &Target,
-) -> Result<std::convert::Infallible, PublishError> {
-    let params = parameter_sets(stream).await?;
+) -> Result<Infallible, PublishError> {
     let link = link::dial(url, target.ca()).await?;
     let local = link.local;
     let (read, write) = tokio::io::split(link.stream);
@@ -127,7 +123,7 @@ async fn stream_to(
     target: &Target,
     local: SocketAddr,
     announced_sps: &[u8],
-) -> Result<std::convert::Infallible, PublishError> {
+) -> Result<Infallible, PublishError> {
     let Client {
         read,
         mut write,

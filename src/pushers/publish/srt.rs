@@ -7,6 +7,7 @@
 //!
 //! The URL's query is read by [`crate::config::srt::Options`].
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,23 +15,16 @@ use std::time::{Duration, Instant};
 use futures_util::SinkExt;
 use srt_tokio::SrtSocket;
 
-use super::target::{ANSWER_TIMEOUT, PublishError, STALL, Target, next_picture, parameter_sets};
+use super::target::{ANSWER_TIMEOUT, PublishError, STALL, Target, next_picture};
 use crate::broadcast::Broadcast;
 use crate::config::srt::Options;
+use crate::format::h264::ParameterSets;
 use crate::format::mpegts::{Muxer, PACKET};
 
 /// TS packets in one SRT message.
 const PACKETS_PER_MESSAGE: usize = 7;
 /// SRT's latency when the URL gives none (as libsrt's default).
 const DEFAULT_LATENCY: Duration = Duration::from_millis(120);
-
-/// One connection to `url` until it fails.
-pub async fn publish(url: &url::Url, stream: &Arc<Broadcast>, target: &Target) -> PublishError {
-    match session(url, stream, target).await {
-        Ok(never) => match never {},
-        Err(e) => e,
-    }
-}
 
 /// The relay's address.
 async fn resolve(url: &url::Url) -> Result<SocketAddr, PublishError> {
@@ -46,13 +40,15 @@ async fn resolve(url: &url::Url) -> Result<SocketAddr, PublishError> {
         .ok_or_else(|| PublishError::Network(format!("{host} has no address")))
 }
 
-async fn session(
+/// One connection to the relay at `url`, told of the stream with
+/// `params`, until it fails.
+pub async fn session(
     url: &url::Url,
     stream: &Arc<Broadcast>,
+    params: ParameterSets,
     target: &Target,
-) -> Result<std::convert::Infallible, PublishError> {
+) -> Result<Infallible, PublishError> {
     let options = Options::of(url).map_err(PublishError::Refused)?;
-    let params = parameter_sets(stream).await?;
     let remote = resolve(url).await?;
     let mut builder = SrtSocket::builder().latency(options.latency.unwrap_or(DEFAULT_LATENCY));
     if let Some(passphrase) = &options.passphrase {

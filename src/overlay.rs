@@ -429,25 +429,27 @@ mod tests {
         (vec![120; w * h], vec![90; w * h / 4], vec![200; w * h / 4])
     }
 
+    /// The planes of a `w`-pixel-wide I420 picture to draw on.
+    fn canvas<'a>(y: &'a mut [u8], u: &'a mut [u8], v: &'a mut [u8], w: usize) -> Canvas<'a> {
+        Canvas::I420 {
+            y: PlaneMut { data: y, stride: w },
+            u: PlaneMut {
+                data: u,
+                stride: w / 2,
+            },
+            v: PlaneMut {
+                data: v,
+                stride: w / 2,
+            },
+        }
+    }
+
     #[test]
     fn drawing_changes_only_the_box() {
         let (w, h) = (64, 32);
         let mut overlay = Overlay::new(&config("AB", Corner::BottomRight, 8));
         let (mut y, mut u, mut v) = i420(w, h);
-        let mut canvas = Canvas::I420 {
-            y: PlaneMut {
-                data: &mut y,
-                stride: w,
-            },
-            u: PlaneMut {
-                data: &mut u,
-                stride: w / 2,
-            },
-            v: PlaneMut {
-                data: &mut v,
-                stride: w / 2,
-            },
-        };
+        let mut canvas = canvas(&mut y, &mut u, &mut v, w);
         overlay.draw(&mut canvas, w, h, Instant::now(), &[]);
         let label = Label::render("AB", 8);
         let (x0, y0) = label.origin(Corner::BottomRight, w, h, 8);
@@ -561,26 +563,7 @@ mod tests {
         let (mut y, mut u, mut v) = i420(w, h);
         let at = Instant::now();
         for _ in 0..3 {
-            overlay.draw(
-                &mut Canvas::I420 {
-                    y: PlaneMut {
-                        data: &mut y,
-                        stride: w,
-                    },
-                    u: PlaneMut {
-                        data: &mut u,
-                        stride: w / 2,
-                    },
-                    v: PlaneMut {
-                        data: &mut v,
-                        stride: w / 2,
-                    },
-                },
-                w,
-                h,
-                at,
-                &[],
-            );
+            overlay.draw(&mut canvas(&mut y, &mut u, &mut v, w), w, h, at, &[]);
         }
         let (secs, label) = overlay.label.clone().unwrap();
         assert_eq!(label, overlay.label_at(secs));

@@ -10,7 +10,7 @@ use std::sync::mpsc;
 
 use libcamera::camera::{ActiveCamera, Orientation};
 use libcamera::camera_manager::CameraManager;
-use libcamera::control::ControlEntry;
+use libcamera::controls;
 use libcamera::framebuffer::AsFrameBuffer;
 use libcamera::framebuffer_allocator::{FrameBuffer, FrameBufferAllocator};
 use libcamera::geometry::Size;
@@ -66,7 +66,7 @@ impl Drop for ManagerClaim {
 
 /// Buffers asked of libcamera: some with the encoder, one being filled, the
 /// rest to ride out scheduling hiccups.
-const BUFFERS: u32 = 6;
+pub(super) const BUFFERS: u32 = 6;
 
 /// libcamera's pixel format (a DRM fourcc) for a layout.
 fn pixel_format(layout: Layout) -> PixelFormat {

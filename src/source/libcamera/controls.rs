@@ -1,7 +1,7 @@
 //! The controls a libcamera camera starts with: the frame rate and the
 //! `[camera]` settings, each checked against what this camera offers.
 
-use libcamera::control::{ControlInfoMap, ControlList};
+use libcamera::control::{ControlEntry, ControlInfoMap, ControlList};
 use libcamera::control_value::ControlValue;
 use libcamera::controls;
 use libcamera::utils::UniquePtr;

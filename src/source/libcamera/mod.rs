@@ -208,6 +208,7 @@ impl Drop for LibcameraSource {
 pub(crate) mod vm_tests {
     use std::time::Duration;
 
+    use super::camera::BUFFERS;
     use super::*;
     use crate::encode::v4l2_m2m::codec::vm_tests::code_frames;
     use crate::format::raw::Pixels;

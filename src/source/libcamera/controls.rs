@@ -8,6 +8,10 @@ use libcamera::utils::UniquePtr;
 
 use crate::config::{AutofocusMode, AwbMode, CameraConfig, DenoiseMode, ExposureMode};
 
+/// Every mode of a setting: its name in the config, its value in
+/// libcamera.
+type Modes<'a> = &'a [(&'static str, i32)];
+
 /// The controls the camera starts with: `framerate` and the `[camera]`
 /// settings. A setting the camera lacks, or a value it does not take, is
 /// left out with a warning naming it.
@@ -33,7 +37,7 @@ pub(super) fn camera_controls(
     });
     // The mode settings: each one's key, control, value, and every mode's
     // name in the config and value in libcamera.
-    let modes: [(&str, u32, Option<i32>, &[(&str, i32)]); 4] = [
+    let modes: [(&str, u32, Option<i32>, Modes<'_>); 4] = [
         (
             "exposure",
             controls::AeExposureMode::ID,

@@ -1,11 +1,14 @@
-//! The `streamcam` command: runs the daemon or checks a configuration file.
+//! The `streamcam` command: runs the daemon, checks a configuration file,
+//! or tries the camera.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
-use streamcam::config::{self, Config, EX_CONFIG};
+use streamcam::config::{self, Config, EX_CONFIG, SourceKind};
 use streamcam::servers::auth;
+use streamcam::source::{self, Frame};
 use streamcam::{daemon, service};
 
 #[derive(Parser)]
@@ -27,6 +30,16 @@ enum Command {
     CheckConfig {
         /// The file to check.
         file: PathBuf,
+    },
+    /// Open the camera as the configuration sets it up (--config), take
+    /// FRAMES frames and print what came: the source, the picture, the
+    /// frame rate, the CPU each frame cost and the memory used. Exits 0 if
+    /// they came from the configured source, 1 if not (with `auto`: no
+    /// camera was found and the test pattern stood in).
+    CheckCamera {
+        /// How many frames to take.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        frames: u32,
     },
     /// Print an `[[auth.users]]` entry with the `ha1` of a password, to paste
     /// into the configuration. The password is read from standard input (a
@@ -91,11 +104,104 @@ fn main() -> ExitCode {
         unsafe { std::env::set_var("TZ", zone) };
     }
     service::log::init_logging(config.log.level);
+    if let Some(Command::CheckCamera { frames }) = &cli.command {
+        return check_camera(&config, *frames);
+    }
     match &cli.config {
         Some(path) => tracing::info!(config = %path.display(), "configuration: {}", path.display()),
         None => tracing::info!("configuration: defaults (no --config)"),
     }
     daemon::run(config)
+}
+
+/// `streamcam check-camera`: opens the source, takes `frames` frames and
+/// prints what they were and what they cost.
+fn check_camera(config: &Config, frames: u32) -> ExitCode {
+    let mut camera = match source::open(config) {
+        Ok(camera) => camera,
+        Err(e) => {
+            eprintln!("streamcam: cannot open the camera: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let (width, height) = camera.dimensions();
+    println!("source: {} ({width}x{height})", camera.name());
+    let (cpu_before, started) = (cpu_time(), Instant::now());
+    let mut picture = String::new();
+    for n in 0..frames {
+        match camera.next_frame() {
+            Ok(Frame::Raw(raw)) if n == 0 => {
+                let memory = if raw.dmabuf.is_some() {
+                    "as DMABUFs an encoder can read in place"
+                } else {
+                    "in memory"
+                };
+                picture = format!(
+                    "{}x{} {} raw, {memory}",
+                    raw.width,
+                    raw.height,
+                    raw.pixels.layout()
+                );
+            }
+            Ok(Frame::Encoded(_)) if n == 0 => picture = "H.264, already encoded".into(),
+            Ok(_) => {}
+            Err(e) => {
+                eprintln!("streamcam: frame {}: {e}", n + 1);
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let (elapsed, cpu) = (started.elapsed(), cpu_time().saturating_sub(cpu_before));
+    println!("picture: {picture}");
+    println!(
+        "frames: {frames} in {:.2} s ({:.1} fps)",
+        elapsed.as_secs_f64(),
+        f64::from(frames) / elapsed.as_secs_f64()
+    );
+    println!(
+        "cpu: {:.3} ms per frame ({:.2} s in all)",
+        cpu.as_secs_f64() * 1e3 / f64::from(frames),
+        cpu.as_secs_f64()
+    );
+    let (rss, peak) = memory();
+    println!(
+        "memory: RSS {:.1} MB, peak {:.1} MB",
+        rss as f64 / 1e6,
+        peak as f64 / 1e6
+    );
+    if config.source.kind == SourceKind::Auto && camera.kind() == SourceKind::Testpattern {
+        eprintln!("streamcam: no camera found: the frames are the test pattern's");
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
+
+/// User and system CPU time this process has used.
+fn cpu_time() -> Duration {
+    // SAFETY: getrusage fills the zeroed struct we own.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let time = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
+    time(usage.ru_utime) + time(usage.ru_stime)
+}
+
+/// This process's resident memory now and at its peak, in bytes (zero
+/// where /proc does not say).
+fn memory() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kb = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
+    };
+    (kb("VmRSS:"), kb("VmHWM:"))
 }
 
 /// `streamcam hash-password NAME`: reads the password and prints the entry.

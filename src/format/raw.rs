@@ -68,6 +68,19 @@ pub enum Planes<P> {
     Bgr24(P),
 }
 
+impl<P> Planes<P> {
+    /// The layout's name, as V4L2 and GStreamer call it.
+    pub fn layout(&self) -> &'static str {
+        match self {
+            Self::I420 { .. } => "I420",
+            Self::Nv12 { .. } => "NV12",
+            Self::Yuyv(_) => "YUYV",
+            Self::Rgb24(_) => "RGB",
+            Self::Bgr24(_) => "BGR",
+        }
+    }
+}
+
 /// A raw picture's pixels, to read.
 pub type Pixels<'a> = Planes<Plane<'a>>;
 

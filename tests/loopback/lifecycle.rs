@@ -253,6 +253,52 @@ fn check_config_accepts_the_shipped_file_and_names_bad_keys() {
 }
 
 #[test]
+fn check_camera_says_what_the_source_gives_and_fails_without_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("streamcam.toml");
+    let file = format!(
+        "{}/tests/data/testsrc2-720p30.h264",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    for (source, picture) in [
+        (
+            "kind = \"testpattern\"\n".to_string(),
+            "picture: 1280x720 I420 raw, in memory",
+        ),
+        (
+            format!("kind = \"file\"\nfile = \"{file}\"\n"),
+            "picture: H.264, already encoded",
+        ),
+    ] {
+        std::fs::write(&config, format!("[source]\n{source}")).unwrap();
+        let (code, out, err) = streamcam(&[
+            "--config",
+            config.to_str().unwrap(),
+            "check-camera",
+            "--frames",
+            "15",
+        ]);
+        assert_eq!(code, 0, "{source}: {out}{err}");
+        assert!(out.contains(picture), "{source}: {out}");
+        for line in ["frames: 15 in ", "cpu: ", " ms per frame", "memory: RSS "] {
+            assert!(out.contains(line), "{source}: no {line:?} in {out}");
+        }
+    }
+    // A camera that is not there: a clear error, no frames.
+    std::fs::write(
+        &config,
+        "[source]\nkind = \"v4l2\"\ndevice = \"/dev/video-none\"\n",
+    )
+    .unwrap();
+    let (code, out, err) = streamcam(&["--config", config.to_str().unwrap(), "check-camera"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("cannot open the camera"), "{err}");
+    assert!(!out.contains("frames:"), "{out}");
+    let (code, _, err) = streamcam(&["check-camera", "--frames", "0"]);
+    assert_eq!(code, 2, "{err}");
+}
+
+#[test]
 fn tells_systemd_ready_status_and_watchdog() {
     use std::os::unix::net::UnixDatagram;
     let dir = tempfile::tempdir().unwrap();

@@ -6,7 +6,7 @@
 # The harness. A script logs with `log`, counts with `pass`/`fail` or
 # `check NAME COMMAND...`, adds another runner's counts with `add_counts`,
 # and ends with `summary`, whose status says whether everything passed.
-CI_NAME=ci/${0##*/}
+CI_NAME=$(basename "$(dirname "$0")")/${0##*/}
 passed=0
 failed=0
 log() { printf '%s\n' "$CI_NAME: $*" >&2; }

@@ -24,6 +24,22 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// ffmpeg decoding 60 pictures of the transport stream sent to
+/// `udp://127.0.0.1:port`, once it listens there: what is sent before
+/// would be lost, and with it the stream's first key frame.
+fn udp_reader(port: u16) -> std::thread::JoinHandle<Decoded> {
+    let url = format!("udp://127.0.0.1:{port}");
+    let reader = std::thread::spawn(move || clients::ffmpeg(&url, "", 60, Mode::Decode));
+    // /proc/net/udp names each socket's local address as hex "IP:PORT".
+    let bound = format!(":{port:04X} ");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string("/proc/net/udp").is_ok_and(|t| t.contains(&bound)) {
+        assert!(Instant::now() < deadline, "ffmpeg never listened on {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    reader
+}
+
 /// A self-signed certificate of a relay at `localhost` and 127.0.0.1, in
 /// PEM files.
 struct Certificate {
@@ -552,11 +568,7 @@ fn an_srt_gateway_restart_is_bridged_and_wrong_passphrase_and_silence_are_said_o
     let (locked, locked_udp) = (free_port(), free_port());
     let gateway = SrtGateway::start(port, udp_port, "");
     let _locked = SrtGateway::start(locked, locked_udp, "&passphrase=the-right-passphrase");
-    let relayed = format!("udp://127.0.0.1:{udp_port}");
-    let reader = {
-        let relayed = relayed.clone();
-        std::thread::spawn(move || clients::ffmpeg(&relayed, "", 60, Mode::Decode))
-    };
+    let reader = udp_reader(udp_port);
     let d = publishing_daemon(&[
         format!("srt://127.0.0.1:{port}?streamid=cam1"),
         format!("srt://127.0.0.1:{locked}?passphrase=a-wrong-passphrase"),
@@ -570,7 +582,7 @@ fn an_srt_gateway_restart_is_bridged_and_wrong_passphrase_and_silence_are_said_o
     );
     gateway.stop();
     std::thread::sleep(Duration::from_millis(500));
-    let reader = std::thread::spawn(move || clients::ffmpeg(&relayed, "", 60, Mode::Decode));
+    let reader = udp_reader(udp_port);
     let _gateway = SrtGateway::start(port, udp_port, "");
     let back = reconnected(&d, Instant::now());
     reader.join().unwrap().assert_complete(

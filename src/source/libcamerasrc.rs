@@ -99,9 +99,6 @@ pub struct LibcamerasrcSource {
     /// The picture size the element negotiated.
     size: (u32, u32),
     shape: Option<Shape>,
-    /// The caps of the last sample, read (they change only when the
-    /// element renegotiates).
-    video_info: Option<(gst::Caps, gst_video::VideoInfo)>,
     known: Vec<Known>,
     lent: Vec<Lent>,
     /// Frames that are not DMABUFs, copied and packed.
@@ -171,7 +168,6 @@ impl LibcamerasrcSource {
             framerate: video.framerate as f64,
             size: (video.width, video.height),
             shape: None,
-            video_info: None,
             known: Vec::new(),
             lent: Vec::new(),
             copy: Vec::new(),
@@ -386,16 +382,8 @@ impl Source for LibcamerasrcSource {
                 self.name
             )));
         };
-        let info = match &self.video_info {
-            Some((seen, info)) if seen.as_ref() == caps => info.clone(),
-            _ => {
-                let info = gst_video::VideoInfo::from_caps(caps).map_err(|e| {
-                    SourceError::Lost(format!("{}: unreadable caps: {e}", self.name))
-                })?;
-                self.video_info = Some((caps.to_owned(), info.clone()));
-                info
-            }
-        };
+        let info = gst_video::VideoInfo::from_caps(caps)
+            .map_err(|e| SourceError::Lost(format!("{}: unreadable caps: {e}", self.name)))?;
         let layout = PREFERENCE
             .into_iter()
             .find(|l| gst_format(*l) == info.format())
@@ -444,9 +432,9 @@ impl Source for LibcamerasrcSource {
         } else {
             None
         };
-        let drawable = || known.is_some_and(|n| self.known[n].mapped.drawable(shape));
+        let drawable = known.is_some_and(|n| self.known[n].mapped.drawable(shape));
         match known {
-            Some(n) if self.overlay.is_none() || drawable() => {
+            Some(n) if self.overlay.is_none() || drawable => {
                 let buffer = &self.known[n].mapped;
                 if let Some(overlay) = &mut self.overlay {
                     // SAFETY: the element gave this buffer to us alone and

@@ -126,7 +126,7 @@ fn check_camera(config: &Config, frames: u32) -> ExitCode {
     };
     let (width, height) = camera.dimensions();
     println!("source: {} ({width}x{height})", camera.name());
-    let (cpu_before, started) = (cpu_time(), Instant::now());
+    let (cpu_before, threads_before, started) = (cpu_time(), thread_times(), Instant::now());
     let mut picture = String::new();
     for n in 0..frames {
         match camera.next_frame() {
@@ -152,6 +152,7 @@ fn check_camera(config: &Config, frames: u32) -> ExitCode {
         }
     }
     let (elapsed, cpu) = (started.elapsed(), cpu_time().saturating_sub(cpu_before));
+    let by_thread = per_thread(&threads_before, &thread_times(), frames);
     println!("picture: {picture}");
     println!(
         "frames: {frames} in {:.2} s ({:.1} fps)",
@@ -163,6 +164,9 @@ fn check_camera(config: &Config, frames: u32) -> ExitCode {
         cpu.as_secs_f64() * 1e3 / f64::from(frames),
         cpu.as_secs_f64()
     );
+    if !by_thread.is_empty() {
+        println!("cpu by thread: {by_thread}");
+    }
     let (rss, peak) = memory();
     println!(
         "memory: RSS {:.1} MB, peak {:.1} MB",
@@ -188,6 +192,54 @@ fn cpu_time() -> Duration {
         Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
     };
     time(usage.ru_utime) + time(usage.ru_stime)
+}
+
+/// Each thread of this process: its id, its name and the CPU time it has
+/// used (the scheduler's count, to the nanosecond), from /proc.
+fn thread_times() -> Vec<(u32, String, Duration)> {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    tasks
+        .filter_map(Result::ok)
+        .filter_map(|task| {
+            let tid = task.file_name().to_str()?.parse().ok()?;
+            let read = |file| std::fs::read_to_string(task.path().join(file)).ok();
+            let name = read("comm")?.trim().to_owned();
+            let ns = read("schedstat")?.split_whitespace().next()?.parse().ok()?;
+            Some((tid, name, Duration::from_nanos(ns)))
+        })
+        .collect()
+}
+
+/// The CPU time each thread name used between `before` and `after`, per
+/// frame of `frames`, busiest first: "name 1.234 ms, ...".
+fn per_thread(
+    before: &[(u32, String, Duration)],
+    after: &[(u32, String, Duration)],
+    frames: u32,
+) -> String {
+    let mut used: Vec<(String, Duration)> = Vec::new();
+    for (tid, name, time) in after {
+        let start = before
+            .iter()
+            .find(|(t, n, _)| t == tid && n == name)
+            .map_or(Duration::ZERO, |b| b.2);
+        let spent = time.saturating_sub(start);
+        match used.iter_mut().find(|(n, _)| n == name) {
+            Some((_, total)) => *total += spent,
+            None => used.push((name.clone(), spent)),
+        }
+    }
+    used.sort_by(|a, b| b.1.cmp(&a.1));
+    used.iter()
+        .filter(|(_, time)| !time.is_zero())
+        .map(|(name, time)| {
+            let ms = time.as_secs_f64() * 1e3 / f64::from(frames.max(1));
+            format!("{name} {ms:.3} ms")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// This process's resident memory now and at its peak, in bytes (zero

@@ -283,6 +283,13 @@ fn check_camera_says_what_the_source_gives_and_fails_without_one() {
         for line in ["frames: 15 in ", "cpu: ", " ms per frame", "memory: RSS "] {
             assert!(out.contains(line), "{source}: no {line:?} in {out}");
         }
+        // The frames are read on the main thread, which is named after
+        // the program.
+        let threads = out
+            .lines()
+            .find_map(|l| l.strip_prefix("cpu by thread: "))
+            .unwrap_or_else(|| panic!("{source}: no CPU by thread in {out}"));
+        assert!(threads.contains("streamcam "), "{source}: {threads}");
     }
     // A camera that is not there: a clear error, no frames.
     std::fs::write(

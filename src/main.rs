@@ -231,7 +231,7 @@ fn per_thread(
             None => used.push((name.clone(), spent)),
         }
     }
-    used.sort_by(|a, b| b.1.cmp(&a.1));
+    used.sort_by_key(|u| std::cmp::Reverse(u.1));
     used.iter()
         .filter(|(_, time)| !time.is_zero())
         .map(|(name, time)| {

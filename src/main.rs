@@ -212,28 +212,34 @@ fn thread_times() -> Vec<(u32, String, Duration)> {
         .collect()
 }
 
-/// The CPU time each thread name used between `before` and `after`, per
-/// frame of `frames`, busiest first: "name 1.234 ms, ...".
+/// The CPU time each thread used between `before` and `after`, per frame
+/// of `frames`, busiest first: "name 1.234 ms, ...". Threads keep the name
+/// of the thread that started them unless they set their own (libcamera's
+/// do not), so the main thread is marked "(main)".
 fn per_thread(
     before: &[(u32, String, Duration)],
     after: &[(u32, String, Duration)],
     frames: u32,
 ) -> String {
-    let mut used: Vec<(String, Duration)> = Vec::new();
-    for (tid, name, time) in after {
-        let start = before
-            .iter()
-            .find(|(t, n, _)| t == tid && n == name)
-            .map_or(Duration::ZERO, |b| b.2);
-        let spent = time.saturating_sub(start);
-        match used.iter_mut().find(|(n, _)| n == name) {
-            Some((_, total)) => *total += spent,
-            None => used.push((name.clone(), spent)),
-        }
-    }
+    let main = std::process::id();
+    let mut used: Vec<(String, Duration)> = after
+        .iter()
+        .map(|(tid, name, time)| {
+            let start = before
+                .iter()
+                .find(|(t, n, _)| t == tid && n == name)
+                .map_or(Duration::ZERO, |b| b.2);
+            let name = if *tid == main {
+                format!("{name} (main)")
+            } else {
+                name.clone()
+            };
+            (name, time.saturating_sub(start))
+        })
+        .filter(|(_, spent)| !spent.is_zero())
+        .collect();
     used.sort_by_key(|u| std::cmp::Reverse(u.1));
     used.iter()
-        .filter(|(_, time)| !time.is_zero())
         .map(|(name, time)| {
             let ms = time.as_secs_f64() * 1e3 / f64::from(frames.max(1));
             format!("{name} {ms:.3} ms")

@@ -289,7 +289,7 @@ fn check_camera_says_what_the_source_gives_and_fails_without_one() {
             .lines()
             .find_map(|l| l.strip_prefix("cpu by thread: "))
             .unwrap_or_else(|| panic!("{source}: no CPU by thread in {out}"));
-        assert!(threads.contains("streamcam "), "{source}: {threads}");
+        assert!(threads.contains("streamcam (main) "), "{source}: {threads}");
     }
     // A camera that is not there: a clear error, no frames.
     std::fs::write(

@@ -1,9 +1,11 @@
 //! Formats, without I/O: what the bytes of a stream are, below everything
 //! that moves them. `h264` (access units and parameter sets), `rtp` (RTP
 //! and RTCP packets, the media clock), `fmp4` (fragmented MP4), `mpegts`
-//! (the transport stream), `sdp` (the session description) and `raw`
-//! (pictures before encoding). They import nothing else of the crate.
+//! (the transport stream), `sdp` (the session description), `raw`
+//! (pictures before encoding) and `civil` (dates and times in UTC). They
+//! import nothing else of the crate.
 
+pub mod civil;
 pub mod fmp4;
 pub mod h264;
 pub mod mpegts;

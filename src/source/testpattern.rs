@@ -9,6 +9,7 @@ use crate::source::frame::{Frame, Source, SourceError};
 
 use super::pacer::{Pacer, WhenLate};
 use crate::config::VideoConfig;
+use crate::format::civil::format_utc;
 use crate::format::raw::{Canvas, PlaneMut, RawFrame};
 use crate::overlay::Overlay;
 
@@ -239,35 +240,6 @@ impl Source for TestPattern {
     }
 }
 
-/// "YYYY-MM-DD HH:MM:SS.mmm UTC" for Unix time `secs` + `millis` (also
-/// the status page's times).
-pub fn format_utc(secs: u64, millis: u32) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.{millis:03} UTC",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
-}
-
-/// Gregorian date of a day count since 1970-01-01 (proleptic calendar,
-/// the standard era-based conversion).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,19 +258,6 @@ mod tests {
             (acc << 1) | u64::from(tp.y[row * 1280 + x] > 128)
         });
         assert_eq!(read, 1_796_000_123_456);
-    }
-
-    #[test]
-    fn formats_utc_dates() {
-        assert_eq!(format_utc(0, 0), "1970-01-01 00:00:00.000 UTC");
-        assert_eq!(
-            format_utc(951_782_400 + 3661, 7),
-            "2000-02-29 01:01:01.007 UTC"
-        );
-        assert_eq!(
-            format_utc(1_795_564_800 - 1, 999),
-            "2026-11-24 23:59:59.999 UTC"
-        );
     }
 
     #[test]

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use super::context::HttpContext;
 use crate::broadcast::stats::EncoderInput;
+use crate::format::civil::format_utc;
 use crate::pushers::publish::target::State;
-use crate::source::testpattern::format_utc;
 
 /// The live player and the figures' refresh.
 const SCRIPT: &str = include_str!("page.js");

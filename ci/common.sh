@@ -129,6 +129,22 @@ use_uapi_headers() {
 # installed with `npm ci` under target/tools/browser (again only when that
 # file changes). Exports BROWSER_TOOLS (its node_modules) and CHROMIUM.
 # shellcheck disable=SC2034 # used by the scripts that source this file
+# Home Assistant's ONVIF client library (onvif-zeep-async from PyPI, with
+# what it pulls in pinned in tests/onvif/requirements.txt), in a virtual
+# environment of Debian's Python under target/tools/onvif, made again when
+# the pins change. Exports ONVIF_PYTHON.
+use_onvif_client() {
+    local tools=$PWD/target/tools/onvif req=tests/onvif/requirements.txt
+    install_packages python3 python3-venv || return 1
+    if ! [ -x "$tools/bin/python" ] || ! cmp -s "$req" "$tools/requirements.txt"; then
+        rm -rf "$tools" && /usr/bin/python3 -m venv "$tools" &&
+            "$tools/bin/pip" install --quiet --disable-pip-version-check --no-input \
+                --only-binary :all: -r "$req" >&2 &&
+            cp "$req" "$tools/requirements.txt" || return 1
+    fi
+    export ONVIF_PYTHON=$tools/bin/python
+}
+
 BROWSER_PACKAGES=(chromium nodejs iproute2)
 use_browser() {
     local tools=$PWD/target/tools/browser lock=tests/browser/package-lock.json

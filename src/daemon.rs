@@ -11,7 +11,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::config::{Config, EX_CONFIG};
 use crate::pushers::publish;
-use crate::servers::{auth, http, rtsp};
+use crate::servers::{auth, http, onvif, rtsp};
 use crate::{broadcast, notify, pipeline, snapshot};
 
 /// Longest the daemon spends saying goodbye to clients on SIGTERM.
@@ -145,6 +145,10 @@ async fn serve(config: Config) -> ExitCode {
         });
         streams.push(Arc::clone(sub_stream));
     }
+    let onvif = config.onvif.as_ref().map(|_| {
+        let port = listener.local_addr().map_or(listen.port(), |a| a.port());
+        onvif_side(&config, port)
+    });
     let info = rtsp::protocol::ServerInfo {
         mounts,
         sdp_session_id: rand::random::<u32>().into(),
@@ -217,6 +221,7 @@ async fn serve(config: Config) -> ExitCode {
             stills: Arc::clone(&stills),
             viewers: http::context::Viewers::default(),
             tokens: http::tokens::Tokens::new(),
+            onvif,
             #[cfg(feature = "webrtc")]
             whep: http::context::WebrtcViewers::default(),
         });
@@ -322,6 +327,29 @@ async fn bind(addr: std::net::SocketAddr, key: &str) -> Option<TcpListener> {
 
 /// "rtsp://HOST:PORT" for a listen address, naming this machine when it
 /// listens everywhere.
+/// The ONVIF side of `config` (`[onvif]`), with the RTSP port the stream
+/// URLs give, and the log lines that say what it offers and who cannot
+/// log in to it.
+fn onvif_side(config: &Config, rtsp_port: u16) -> onvif::Onvif {
+    let side = onvif::Onvif::new(config, rtsp_port, onvif::Identity::of_this_machine());
+    tracing::info!(
+        "ONVIF: device and media services at /onvif/device_service on the HTTP port, as {:?} \
+         ({}, MAC {}); {} profile(s)",
+        side.name,
+        side.identity.model,
+        side.identity.mac,
+        side.profiles.len()
+    );
+    for user in config.auth.users.iter().filter(|u| u.password.is_none()) {
+        tracing::warn!(
+            "ONVIF: user {:?} has only an ha1: ONVIF clients send a password digest that only \
+             the password can check, so this user cannot log in there (give it `password`)",
+            user.name
+        );
+    }
+    side
+}
+
 fn display_host(local: &str) -> String {
     local
         .replace("0.0.0.0", "<this-machine>")

@@ -13,6 +13,7 @@ pub mod check;
 pub mod http;
 pub mod log;
 pub mod multicast;
+pub mod onvif;
 pub mod overlay;
 pub mod pem;
 pub mod publish;
@@ -34,6 +35,7 @@ use check::{is_stream_path, span};
 pub use http::HttpConfig;
 pub use log::{LogConfig, LogLevel};
 pub use multicast::MulticastConfig;
+pub use onvif::OnvifConfig;
 pub use overlay::{Corner, OVERLAY_SIZE, OVERLAY_TEXT_CHARS, OverlayConfig};
 pub use publish::{PUBLISH_SCHEMES, PublishConfig, is_secure};
 pub use server::{MAX_CLIENTS, ServerConfig};
@@ -79,6 +81,9 @@ pub struct Config {
     pub substream: Option<SubstreamConfig>,
     /// `[audio]`: sound from a microphone; off without the table.
     pub audio: Option<AudioConfig>,
+    /// `[onvif]`: the ONVIF services NVRs and Home Assistant use; off
+    /// without the table.
+    pub onvif: Option<OnvifConfig>,
 }
 
 /// A configuration error: what is wrong, where, and what to do.
@@ -162,6 +167,9 @@ impl Config {
         }
         if let Some(audio) = &self.audio {
             audio.validate()?;
+        }
+        if let Some(onvif) = &self.onvif {
+            onvif.validate(self.http.listen.is_some())?;
         }
         for (i, target) in self.publish.iter().enumerate() {
             target

@@ -13,6 +13,7 @@ mod http;
 mod journal;
 mod lan;
 mod lifecycle;
+mod onvif;
 mod overlay;
 mod publish;
 mod raw;

@@ -1,19 +1,21 @@
 //! Who may watch, without I/O: RTSP Digest authentication (RFC 7616 and
 //! RFC 2617 with MD5 and `qop=auth`, and RFC 2069's form without `qop`,
-//! which GStreamer and live555 send), Basic (RFC 7617) where allowed, the
+//! which GStreamer and live555 send), Basic (RFC 7617) where allowed,
+//! ONVIF's WS-Security UsernameToken, the
 //! server's nonces (bounded in number, expiring), and throttling of failed
 //! attempts per client address (bounded in memory whatever the number of
 //! addresses). Time comes in as an argument, so every rule is tested
 //! without waiting.
 //!
 //! `Auth` checks an attempt here; its parts sit below: `credentials` (the
-//! `Authorization` header), `nonces`, `failures` (throttling) and `hash`
-//! (MD5 as Digest uses it).
+//! `Authorization` header), `nonces`, `failures` (throttling), `hash`
+//! (MD5 as Digest uses it) and `wsse` (the UsernameToken's digest).
 
 mod credentials;
 mod failures;
 mod hash;
 mod nonces;
+pub mod wsse;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -26,6 +28,7 @@ use failures::Failures;
 use hash::{Ha1, ct_eq, md5_hex, parse_hex};
 pub use hash::{ha1, to_hex};
 use nonces::Nonces;
+use wsse::{SeenNonces, TOKEN_WINDOW_S, UsernameToken};
 
 use crate::config::AuthConfig;
 
@@ -38,6 +41,9 @@ pub struct Auth {
     realm: String,
     basic_on_plain: bool,
     users: HashMap<String, Ha1>,
+    /// The passwords of the users given one in clear (a UsernameToken's
+    /// digest needs it; an `ha1` cannot give it).
+    passwords: HashMap<String, String>,
     state: Mutex<State>,
     failures: AtomicU64,
 }
@@ -55,6 +61,7 @@ impl std::fmt::Debug for Auth {
 struct State {
     nonces: Nonces,
     failures: Failures,
+    tokens: SeenNonces,
 }
 
 /// One request's claim to be let in.
@@ -114,10 +121,16 @@ impl Auth {
                 (u.name.clone(), ha1)
             })
             .collect();
+        let passwords = config
+            .users
+            .iter()
+            .filter_map(|u| Some((u.name.clone(), u.password.clone()?)))
+            .collect();
         Some(Self {
             realm: config.realm.clone(),
             basic_on_plain: config.basic,
             users,
+            passwords,
             state: Mutex::default(),
             failures: AtomicU64::new(0),
         })
@@ -164,23 +177,103 @@ impl Auth {
             ),
             None => Outcome::invalid(None, "unreadable Authorization header"),
         };
+        self.settle(&mut state, outcome, a.client, a.now)
+    }
+
+    /// Checks a SOAP request's WS-Security UsernameToken (`None`: it had
+    /// none), at `now` and Unix time `wall`. A digest must be fresh (its
+    /// `Created` within [`TOKEN_WINDOW_S`] of this clock) and its nonce
+    /// new; the password in clear is taken where Basic would be.
+    pub fn check_token(
+        &self,
+        token: Option<&UsernameToken>,
+        client: IpAddr,
+        secure: bool,
+        now: Instant,
+        wall: u64,
+    ) -> Verdict {
+        let mut state = self.state.lock().unwrap();
+        if let Some(retry_after) = state.failures.blocked(client, now) {
+            return Verdict::Throttled { retry_after };
+        }
+        let Some(t) = token else {
+            return Verdict::Challenge { stale: false };
+        };
+        let outcome = self.check_token_of(t, secure, wall, &mut state.tokens);
+        self.settle(&mut state, outcome, client, now)
+    }
+
+    fn check_token_of(
+        &self,
+        t: &UsernameToken,
+        secure: bool,
+        wall: u64,
+        seen: &mut SeenNonces,
+    ) -> Outcome {
+        let user = t.username.to_owned();
+        let invalid = |why| Outcome::invalid(Some(user.clone()), why);
+        let Some(known) = self.users.get(t.username) else {
+            return invalid("no such user");
+        };
+        if !t.digest {
+            if !self.basic_allowed(secure) {
+                return invalid(
+                    "a password in clear is refused on plain HTTP (auth.basic = true allows it)",
+                );
+            }
+            return if ct_eq(known, &ha1(t.username, &self.realm, t.password)) {
+                Outcome::Valid(user)
+            } else {
+                invalid("wrong password")
+            };
+        }
+        let Some(password) = self.passwords.get(t.username) else {
+            return invalid(
+                "ONVIF's password digest needs the user's password in the configuration                  (auth.users[].password), not only its ha1",
+            );
+        };
+        let (Some(nonce), Some(created)) = (t.nonce, t.created) else {
+            return invalid("a password digest without Nonce or Created");
+        };
+        let Some(expected) = wsse::password_digest(nonce, created, password) else {
+            return invalid("a Nonce that is not base64");
+        };
+        if !wsse::digest_matches(t.password, &expected) {
+            return invalid("wrong password");
+        }
+        let Some(at) = crate::format::civil::Civil::parse_xml(created) else {
+            return invalid("an unreadable Created time");
+        };
+        if at.abs_diff(wall) > TOKEN_WINDOW_S {
+            return invalid(
+                "the token's Created time is more than 5 minutes from this camera's clock                  (is the camera's or the client's clock wrong?)",
+            );
+        }
+        if !seen.first_use(nonce, at, wall) {
+            return invalid("a token sent before (replayed)");
+        }
+        Outcome::Valid(user)
+    }
+
+    /// The verdict on a checked attempt from `client`: a failure is
+    /// counted (and logged once a window), a success clears the count.
+    fn settle(&self, state: &mut State, outcome: Outcome, client: IpAddr, now: Instant) -> Verdict {
         match outcome {
             Outcome::Valid(user) => {
-                state.failures.forget(a.client, a.now);
+                state.failures.forget(client, now);
                 Verdict::Allowed { user }
             }
             Outcome::Stale => Verdict::Challenge { stale: true },
             Outcome::Invalid { user, why } => {
                 self.failures.fetch_add(1, Ordering::Relaxed);
-                let (count, log) = state.failures.record(a.client, a.now);
+                let (count, log) = state.failures.record(client, now);
                 if log {
                     let user = user.as_deref().map(shorten).unwrap_or_default();
                     tracing::warn!(
-                        client = %a.client,
+                        client = %client,
                         user = %user,
                         failures = count,
-                        "authentication failed for user {user:?} from {}: {why} ({count} failed attempts in the last minute)",
-                        a.client,
+                        "authentication failed for user {user:?} from {client}: {why} ({count} failed attempts in the last minute)",
                     );
                 }
                 Verdict::Challenge { stale: false }

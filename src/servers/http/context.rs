@@ -13,6 +13,7 @@ use tokio::sync::oneshot;
 
 use super::tokens::Tokens;
 use crate::pushers::publish::Publishers;
+use crate::servers::onvif::Onvif;
 use crate::servers::rtsp::ServerContext;
 use crate::snapshot::Stills;
 
@@ -35,6 +36,8 @@ pub struct HttpContext {
     pub viewers: Viewers,
     /// Tokens that let the page's WebSocket in.
     pub tokens: Tokens,
+    /// The ONVIF services (`[onvif]`), when they are on.
+    pub onvif: Option<Onvif>,
     /// Browsers watching by WebRTC.
     #[cfg(feature = "webrtc")]
     pub whep: WebrtcViewers,

@@ -31,6 +31,7 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use crate::servers::auth::{Attempt, Verdict};
+use crate::servers::onvif;
 use crate::servers::rtsp::mount::MountIndex;
 use crate::snapshot;
 pub use context::HttpContext;
@@ -167,6 +168,9 @@ async fn respond(
     if req.uri().path().starts_with(whep::PATH) {
         return webrtc(ctx, conn, req).await;
     }
+    if let (Some(onvif), Some(service)) = (&ctx.onvif, onvif::Service::at(req.uri().path())) {
+        return onvif_request(ctx, onvif, service, conn, req).await;
+    }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");
         r.headers_mut()
@@ -282,6 +286,70 @@ async fn webrtc(
             r
         }
     }
+}
+
+/// An ONVIF service: a SOAP request POSTed, its login in the SOAP header
+/// (so no HTTP authentication here).
+async fn onvif_request(
+    ctx: &HttpContext,
+    onvif: &onvif::Onvif,
+    service: onvif::Service,
+    conn: Conn,
+    req: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    use http_body_util::{BodyExt as _, Limited};
+    if req.method() != Method::POST {
+        let mut r = plain(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "an ONVIF service: POST a SOAP request\n",
+        );
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return r;
+    }
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let request = match Limited::new(req.into_body(), onvif::soap::MAX_BODY)
+        .collect()
+        .await
+    {
+        Ok(request) => request.to_bytes(),
+        Err(_) => {
+            return plain(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "the SOAP request is too large or was cut off\n",
+            );
+        }
+    };
+    let mut profile_idc = Vec::new();
+    for stream in &ctx.rtsp.streams {
+        let params = stream.parameter_sets(Duration::ZERO).await;
+        profile_idc.push(params.and_then(|p| p.sps.get(1).copied()));
+    }
+    let moment = onvif::Moment {
+        now: Instant::now(),
+        unix: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        profile_idc,
+    };
+    let caller = onvif::Caller {
+        client: conn.client,
+        secure: conn.secure,
+        host: &host,
+    };
+    let text = String::from_utf8_lossy(&request);
+    let auth = ctx.rtsp.info.auth.as_deref();
+    let answer = onvif.answer(service, &text, caller, auth, &moment);
+    body(
+        StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        "application/soap+xml; charset=utf-8",
+        answer.xml,
+    )
 }
 
 /// `/snapshot.jpg[?width=N]`: the newest picture as JPEG.

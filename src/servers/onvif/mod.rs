@@ -1,0 +1,400 @@
+//! ONVIF Profile S on the HTTP port, without I/O: the device service
+//! (`/onvif/device_service`, [`device`]) and the media service
+//! (`/onvif/media_service`, [`media`]) that NVRs and Home Assistant use to
+//! add the camera and find its streams. A request's SOAP body and the time
+//! come in, the answer goes out ([`Onvif::answer`]); the HTTP side does the
+//! I/O.
+//!
+//! Logins are WS-Security UsernameTokens checked against `[auth]`'s users
+//! (with the same throttling as RTSP and HTTP); the operations ONVIF lets
+//! anyone call before logging in (the time, the services and
+//! capabilities, the host name) need none.
+
+pub mod camera;
+mod device;
+pub mod identity;
+mod media;
+pub mod soap;
+
+use crate::servers::auth::{Auth, Verdict};
+pub use camera::{Caller, DEVICE_PATH, MEDIA_PATH, Moment, Onvif};
+pub use identity::Identity;
+use soap::{Fault, Request};
+
+/// Operations anyone may call before logging in (ONVIF Core, "access
+/// classes": PRE_AUTH).
+const PRE_AUTH: [&str; 6] = [
+    "GetSystemDateAndTime",
+    "GetCapabilities",
+    "GetServices",
+    "GetServiceCapabilities",
+    "GetHostname",
+    "GetEndpointReference",
+];
+
+/// Which service a request was sent to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    Device,
+    Media,
+}
+
+impl Service {
+    /// The service at `path`, if it is one.
+    pub fn at(path: &str) -> Option<Self> {
+        match path {
+            DEVICE_PATH => Some(Self::Device),
+            MEDIA_PATH => Some(Self::Media),
+            _ => None,
+        }
+    }
+}
+
+/// An answer: the HTTP status and the SOAP envelope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub status: u16,
+    pub xml: String,
+}
+
+impl Onvif {
+    /// The answer to a SOAP request `body` sent to `service`.
+    pub fn answer(
+        &self,
+        service: Service,
+        body: &str,
+        caller: Caller,
+        auth: Option<&Auth>,
+        moment: &Moment,
+    ) -> Answer {
+        let result = Request::parse(body).and_then(|request| {
+            let (_, operation) = request.operation();
+            if !PRE_AUTH.contains(&operation) {
+                self.check_login(&request, caller, auth, moment)?;
+            }
+            match service {
+                Service::Device => device::answer(self, &request, caller, moment),
+                Service::Media => media::answer(self, &request, caller, moment),
+            }
+        });
+        match result {
+            Ok(body) => Answer {
+                status: 200,
+                xml: soap::envelope(&body),
+            },
+            Err(fault) => {
+                let (status, xml) = fault.render();
+                Answer { status, xml }
+            }
+        }
+    }
+
+    fn check_login(
+        &self,
+        request: &Request,
+        caller: Caller,
+        auth: Option<&Auth>,
+        moment: &Moment,
+    ) -> Result<(), Fault> {
+        let Some(auth) = auth else {
+            return Ok(());
+        };
+        let token = request.token();
+        match auth.check_token(
+            token.as_ref(),
+            caller.client,
+            caller.secure,
+            moment.now,
+            moment.unix,
+        ) {
+            Verdict::Allowed { .. } => Ok(()),
+            Verdict::Challenge { .. } => Err(Fault::NotAuthorized),
+            Verdict::Throttled { .. } => Err(Fault::Throttled),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::camera::{host_name, host_port, http_url};
+    use super::*;
+    use crate::config::auth::UserConfig;
+    use crate::config::{AuthConfig, Config};
+    use crate::servers::auth::wsse::password_digest;
+    use base64::Engine;
+    use soap::tests::zeep_request;
+    use soap::{TDS, TRT};
+
+    pub(super) fn camera(substream: bool) -> Onvif {
+        let text = if substream {
+            "[onvif]\nname = \"Front & back\"\n[substream]\n"
+        } else {
+            "[onvif]\n"
+        };
+        let config = Config::parse(text, "test", None).unwrap();
+        let identity = Identity {
+            model: "Raspberry Pi 3 Model B Plus Rev 1.3".into(),
+            serial: "00000000a1b2c3d4".into(),
+            interface: "eth0".into(),
+            mac: "b8:27:eb:12:34:56".into(),
+            hostname: "garden".into(),
+        };
+        Onvif::new(&config, 8554, identity)
+    }
+
+    pub(super) fn caller() -> Caller<'static> {
+        Caller {
+            client: "192.0.2.7".parse().unwrap(),
+            secure: false,
+            host: "192.0.2.1:8080",
+        }
+    }
+
+    pub(super) fn moment() -> Moment {
+        Moment {
+            now: Instant::now(),
+            unix: 1_796_649_909,
+            profile_idc: vec![Some(100), None],
+        }
+    }
+
+    /// The answer to `op` (with its namespace `ns` and inner XML `args`),
+    /// without credentials and without users.
+    pub(super) fn ask(camera: &Onvif, service: Service, ns: &str, op: &str, args: &str) -> Answer {
+        let body = zeep_request(&format!("<o:{op} xmlns:o=\"{ns}\">{args}</o:{op}>"), None);
+        camera.answer(service, &body, caller(), None, &moment())
+    }
+
+    fn users() -> Auth {
+        Auth::new(&AuthConfig {
+            users: vec![
+                UserConfig {
+                    name: "admin".into(),
+                    password: Some("secret".into()),
+                    ha1: None,
+                },
+                UserConfig {
+                    name: "hashed".into(),
+                    password: None,
+                    ha1: Some("939e7578ed9e3c518a452acee763bce9".into()),
+                },
+            ],
+            ..AuthConfig::default()
+        })
+        .unwrap()
+    }
+
+    /// A token as onvif-zeep makes it: 16 random bytes of nonce, Created
+    /// to the second with "+00:00".
+    fn token(
+        user: &str,
+        password: &str,
+        nonce: &[u8],
+        created: &str,
+    ) -> (String, String, String, String) {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let nonce = b64.encode(nonce);
+        let digest = b64.encode(password_digest(&nonce, created, password).unwrap());
+        (user.into(), digest, nonce, created.into())
+    }
+
+    #[test]
+    fn operations_past_login_need_a_fresh_token_of_a_user() {
+        let camera = camera(false);
+        let auth = users();
+        let op = format!("<tds:GetDeviceInformation xmlns:tds=\"{TDS}\"/>");
+        let send = |t: Option<&(String, String, String, String)>, client: &str| {
+            let t = t.map(|t| (t.0.as_str(), t.1.as_str(), t.2.as_str(), t.3.as_str()));
+            let caller = Caller {
+                client: client.parse().unwrap(),
+                ..caller()
+            };
+            camera.answer(
+                Service::Device,
+                &zeep_request(&op, t),
+                caller,
+                Some(&auth),
+                &moment(),
+            )
+        };
+        let now = "2026-12-07T13:25:09+00:00";
+        let good = token("admin", "secret", b"0123456789abcdef", now);
+        let answer = send(Some(&good), "192.0.2.7");
+        assert_eq!(answer.status, 200, "{}", answer.xml);
+        assert!(
+            answer
+                .xml
+                .contains("<tds:Model>Raspberry Pi 3 Model B Plus Rev 1.3</tds:Model>")
+        );
+        // The same token again: a replay.
+        let replay = send(Some(&good), "192.0.2.7");
+        assert!(replay.xml.contains("ter:NotAuthorized"), "{}", replay.xml);
+        for bad in [
+            token("admin", "wrong", b"1123456789abcdef", now),
+            token("nobody", "secret", b"2123456789abcdef", now),
+            // Ten minutes old.
+            token(
+                "admin",
+                "secret",
+                b"3123456789abcdef",
+                "2026-12-07T13:15:09Z",
+            ),
+            // Only an ha1 is known: a digest cannot be checked.
+            token("hashed", "secret", b"4123456789abcdef", now),
+        ] {
+            let answer = send(Some(&bad), "192.0.2.8");
+            assert_eq!(answer.status, 400, "{bad:?}");
+            assert!(
+                answer.xml.contains("ter:NotAuthorized"),
+                "{bad:?}: {}",
+                answer.xml
+            );
+        }
+        let none = send(None, "192.0.2.9");
+        assert!(none.xml.contains("ter:NotAuthorized"));
+        // The time and the capabilities are open to all.
+        let open = format!("<tds:GetSystemDateAndTime xmlns:tds=\"{TDS}\"/>");
+        let answer = camera.answer(
+            Service::Device,
+            &zeep_request(&open, None),
+            caller(),
+            Some(&auth),
+            &moment(),
+        );
+        assert_eq!(answer.status, 200);
+        // Failing on: that address is made to wait.
+        for n in 0..6 {
+            send(Some(&token("admin", "wrong", &[n; 16], now)), "192.0.2.10");
+        }
+        let answer = send(
+            Some(&token("admin", "secret", &[99; 16], now)),
+            "192.0.2.10",
+        );
+        assert_eq!(answer.status, 500);
+        assert!(
+            answer.xml.contains("too many failed logins"),
+            "{}",
+            answer.xml
+        );
+    }
+
+    #[test]
+    fn home_assistants_recorded_requests_are_answered() {
+        // Home Assistant's client (onvif-zeep-async 4.3.0) logging in as
+        // admin/secret, its requests as sent (tests/data/onvif/).
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/onvif");
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        assert_eq!(files.len(), 6);
+        let camera = camera(true);
+        let auth = Auth::new(&AuthConfig {
+            users: vec![UserConfig {
+                name: "admin".into(),
+                password: Some("secret".into()),
+                ha1: None,
+            }],
+            ..AuthConfig::default()
+        })
+        .unwrap();
+        for file in files {
+            let text = std::fs::read_to_string(&file).unwrap();
+            let request = Request::parse(&text).unwrap();
+            let created = request.token().and_then(|t| t.created).unwrap();
+            let at = crate::format::civil::Civil::parse_xml(created).unwrap();
+            let service = if request.operation().0 == soap::TRT {
+                Service::Media
+            } else {
+                Service::Device
+            };
+            let moment = Moment {
+                unix: at + 1,
+                ..moment()
+            };
+            let answer = camera.answer(service, &text, caller(), Some(&auth), &moment);
+            let op = request.operation().1;
+            assert_eq!(answer.status, 200, "{}: {}", file.display(), answer.xml);
+            assert!(answer.xml.contains(&format!("{op}Response>")), "{op}");
+            // Sent again: refused, as a replay.
+            if !PRE_AUTH.contains(&op) {
+                let again = camera.answer(service, &text, caller(), Some(&auth), &moment);
+                assert!(
+                    again.xml.contains("ter:NotAuthorized"),
+                    "{op}: {}",
+                    again.xml
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_answer_is_one_well_formed_envelope() {
+        let camera = camera(true);
+        for (service, ns, ops) in [
+            (Service::Device, TDS, device::OPERATIONS.as_slice()),
+            (Service::Media, TRT, media::OPERATIONS.as_slice()),
+        ] {
+            for op in ops {
+                let config = if op.contains("VideoSourceConfiguration") {
+                    media::SOURCE_CONFIG
+                } else {
+                    "main"
+                };
+                let args = format!(
+                    "<o:ProfileToken>main</o:ProfileToken><o:ConfigurationToken>{config}</o:ConfigurationToken>"
+                );
+                let args = args.as_str();
+                let answer = ask(&camera, service, ns, op, args);
+                assert_eq!(answer.status, 200, "{op}: {}", answer.xml);
+                let doc =
+                    roxmltree::Document::parse(&answer.xml).unwrap_or_else(|e| panic!("{op}: {e}"));
+                let body = doc.root_element().first_element_child().unwrap();
+                let response = body.first_element_child().unwrap();
+                assert_eq!(response.tag_name().name(), format!("{op}Response"));
+                assert_eq!(response.tag_name().namespace(), Some(ns));
+            }
+        }
+    }
+
+    #[test]
+    fn what_is_not_offered_is_said_so() {
+        let camera = camera(false);
+        let answer = ask(&camera, Service::Device, TDS, "SystemReboot", "");
+        assert_eq!(answer.status, 500);
+        assert!(
+            answer.xml.contains("ter:ActionNotSupported") && answer.xml.contains("SystemReboot")
+        );
+        // A media operation sent to the device service.
+        let answer = ask(&camera, Service::Device, TRT, "GetProfiles", "");
+        assert!(
+            answer.xml.contains("ter:ActionNotSupported"),
+            "{}",
+            answer.xml
+        );
+        let answer = camera.answer(Service::Media, "<nonsense/>", caller(), None, &moment());
+        assert_eq!(answer.status, 400);
+        assert!(
+            answer.xml.contains("not a SOAP 1.2 envelope"),
+            "{}",
+            answer.xml
+        );
+    }
+
+    #[test]
+    fn hosts_are_taken_from_the_host_header() {
+        assert_eq!(host_name("cam.local:8080"), "cam.local");
+        assert_eq!(host_name("[fe80::1]:8080"), "[fe80::1]");
+        assert_eq!(host_name("[::1]"), "[::1]");
+        assert_eq!(host_name("192.0.2.1"), "192.0.2.1");
+        assert_eq!(host_name(""), "streamcam.local");
+        assert_eq!(http_url(caller(), "/x"), "http://192.0.2.1:8080/x");
+        assert_eq!(host_port("cam.local:8080"), Some(8080));
+        assert_eq!(host_port("[::1]:80"), Some(80));
+        assert_eq!(host_port("[::1]"), None);
+        assert_eq!(host_port("cam.local"), None);
+    }
+}

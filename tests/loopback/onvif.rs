@@ -1,0 +1,154 @@
+//! ONVIF with Home Assistant's own client library (onvif-zeep-async, from
+//! PyPI; `tests/onvif/ha_setup.py` runs the integration's set-up calls):
+//! the camera is added, its two streams are found and play in ffprobe with
+//! the credentials put into the URL as Home Assistant does, the snapshot
+//! answers Digest, and a wrong password is what Home Assistant calls an
+//! authentication error. The onvif tier (`ci/onvif`) installs the library
+//! and names its Python in ONVIF_PYTHON.
+
+use std::collections::HashMap;
+use std::process::Command;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::clients;
+use crate::daemon::{Daemon, Source};
+use crate::http::curl;
+
+/// A camera at 320x240 with a 160x120 substream, ONVIF on, and `users`.
+fn camera(users: &str) -> Daemon {
+    Daemon::start_with(
+        "127.0.0.1",
+        Source::TestPattern,
+        &format!(
+            "\n[video]\nwidth = 320\nheight = 240\nframerate = 10\n\
+             [substream]\nwidth = 160\nheight = 120\n[onvif]\nname = \"Test cam\"\n{users}"
+        ),
+    )
+}
+
+const ADMIN: &str = "[[auth.users]]\nname = \"admin\"\npassword = \"secret\"\n";
+
+/// What Home Assistant's set-up learnt from the camera at `d`, logging in
+/// as `user`: each line's first word and the rest (repeated keys keep
+/// every line).
+fn home_assistant(d: &Daemon, user: &str, password: &str) -> HashMap<String, Vec<String>> {
+    let python = std::env::var("ONVIF_PYTHON")
+        .expect("ONVIF_PYTHON must name the Python with onvif-zeep-async: run `ci/test onvif`");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/onvif/ha_setup.py");
+    let out = Command::new("timeout")
+        .arg("60")
+        .arg(python)
+        .arg(script)
+        .args([&d.host, &d.http_port.to_string(), user, password])
+        .output()
+        .expect("running the ONVIF client");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the ONVIF client failed: {stdout}{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        d.log()
+    );
+    let mut facts: HashMap<String, Vec<String>> = HashMap::new();
+    for line in stdout.lines() {
+        let (key, rest) = line.split_once(' ').unwrap_or((line, ""));
+        facts.entry(key.into()).or_default().push(rest.into());
+    }
+    facts
+}
+
+/// The one value of `key`.
+fn one<'a>(facts: &'a HashMap<String, Vec<String>>, key: &str) -> &'a str {
+    match facts.get(key).map(Vec::as_slice) {
+        Some([value]) => value,
+        other => panic!("{key}: {other:?} in {facts:?}"),
+    }
+}
+
+#[test]
+fn home_assistant_adds_the_camera_and_plays_both_streams() {
+    let d = camera(&format!("[auth]\n{ADMIN}"));
+    let facts = home_assistant(&d, "admin", "secret");
+    assert!(!facts.contains_key("fault"), "{facts:?}");
+    assert_eq!(
+        one(&facts, "media_xaddr"),
+        d.http_url("/onvif/media_service")
+    );
+    // No events are offered, so none are advertised.
+    assert_eq!(one(&facts, "events"), "False");
+    assert_eq!(one(&facts, "manufacturer"), "streamcam");
+    assert_eq!(one(&facts, "firmware"), env!("CARGO_PKG_VERSION"));
+    assert!(!one(&facts, "serial").is_empty());
+    let mac = one(&facts, "mac");
+    assert!(
+        mac.len() == 17 && mac.split(':').all(|b| u8::from_str_radix(b, 16).is_ok()),
+        "{mac}"
+    );
+    assert_eq!(one(&facts, "snapshot"), "True");
+    // The clock: NTP, UTC, now.
+    let clock: Vec<&str> = one(&facts, "clock").split(' ').collect();
+    assert_eq!(clock[0], "NTP", "{clock:?}");
+    let n: Vec<u64> = clock[1..].iter().map(|v| v.parse().unwrap()).collect();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let secs_today = n[3] * 3600 + n[4] * 60 + n[5];
+    let diff = (now % 86_400).abs_diff(secs_today);
+    assert!(diff <= 60 || diff >= 86_400 - 60, "{clock:?} against {now}");
+    // Both streams, each with its URL; Home Assistant puts the user and
+    // password into it, and a player plays it.
+    let profiles = &facts["profile"];
+    assert_eq!(profiles.len(), 2, "{profiles:?}");
+    for (profile, token, size, path) in [
+        (&profiles[0], "main", "320x240", "/stream"),
+        (&profiles[1], "sub", "160x120", "/sub"),
+    ] {
+        let uri = format!("rtsp://127.0.0.1:{}{path}", d.port);
+        assert_eq!(profile, &format!("{token} H264 {size} camera {uri}"));
+        let with_login = uri.replace("rtsp://", "rtsp://admin:secret@");
+        let (probed, errors) = clients::ffprobe(&with_login, "tcp");
+        let (w, h) = size.split_once('x').unwrap();
+        assert!(
+            probed.contains("codec_name=h264") && probed.contains(&format!("width={w}|height={h}")),
+            "{token}: {probed} {errors}"
+        );
+    }
+    // The snapshot URL, with Digest (Home Assistant tries Digest first).
+    let snapshot = one(&facts, "snapshot_uri");
+    assert_eq!(snapshot, d.http_url("/snapshot.jpg"));
+    let (code, headers, _) = curl(snapshot, &["--digest", "-u", "admin:secret"]);
+    assert_eq!(code, 200, "{headers}");
+    assert!(
+        headers
+            .to_ascii_lowercase()
+            .contains("content-type: image/jpeg"),
+        "{headers}"
+    );
+}
+
+#[test]
+fn a_wrong_password_is_an_authentication_error_to_home_assistant() {
+    let d = camera(&format!("[auth]\n{ADMIN}"));
+    let facts = home_assistant(&d, "admin", "wrong");
+    // The clock and capabilities are answered before the login...
+    assert_eq!(
+        one(&facts, "media_xaddr"),
+        d.http_url("/onvif/media_service")
+    );
+    // ...then the device information is refused, as wrong credentials.
+    let fault = one(&facts, "fault");
+    assert!(fault.starts_with("auth "), "{fault}");
+    assert!(!facts.contains_key("profile"), "{facts:?}");
+    assert!(
+        d.log().contains("authentication failed for user \"admin\""),
+        "{}",
+        d.log()
+    );
+    // Without users, anyone may add the camera (Home Assistant sends an
+    // empty user and password then).
+    let open = camera("");
+    let facts = home_assistant(&open, "", "");
+    assert!(!facts.contains_key("fault"), "{facts:?}");
+    assert_eq!(facts["profile"].len(), 2, "{facts:?}");
+}

@@ -417,3 +417,55 @@ fn curl_bytes(url: &str) -> (u16, String, Vec<u8>) {
     let (addr, target) = addr.split_at(addr.find('/').unwrap());
     get(addr.parse().unwrap(), target)
 }
+
+#[test]
+fn the_onvif_services_answer_bad_requests_clearly_and_only_when_on() {
+    let d = Daemon::start_with(
+        "127.0.0.1",
+        Source::File,
+        "\n[onvif]\n[auth]\n[[auth.users]]\nname = \"admin\"\npassword = \"secret\"\n",
+    );
+    let url = d.http_url("/onvif/device_service");
+    let soap = ["-H", "Content-Type: application/soap+xml; charset=utf-8"];
+    // Not POST: refused, naming the method that works.
+    let (code, headers, _) = curl(&url, &[]);
+    assert_eq!(code, 405, "{headers}");
+    assert!(
+        headers.to_ascii_lowercase().contains("allow: post"),
+        "{headers}"
+    );
+    // Not SOAP: a SOAP fault saying so.
+    let (code, headers, body) = curl(&url, &[&soap[..], &["--data-binary", "hello"]].concat());
+    assert_eq!(code, 400, "{headers}{body}");
+    assert!(headers.contains("application/soap+xml"), "{headers}");
+    assert!(
+        body.contains("ter:InvalidArgs") && body.contains("not a SOAP request"),
+        "{body}"
+    );
+    // Too large: refused before it is read.
+    let big = format!("<x>{}</x>", "a".repeat(100_000));
+    let (code, _, body) = curl(&url, &[&soap[..], &["--data-binary", &big]].concat());
+    assert_eq!(code, 413, "{body}");
+    // An operation past the login, without one: not authorized.
+    let request = "<env:Envelope xmlns:env=\"http://www.w3.org/2003/05/soap-envelope\"><env:Body>\
+        <GetDeviceInformation xmlns=\"http://www.onvif.org/ver10/device/wsdl\"/></env:Body></env:Envelope>";
+    let (code, _, body) = curl(&url, &[&soap[..], &["--data-binary", request]].concat());
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("ter:NotAuthorized"), "{body}");
+    // The clock is anyone's.
+    let clock = request.replace("GetDeviceInformation", "GetSystemDateAndTime");
+    let (code, _, body) = curl(&url, &[&soap[..], &["--data-binary", &clock]].concat());
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body.contains("<tt:DateTimeType>NTP</tt:DateTimeType>"),
+        "{body}"
+    );
+    // Without [onvif], there is no ONVIF service.
+    let off = Daemon::start(Source::File);
+    let (code, _, body) = curl(
+        &off.http_url("/onvif/device_service"),
+        &[&soap[..], &["--data-binary", &clock]].concat(),
+    );
+    assert_eq!(code, 405, "{body}");
+    assert!(!body.contains("Envelope"), "{body}");
+}

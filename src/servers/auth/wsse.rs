@@ -17,7 +17,7 @@ pub const TOKEN_WINDOW_S: u64 = 300;
 const MAX_SEEN: usize = 4096;
 
 /// A UsernameToken as a SOAP header carried it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct UsernameToken<'a> {
     /// `wsse:Username`.
     pub username: &'a str,
@@ -30,6 +30,18 @@ pub struct UsernameToken<'a> {
     pub nonce: Option<&'a str>,
     /// `wsu:Created`, as sent (the digest covers this exact text).
     pub created: Option<&'a str>,
+}
+
+/// Never shows the password or its digest.
+impl std::fmt::Debug for UsernameToken<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UsernameToken")
+            .field("username", &self.username)
+            .field("password", &"<hidden>")
+            .field("digest", &self.digest)
+            .field("created", &self.created)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The digest a client computes from `nonce` (base64), `created` and the

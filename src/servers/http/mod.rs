@@ -313,15 +313,25 @@ async fn onvif_request(
         .and_then(|h| h.to_str().ok())
         .unwrap_or("")
         .to_owned();
-    let request = match Limited::new(req.into_body(), onvif::soap::MAX_BODY)
-        .collect()
-        .await
-    {
-        Ok(request) => request.to_bytes(),
-        Err(_) => {
+    // The whole body within the header timeout: a client that trickles
+    // it holds no connection for long.
+    let collected = tokio::time::timeout(
+        HEADER_TIMEOUT,
+        Limited::new(req.into_body(), onvif::soap::MAX_BODY).collect(),
+    )
+    .await;
+    let request = match collected {
+        Ok(Ok(request)) => request.to_bytes(),
+        Ok(Err(_)) => {
             return plain(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "the SOAP request is too large or was cut off\n",
+            );
+        }
+        Err(_) => {
+            return plain(
+                StatusCode::REQUEST_TIMEOUT,
+                "the SOAP request did not arrive in time\n",
             );
         }
     };

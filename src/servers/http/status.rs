@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use super::context::HttpContext;
 use crate::broadcast::stats::EncoderInput;
 use crate::format::civil::format_utc;
+use crate::format::markup::escape;
 use crate::pushers::publish::target::State;
 
 /// The live player and the figures' refresh.
@@ -223,22 +224,6 @@ fn uptime(d: Duration) -> String {
         3600..86400 => format!("{} h {} min", s / 3600, s / 60 % 60),
         _ => format!("{} days {} h", s / 86400, s / 3600 % 24),
     }
-}
-
-/// Text made safe for HTML.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -36,12 +36,7 @@ pub(super) fn answer(
     caller: Caller,
     moment: &Moment,
 ) -> Result<String, Fault> {
-    let (ns, op) = request.operation();
-    if ns != TDS {
-        return Err(Fault::ActionNotSupported(format!(
-            "{op} ({ns}) at the device service"
-        )));
-    }
+    let (_, op) = request.operation();
     let id = &camera.identity;
     let body = match op {
         "GetSystemDateAndTime" => {

@@ -68,7 +68,16 @@ impl Onvif {
         moment: &Moment,
     ) -> Answer {
         let result = Request::parse(body).and_then(|request| {
-            let (_, operation) = request.operation();
+            let (ns, operation) = request.operation();
+            let (wanted, name) = match service {
+                Service::Device => (soap::TDS, "device"),
+                Service::Media => (soap::TRT, "media"),
+            };
+            if ns != wanted {
+                return Err(Fault::ActionNotSupported(format!(
+                    "{operation} ({ns}) at the {name} service"
+                )));
+            }
             if !PRE_AUTH.contains(&operation) {
                 self.check_login(&request, caller, auth, moment)?;
             }

@@ -3,6 +3,7 @@
 //! a cap on its nodes), its operation and its WS-Security token; answers
 //! and faults written as small escaped templates.
 
+pub use crate::format::markup::escape as esc;
 use crate::servers::auth::wsse::UsernameToken;
 
 /// SOAP 1.2's envelope.
@@ -186,26 +187,6 @@ pub fn envelope(body: &str) -> String {
          xmlns:tt=\"{TT}\" xmlns:tds=\"{TDS}\" xmlns:trt=\"{TRT}\" xmlns:ter=\"{TER}\">\
          <env:Body>{body}</env:Body></env:Envelope>\n"
     )
-}
-
-/// `text` escaped for XML text and attribute values; a character XML 1.0
-/// cannot carry at all (most control characters, which a client's bad
-/// input may bring into a fault's reason) becomes U+FFFD.
-pub fn esc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\t' | '\n' | '\r' => out.push(c),
-            c if c < ' ' || c == '\u{fffe}' || c == '\u{ffff}' => out.push('\u{fffd}'),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -306,10 +306,19 @@ pub fn gstreamer(url: &str, transport: &str, frames: usize, mode: Mode) -> Decod
         // The picture size from the first caps gst-launch -v reports with
         // one: the parser's, the decoder's, identity's or the sink's pads
         // (which of them it prints, and in what order, varies from run to
-        // run; the depayloader's and rtspsrc's caps carry no size).
-        if l.contains(": caps = ") && l.contains("width=(int)") && d.width == 0 {
+        // run; the depayloader's and rtspsrc's caps carry no size), or the
+        // caps event identity logs as it passes it on (its last-message,
+        // which also carries the pictures' lines: under load gst-launch
+        // has been seen to print every picture but none of the pads' caps).
+        // The event's caps come escaped (`width\=\(int\)1280\,`).
+        let plain = l.replace('\\', "");
+        let caps = plain.contains(": caps = ")
+            || (plain.contains("GstIdentity:identity0: last-message = event")
+                && plain.contains("(type: caps"));
+        if caps && plain.contains("width=(int)") && d.width == 0 {
             let num = |key: &str| {
-                l.split(&format!("{key}=(int)"))
+                plain
+                    .split(&format!("{key}=(int)"))
                     .nth(1)
                     .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok())
             };

@@ -357,7 +357,7 @@ async fn onvif_request(
     let answer = onvif.answer(service, &text, caller, auth, &moment);
     body(
         StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        "application/soap+xml; charset=utf-8",
+        answer.content_type,
         answer.xml,
     )
 }

@@ -8,7 +8,7 @@ use crate::format::civil::Civil;
 
 /// The operations answered (for the tests, which call each).
 #[cfg(test)]
-pub(super) const OPERATIONS: [&str; 15] = [
+pub(super) const OPERATIONS: [&str; 16] = [
     "GetSystemDateAndTime",
     "SetSystemDateAndTime",
     "GetCapabilities",
@@ -24,6 +24,7 @@ pub(super) const OPERATIONS: [&str; 15] = [
     "GetDiscoveryMode",
     "GetNetworkDefaultGateway",
     "GetEndpointReference",
+    "GetWsdlUrl",
 ];
 
 /// The ONVIF version the services follow (the schema's).
@@ -103,6 +104,10 @@ pub(super) fn answer(
         // No WS-Discovery responder yet.
         "GetDiscoveryMode" => "<tds:DiscoveryMode>NonDiscoverable</tds:DiscoveryMode>".into(),
         "GetEndpointReference" => format!("<tds:GUID>{}</tds:GUID>", esc(&endpoint(camera))),
+        // The camera serves no WSDL of its own: ONVIF publishes them.
+        "GetWsdlUrl" => {
+            "<tds:WsdlUrl>http://www.onvif.org/ver10/device/wsdl/devicemgmt.wsdl</tds:WsdlUrl>".into()
+        }
         other => return Err(Fault::ActionNotSupported(other.to_owned())),
     };
     Ok(format!("<tds:{op}Response>{body}</tds:{op}Response>"))

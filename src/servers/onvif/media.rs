@@ -131,6 +131,8 @@ pub(super) fn answer(
             };
             media_uri(&http_url(caller, &path))
         }
+        // The profiles are the configured streams, fixed.
+        "CreateProfile" => return Err(Fault::MaxProfiles),
         other => return Err(Fault::ActionNotSupported(other.to_owned())),
     };
     Ok(format!("<trt:{op}Response>{body}</trt:{op}Response>"))

@@ -23,12 +23,13 @@ use soap::{Fault, Request};
 
 /// Operations anyone may call before logging in (ONVIF Core, "access
 /// classes": PRE_AUTH).
-const PRE_AUTH: [&str; 6] = [
+const PRE_AUTH: [&str; 7] = [
     "GetSystemDateAndTime",
     "GetCapabilities",
     "GetServices",
     "GetServiceCapabilities",
     "GetHostname",
+    "GetWsdlUrl",
     "GetEndpointReference",
 ];
 
@@ -50,10 +51,12 @@ impl Service {
     }
 }
 
-/// An answer: the HTTP status and the SOAP envelope.
+/// An answer: the HTTP status, the content type of the request's SOAP
+/// version, and the SOAP envelope.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Answer {
     pub status: u16,
+    pub content_type: &'static str,
     pub xml: String,
 }
 
@@ -67,34 +70,50 @@ impl Onvif {
         auth: Option<&Auth>,
         moment: &Moment,
     ) -> Answer {
-        let result = Request::parse(body).and_then(|request| {
-            let (ns, operation) = request.operation();
-            let (wanted, name) = match service {
-                Service::Device => (soap::TDS, "device"),
-                Service::Media => (soap::TRT, "media"),
-            };
-            if ns != wanted {
-                return Err(Fault::ActionNotSupported(format!(
-                    "{operation} ({ns}) at the {name} service"
-                )));
-            }
-            if !PRE_AUTH.contains(&operation) {
-                self.check_login(&request, caller, auth, moment)?;
-            }
-            match service {
-                Service::Device => device::answer(self, &request, caller, moment),
-                Service::Media => media::answer(self, &request, caller, moment),
-            }
-        });
-        match result {
-            Ok(body) => Answer {
-                status: 200,
-                xml: soap::envelope(&body),
-            },
-            Err(fault) => {
-                let (status, xml) = fault.render();
-                Answer { status, xml }
-            }
+        let (version, result) = match Request::parse(body) {
+            Ok(request) => (
+                request.version(),
+                self.dispatch(service, &request, caller, auth, moment),
+            ),
+            Err((version, fault)) => (version, Err(fault)),
+        };
+        let (status, xml) = match result {
+            Ok(body) => (200, soap::envelope(version, &body)),
+            Err(fault) => fault.render(version),
+        };
+        Answer {
+            status,
+            content_type: version.content_type(),
+            xml,
+        }
+    }
+
+    /// The body of the answer to `request`, once its service and login
+    /// are checked.
+    fn dispatch(
+        &self,
+        service: Service,
+        request: &Request,
+        caller: Caller,
+        auth: Option<&Auth>,
+        moment: &Moment,
+    ) -> Result<String, Fault> {
+        let (ns, operation) = request.operation();
+        let (wanted, name) = match service {
+            Service::Device => (soap::TDS, "device"),
+            Service::Media => (soap::TRT, "media"),
+        };
+        if ns != wanted {
+            return Err(Fault::ActionNotSupported(format!(
+                "{operation} ({ns}) at the {name} service"
+            )));
+        }
+        if !PRE_AUTH.contains(&operation) {
+            self.check_login(request, caller, auth, moment)?;
+        }
+        match service {
+            Service::Device => device::answer(self, request, caller, moment),
+            Service::Media => media::answer(self, request, caller, moment),
         }
     }
 
@@ -386,11 +405,66 @@ mod tests {
         );
         let answer = camera.answer(Service::Media, "<nonsense/>", caller(), None, &moment());
         assert_eq!(answer.status, 400);
+        assert!(answer.xml.contains("not a SOAP envelope"), "{}", answer.xml);
+    }
+
+    #[test]
+    fn a_profile_to_create_is_refused_as_the_camera_has_all_it_can() {
+        let answer = ask(
+            &camera(true),
+            Service::Media,
+            TRT,
+            "CreateProfile",
+            "<o:Name>x</o:Name>",
+        );
+        assert_eq!(answer.status, 500);
         assert!(
-            answer.xml.contains("not a SOAP 1.2 envelope"),
+            answer.xml.contains("<env:Value>ter:Action</env:Value><env:Subcode><env:Value>ter:MaxNVTProfiles</env:Value>"),
             "{}",
             answer.xml
         );
+    }
+
+    #[test]
+    fn a_soap_1_1_request_is_answered_in_soap_1_1() {
+        let camera = camera(false);
+        let request = |op: &str| {
+            format!(
+                "<s:Envelope xmlns:s=\"{}\"><s:Body><{op} xmlns=\"{TDS}\"/></s:Body></s:Envelope>",
+                soap::ENV11
+            )
+        };
+        let answer = camera.answer(
+            Service::Device,
+            &request("GetSystemDateAndTime"),
+            caller(),
+            Some(&users()),
+            &moment(),
+        );
+        assert_eq!(answer.status, 200, "{}", answer.xml);
+        assert_eq!(answer.content_type, "text/xml; charset=utf-8");
+        let doc = roxmltree::Document::parse(&answer.xml).unwrap();
+        assert_eq!(doc.root_element().tag_name().namespace(), Some(soap::ENV11));
+        assert!(answer.xml.contains("<tds:GetSystemDateAndTimeResponse>"));
+        // A login is still needed, and its fault is a 1.1 one.
+        let answer = camera.answer(
+            Service::Device,
+            &request("GetDeviceInformation"),
+            caller(),
+            Some(&users()),
+            &moment(),
+        );
+        assert_eq!(answer.status, 500);
+        assert!(
+            answer
+                .xml
+                .contains("<faultcode>ter:NotAuthorized</faultcode>"),
+            "{}",
+            answer.xml
+        );
+        // SOAP 1.2 keeps its own content type.
+        let answer = ask(&camera, Service::Device, TDS, "GetWsdlUrl", "");
+        assert_eq!(answer.content_type, "application/soap+xml; charset=utf-8");
     }
 
     #[test]

@@ -1,13 +1,16 @@
-//! SOAP 1.2 as ONVIF speaks it, without I/O: a request read into a
+//! SOAP as ONVIF speaks it, without I/O: a request read into a
 //! namespace-aware tree (roxmltree: no DTDs, so no entities to expand, and
 //! a cap on its nodes), its operation and its WS-Security token; answers
-//! and faults written as small escaped templates.
+//! and faults written as small escaped templates, in the request's SOAP
+//! version (1.2, which ONVIF specifies, or 1.1, which some recorders send).
 
 pub use crate::format::markup::escape as esc;
 use crate::servers::auth::wsse::UsernameToken;
 
 /// SOAP 1.2's envelope.
 pub const ENV: &str = "http://www.w3.org/2003/05/soap-envelope";
+/// SOAP 1.1's envelope.
+pub const ENV11: &str = "http://schemas.xmlsoap.org/soap/envelope/";
 /// ONVIF's device service.
 pub const TDS: &str = "http://www.onvif.org/ver10/device/wsdl";
 /// ONVIF's media service (ver10).
@@ -29,16 +32,44 @@ pub const MAX_BODY: usize = 64 * 1024;
 /// Most XML nodes a request may have.
 const MAX_NODES: u32 = 4000;
 
+/// The SOAP version of a request, which its answer keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    /// SOAP 1.2 (`application/soap+xml`), what ONVIF specifies.
+    Soap12,
+    /// SOAP 1.1 (`text/xml`).
+    Soap11,
+}
+
+impl Version {
+    /// The envelope's namespace.
+    pub fn namespace(self) -> &'static str {
+        match self {
+            Self::Soap12 => ENV,
+            Self::Soap11 => ENV11,
+        }
+    }
+
+    /// The HTTP content type of a message in this version.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Soap12 => "application/soap+xml; charset=utf-8",
+            Self::Soap11 => "text/xml; charset=utf-8",
+        }
+    }
+}
+
 /// A SOAP request, parsed.
 pub struct Request<'a> {
     doc: roxmltree::Document<'a>,
+    version: Version,
 }
 
 /// What is wrong with a request, or why it is refused: answered as a SOAP
 /// fault.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fault {
-    /// Not XML, not a SOAP 1.2 envelope, or no operation in its body.
+    /// Not XML, not a SOAP envelope, or no operation in its body.
     Malformed(String),
     /// Wrong or missing credentials (`ter:NotAuthorized`).
     NotAuthorized,
@@ -49,11 +80,16 @@ pub enum Fault {
     /// An argument this camera has nothing for: the `ter:` subcode under
     /// `ter:InvalidArgVal` (e.g. "NoProfile") and the reason.
     InvalidArgVal(&'static str, String),
+    /// A profile to create: the camera's profiles are fixed
+    /// (`ter:MaxNVTProfiles`).
+    MaxProfiles,
 }
 
 impl Fault {
-    /// The HTTP status and the SOAP envelope of the fault.
-    pub fn render(&self) -> (u16, String) {
+    /// The HTTP status and the SOAP envelope of the fault, in `version`.
+    /// SOAP 1.1 has no subcodes: its `faultcode` is the most specific one,
+    /// and every 1.1 fault is a 500.
+    pub fn render(&self, version: Version) -> (u16, String) {
         // (sender's fault, subcode chain, reason)
         let (sender, subcodes, reason): (bool, Vec<&str>, String) = match self {
             Self::Malformed(why) => (true, vec!["ter:InvalidArgs"], why.clone()),
@@ -75,14 +111,32 @@ impl Fault {
                 format!("Optional action not implemented: {op}"),
             ),
             Self::InvalidArgVal(sub, why) => (true, vec!["ter:InvalidArgVal", sub], why.clone()),
+            Self::MaxProfiles => (
+                false,
+                vec!["ter:Action", "ter:MaxNVTProfiles"],
+                "the camera's profiles are fixed: its stream and its substream".into(),
+            ),
         };
-        let mut code = String::new();
-        for sub in subcodes.iter().rev() {
-            let sub = if sub.contains(':') {
-                (*sub).to_owned()
+        let qualified = |sub: &str| {
+            if sub.contains(':') {
+                sub.to_owned()
             } else {
                 format!("ter:{sub}")
-            };
+            }
+        };
+        if version == Version::Soap11 {
+            let code = subcodes
+                .last()
+                .map_or("env:Server".into(), |s| qualified(s));
+            let body = format!(
+                "<env:Fault><faultcode>{code}</faultcode><faultstring>{}</faultstring></env:Fault>",
+                esc(&reason)
+            );
+            return (500, envelope(version, &body));
+        }
+        let mut code = String::new();
+        for sub in subcodes.iter().rev() {
+            let sub = qualified(sub);
             code = format!("<env:Subcode><env:Value>{sub}</env:Value>{code}</env:Subcode>");
         }
         let value = if sender { "env:Sender" } else { "env:Receiver" };
@@ -91,35 +145,49 @@ impl Fault {
              <env:Reason><env:Text xml:lang=\"en\">{}</env:Text></env:Reason></env:Fault>",
             esc(&reason)
         );
-        (if sender { 400 } else { 500 }, envelope(&body))
+        (if sender { 400 } else { 500 }, envelope(version, &body))
     }
 }
 
 impl<'a> Request<'a> {
-    /// Reads a SOAP 1.2 envelope.
-    pub fn parse(text: &'a str) -> Result<Self, Fault> {
+    /// Reads a SOAP 1.2 or 1.1 envelope. What cannot be read is refused
+    /// with the fault to answer and the version to answer it in (1.2 when
+    /// the request named neither).
+    pub fn parse(text: &'a str) -> Result<Self, (Version, Fault)> {
         let options = roxmltree::ParsingOptions {
             allow_dtd: false,
             nodes_limit: MAX_NODES,
             ..Default::default()
         };
-        let doc = roxmltree::Document::parse_with_options(text, options)
-            .map_err(|e| Fault::Malformed(format!("not a SOAP request: {e}")))?;
+        let doc = roxmltree::Document::parse_with_options(text, options).map_err(|e| {
+            let fault = Fault::Malformed(format!("not a SOAP request: {e}"));
+            (Version::Soap12, fault)
+        })?;
         let root = doc.root_element();
-        if !is(root, ENV, "Envelope") {
-            return Err(Fault::Malformed(
-                "not a SOAP 1.2 envelope (http://www.w3.org/2003/05/soap-envelope)".into(),
+        let Some(version) = [Version::Soap12, Version::Soap11]
+            .into_iter()
+            .find(|v| is(root, v.namespace(), "Envelope"))
+        else {
+            let fault = Fault::Malformed(format!(
+                "not a SOAP envelope (SOAP 1.2: {ENV}; SOAP 1.1: {ENV11})"
             ));
-        }
-        let request = Self { doc };
+            return Err((Version::Soap12, fault));
+        };
+        let request = Self { doc, version };
         if request.operation_node().is_none() {
-            return Err(Fault::Malformed("no operation in the SOAP body".into()));
+            let fault = Fault::Malformed("no operation in the SOAP body".into());
+            return Err((version, fault));
         }
         Ok(request)
     }
 
+    /// The request's SOAP version.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
     fn body(&self) -> Option<roxmltree::Node<'_, 'a>> {
-        child(self.doc.root_element(), ENV, "Body")
+        child(self.doc.root_element(), self.version.namespace(), "Body")
     }
 
     fn operation_node(&self) -> Option<roxmltree::Node<'_, 'a>> {
@@ -147,7 +215,7 @@ impl<'a> Request<'a> {
 
     /// The header's WS-Security UsernameToken, if it has one.
     pub fn token(&self) -> Option<UsernameToken<'_>> {
-        let header = child(self.doc.root_element(), ENV, "Header")?;
+        let header = child(self.doc.root_element(), self.version.namespace(), "Header")?;
         let security = child(header, WSSE, "Security")?;
         let token = child(security, WSSE, "UsernameToken")?;
         let text = |ns, name| child(token, ns, name).map(|n| n.text().unwrap_or("").trim());
@@ -179,11 +247,12 @@ fn child<'a, 'i>(
     node.children().find(|n| is(*n, ns, name))
 }
 
-/// `body` in a SOAP 1.2 envelope that declares the prefixes answers use
-/// (`tt`, `tds`, `trt`, `ter`).
-pub fn envelope(body: &str) -> String {
+/// `body` in a SOAP envelope of `version` that declares the prefixes
+/// answers use (`tt`, `tds`, `trt`, `ter`).
+pub fn envelope(version: Version, body: &str) -> String {
+    let env = version.namespace();
     format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<env:Envelope xmlns:env=\"{ENV}\" \
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<env:Envelope xmlns:env=\"{env}\" \
          xmlns:tt=\"{TT}\" xmlns:tds=\"{TDS}\" xmlns:trt=\"{TRT}\" xmlns:ter=\"{TER}\">\
          <env:Body>{body}</env:Body></env:Envelope>\n"
     )
@@ -271,7 +340,10 @@ pub(super) mod tests {
             many,
         ] {
             assert!(
-                matches!(Request::parse(&bad), Err(Fault::Malformed(_))),
+                matches!(
+                    Request::parse(&bad),
+                    Err((Version::Soap12, Fault::Malformed(_)))
+                ),
                 "{bad:.80}"
             );
         }
@@ -279,26 +351,64 @@ pub(super) mod tests {
 
     #[test]
     fn faults_carry_onvif_subcodes() {
-        let (status, xml) = Fault::NotAuthorized.render();
+        let (status, xml) = Fault::NotAuthorized.render(Version::Soap12);
         assert_eq!(status, 400);
         assert!(xml.contains(
             "<env:Value>env:Sender</env:Value><env:Subcode><env:Value>ter:NotAuthorized</env:Value></env:Subcode>"
         ), "{xml}");
-        let (status, xml) = Fault::InvalidArgVal("NoProfile", "no profile \"x<\"".into()).render();
+        let (status, xml) =
+            Fault::InvalidArgVal("NoProfile", "no profile \"x<\"".into()).render(Version::Soap12);
         assert_eq!(status, 400);
         assert!(xml.contains("<env:Value>ter:InvalidArgVal</env:Value><env:Subcode><env:Value>ter:NoProfile</env:Value></env:Subcode></env:Subcode>"), "{xml}");
         assert!(xml.contains("no profile &quot;x&lt;&quot;"), "{xml}");
-        let (status, xml) = Fault::ActionNotSupported("SetHostname".into()).render();
+        let (status, xml) = Fault::ActionNotSupported("SetHostname".into()).render(Version::Soap12);
         assert_eq!(status, 500);
         assert!(xml.contains("ter:ActionNotSupported") && xml.contains("SetHostname"));
         // Every fault is itself a well-formed envelope, whatever a
         // client's input brought into its reason.
         for f in [
             Fault::Throttled,
+            Fault::MaxProfiles,
             Fault::Malformed("<&>".into()),
             Fault::Malformed("not '\u{1}' or '\u{0}' or '\u{ffff}'".into()),
         ] {
-            roxmltree::Document::parse(&f.render().1).unwrap();
+            for version in [Version::Soap12, Version::Soap11] {
+                roxmltree::Document::parse(&f.render(version).1).unwrap();
+            }
         }
+    }
+
+    #[test]
+    fn soap_1_1_is_read_and_answered_in_its_own_envelope() {
+        let text = format!(
+            "<s:Envelope xmlns:s=\"{ENV11}\"><s:Header><wsse:Security xmlns:wsse=\"{WSSE}\">\
+             <wsse:UsernameToken><wsse:Username>admin</wsse:Username>\
+             <wsse:Password>pw</wsse:Password></wsse:UsernameToken></wsse:Security></s:Header>\
+             <s:Body><GetProfiles xmlns=\"{TRT}\"/></s:Body></s:Envelope>"
+        );
+        let r = Request::parse(&text).unwrap();
+        assert_eq!(r.version(), Version::Soap11);
+        assert_eq!(r.operation(), (TRT, "GetProfiles"));
+        assert_eq!(r.token().unwrap().username, "admin");
+        // A 1.1 envelope with no operation is refused in 1.1.
+        let empty = format!("<s:Envelope xmlns:s=\"{ENV11}\"><s:Body/></s:Envelope>");
+        assert!(matches!(
+            Request::parse(&empty),
+            Err((Version::Soap11, Fault::Malformed(_)))
+        ));
+        // 1.1 has no subcodes: the most specific is the faultcode, and
+        // every fault is a 500.
+        let (status, xml) = Fault::NotAuthorized.render(Version::Soap11);
+        assert_eq!(status, 500);
+        let doc = roxmltree::Document::parse(&xml).unwrap();
+        assert!(is(doc.root_element(), ENV11, "Envelope"), "{xml}");
+        let code = doc.descendants().find(|n| n.has_tag_name("faultcode"));
+        assert_eq!(code.and_then(|n| n.text()), Some("ter:NotAuthorized"));
+        assert!(xml.contains("<faultstring>Sender not authorized"), "{xml}");
+        let (_, xml) = Fault::MaxProfiles.render(Version::Soap11);
+        assert!(
+            xml.contains("<faultcode>ter:MaxNVTProfiles</faultcode>"),
+            "{xml}"
+        );
     }
 }

@@ -124,27 +124,29 @@ use_uapi_headers() {
     export V4L2R_VIDEODEV2_H_PATH
 }
 
-# Headless Chromium for the browser tests and bench/browser: Debian's
-# `chromium`, and puppeteer-core as tests/browser's lock file pins it,
-# installed with `npm ci` under target/tools/browser (again only when that
-# file changes). Exports BROWSER_TOOLS (its node_modules) and CHROMIUM.
-# shellcheck disable=SC2034 # used by the scripts that source this file
-# Home Assistant's ONVIF client library (onvif-zeep-async from PyPI, with
-# what it pulls in pinned in tests/onvif/requirements.txt), in a virtual
-# environment of Debian's Python under target/tools/onvif, made again when
-# the pins change. Exports ONVIF_PYTHON.
+# Home Assistant's ONVIF client library (onvif-zeep-async from PyPI) and
+# its discovery library (wsdiscovery), with what they pull in pinned in
+# tests/onvif/requirements.txt, in a virtual environment of Debian's
+# Python under target/tools/onvif, made again when the pins change.
+# Wheels only, but for wsdiscovery, which PyPI has as source only (pure
+# Python). Exports ONVIF_PYTHON.
 use_onvif_client() {
     local tools=$PWD/target/tools/onvif req=tests/onvif/requirements.txt
     install_packages python3 python3-venv || return 1
     if ! [ -x "$tools/bin/python" ] || ! cmp -s "$req" "$tools/requirements.txt"; then
         rm -rf "$tools" && /usr/bin/python3 -m venv "$tools" &&
             "$tools/bin/pip" install --quiet --disable-pip-version-check --no-input \
-                --only-binary :all: -r "$req" >&2 &&
+                --use-pep517 --only-binary :all: --no-binary wsdiscovery -r "$req" >&2 &&
             cp "$req" "$tools/requirements.txt" || return 1
     fi
     export ONVIF_PYTHON=$tools/bin/python
 }
 
+# Headless Chromium for the browser tests and bench/browser: Debian's
+# `chromium`, and puppeteer-core as tests/browser's lock file pins it,
+# installed with `npm ci` under target/tools/browser (again only when that
+# file changes). Exports BROWSER_TOOLS (its node_modules) and CHROMIUM.
+# shellcheck disable=SC2034 # used by the scripts that source this file
 BROWSER_PACKAGES=(chromium nodejs iproute2)
 use_browser() {
     local tools=$PWD/target/tools/browser lock=tests/browser/package-lock.json
@@ -185,7 +187,7 @@ make_browser_netns() {
 # veth pair, each with its multicast route over it. Exports LAN_CAMERA.
 make_lan_netns() {
     local camera=$1 viewers=$2
-    export LAN_CAMERA=10.204.0.1
+    export LAN_CAMERA=10.204.0.1 LAN_OUTSIDER=198.51.100.7
     ip netns add "$camera" && ip netns add "$viewers" &&
         ip -n "$camera" link set lo up && ip -n "$viewers" link set lo up &&
         ip -n "$camera" link add lan0 type veth peer name lan1 netns "$viewers" &&
@@ -195,7 +197,9 @@ make_lan_netns() {
         ip -n "$viewers" addr add 10.204.0.2/24 dev lan1 &&
         ip -n "$camera" link set lan0 up && ip -n "$viewers" link set lan1 up &&
         ip -n "$camera" route add 224.0.0.0/4 dev lan0 &&
-        ip -n "$viewers" route add 224.0.0.0/4 dev lan1
+        ip -n "$viewers" route add 224.0.0.0/4 dev lan1 &&
+        ip -n "$viewers" addr add "$LAN_OUTSIDER/32" dev lan1 &&
+        ip -n "$camera" route add "$LAN_OUTSIDER/32" dev lan0
 }
 
 # A Debian chroot of suite $1 at $2 (minbase, with the comma-separated

@@ -11,7 +11,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::config::{Config, EX_CONFIG};
 use crate::pushers::publish;
-use crate::servers::{auth, http, onvif, rtsp};
+use crate::servers::{auth, discovery, http, onvif, rtsp};
 use crate::{broadcast, notify, pipeline, snapshot};
 
 /// Longest the daemon spends saying goodbye to clients on SIGTERM.
@@ -197,6 +197,21 @@ async fn serve(config: Config) -> ExitCode {
             target.shown
         );
     }
+    let discovery = match (&onvif, http_listener.as_ref().map(TcpListener::local_addr)) {
+        (Some(side), Some(Ok(http))) if side.discoverable => {
+            let unix = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let announcer = Arc::new(onvif::discovery::Announcer::new(side, unix));
+            Some(tokio::spawn(discovery::run(
+                announcer,
+                http.ip(),
+                http.port(),
+                shutdown.clone(),
+            )))
+        }
+        _ => None,
+    };
     let http_server = http_listener.map(|http_listener| {
         let local = http_listener
             .local_addr()
@@ -260,6 +275,10 @@ async fn serve(config: Config) -> ExitCode {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let _ = notifier.await;
+    // WS-Discovery's Bye, sent as it stops.
+    if let Some(d) = discovery {
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, d).await;
+    }
     server.abort();
     if let Some(t) = tls_server {
         t.abort();

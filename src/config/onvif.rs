@@ -7,7 +7,8 @@ use serde::Deserialize;
 pub const ONVIF_TEXT_CHARS: usize = 64;
 
 /// `[onvif]` section: the ONVIF device and media services on the HTTP
-/// port (`/onvif/...`); off without the table.
+/// port (`/onvif/...`), and WS-Discovery on the local networks; off
+/// without the table.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct OnvifConfig {
@@ -15,6 +16,9 @@ pub struct OnvifConfig {
     pub name: String,
     /// Where the camera is, e.g. "garden".
     pub location: String,
+    /// Whether the camera answers WS-Discovery probes and announces
+    /// itself (UDP port 3702 on every interface's local network).
+    pub discovery: bool,
 }
 
 impl Default for OnvifConfig {
@@ -22,6 +26,7 @@ impl Default for OnvifConfig {
         Self {
             name: "streamcam".into(),
             location: String::new(),
+            discovery: true,
         }
     }
 }
@@ -70,6 +75,12 @@ mod tests {
         assert_eq!(parse("").unwrap().onvif, None);
         let on = parse("[onvif]\n").unwrap().onvif.unwrap();
         assert_eq!((on.name.as_str(), on.location.as_str()), ("streamcam", ""));
+        assert!(on.discovery);
+        let hidden = parse("[onvif]\ndiscovery = false\n")
+            .unwrap()
+            .onvif
+            .unwrap();
+        assert!(!hidden.discovery);
         let named = parse("[onvif]\nname = \"Front door\"\nlocation = \"porch\"\n")
             .unwrap()
             .onvif

@@ -423,7 +423,7 @@ fn the_onvif_services_answer_bad_requests_clearly_and_only_when_on() {
     let d = Daemon::start_with(
         "127.0.0.1",
         Source::File,
-        "\n[onvif]\n[auth]\n[[auth.users]]\nname = \"admin\"\npassword = \"secret\"\n",
+        "\n[onvif]\ndiscovery = false\n[auth]\n[[auth.users]]\nname = \"admin\"\npassword = \"secret\"\n",
     );
     let url = d.http_url("/onvif/device_service");
     let soap = ["-H", "Content-Type: application/soap+xml; charset=utf-8"];

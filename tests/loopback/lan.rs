@@ -138,3 +138,146 @@ fn setup_gets_the_servers_group_and_another_group_is_refused() {
         "{probe} {errors}"
     );
 }
+
+/// The outsider's address, from `ci/lan`: on the viewers' side of the
+/// link, but not on the camera's network.
+fn outsider() -> String {
+    std::env::var("LAN_OUTSIDER")
+        .expect("LAN_OUTSIDER must name an address off the camera's network: run `ci/test lan`")
+}
+
+/// A WS-Discovery Probe for ONVIF cameras, with `id` as its MessageID.
+fn probe(id: &str) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><s:Envelope \
+         xmlns:s=\"http://www.w3.org/2003/05/soap-envelope\" \
+         xmlns:a=\"http://schemas.xmlsoap.org/ws/2004/08/addressing\" \
+         xmlns:d=\"http://schemas.xmlsoap.org/ws/2005/04/discovery\"><s:Header>\
+         <a:Action>http://schemas.xmlsoap.org/ws/2005/04/discovery/Probe</a:Action>\
+         <a:MessageID>{id}</a:MessageID><a:To>urn:schemas-xmlsoap-org:ws:2005:04:discovery</a:To>\
+         </s:Header><s:Body><d:Probe/></s:Body></s:Envelope>"
+    )
+}
+
+/// What comes back to a Probe sent unicast from `from` to the camera's
+/// WS-Discovery port, within `wait`.
+fn unicast_probe(from: &str, id: &str, wait: Duration) -> Option<String> {
+    let socket = UdpSocket::bind((from, 0)).unwrap();
+    socket.set_read_timeout(Some(wait)).unwrap();
+    socket
+        .send_to(probe(id).as_bytes(), (camera().as_str(), 3702))
+        .unwrap();
+    let mut buf = [0u8; 8192];
+    socket
+        .recv(&mut buf)
+        .ok()
+        .map(|n| String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
+#[test]
+fn ws_discovery_finds_the_camera_as_home_assistant_does_and_hears_hello_and_bye() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+    use std::sync::mpsc;
+
+    let python = std::env::var("ONVIF_PYTHON")
+        .expect("ONVIF_PYTHON must name the Python with wsdiscovery: run `ci/test lan`");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/onvif/discover.py");
+    let mut client = Command::new("timeout")
+        .args(["60", &python, script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("running python-wsdiscovery");
+    let (tx, lines) = mpsc::channel();
+    let stdout = client.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next = |what: &str| -> String {
+        loop {
+            match lines.recv_timeout(Duration::from_secs(15)) {
+                Ok(l) if l.starts_with(what) => return l,
+                Ok(_) => {}
+                Err(e) => panic!("no {what:?} from python-wsdiscovery: {e}"),
+            }
+        }
+    };
+    next("listening");
+    let mut d = Daemon::start_with(
+        &camera(),
+        Source::File,
+        "\n[onvif]\nname = \"Porch\"\nlocation = \"front door\"\n",
+    );
+    let xaddr = format!("http://{}:{}/onvif/device_service", camera(), d.http_port);
+    // Hello, as it starts, naming where its device service is.
+    let hello = next("hello ");
+    assert!(hello.ends_with(&xaddr), "{hello}");
+    let endpoint = hello.split(' ').nth(1).unwrap().to_owned();
+    assert!(endpoint.starts_with("urn:uuid:"), "{hello}");
+    // Found by Home Assistant's probe: its Streaming scope, the name and
+    // location as scopes, the device service on the camera's address.
+    let mut input = client.stdin.take().unwrap();
+    writeln!(input, "probe").unwrap();
+    let found = next("found ");
+    next("probed");
+    let words: Vec<&str> = found.split(' ').collect();
+    assert_eq!(words[1], endpoint, "{found}");
+    assert_eq!(words[2], xaddr, "{found}");
+    for scope in [
+        "onvif://www.onvif.org/Profile/Streaming",
+        "onvif://www.onvif.org/name/Porch",
+        "onvif://www.onvif.org/location/front%20door",
+    ] {
+        assert!(words[3..].contains(&scope), "{scope} in {found}");
+    }
+    // The device service is there, at that address.
+    let (status, _, answer) = curl(
+        &xaddr,
+        &[
+            "-H",
+            "Content-Type: application/soap+xml",
+            "--data",
+            "<s:Envelope xmlns:s=\"http://www.w3.org/2003/05/soap-envelope\"><s:Body>\
+             <GetDiscoveryMode xmlns=\"http://www.onvif.org/ver10/device/wsdl\"/></s:Body></s:Envelope>",
+        ],
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.contains(">Discoverable<"), "{answer}");
+    // A unicast Probe from this network is answered; the same from an
+    // address off the camera's network (which it could reach) is not.
+    let reply = unicast_probe(
+        "10.204.0.2",
+        "urn:uuid:0a0a0a0a-0000-4000-8000-000000000001",
+        Duration::from_secs(3),
+    );
+    assert!(reply.as_deref().unwrap_or("").contains(&xaddr), "{reply:?}");
+    let reply = unicast_probe(
+        &outsider(),
+        "urn:uuid:0a0a0a0a-0000-4000-8000-000000000002",
+        Duration::from_secs(2),
+    );
+    assert_eq!(reply, None);
+    assert!(
+        d.wait_for_log(
+            "is not answered: it is not from a network this camera is on",
+            Duration::from_secs(2)
+        )
+        .is_some(),
+        "{}",
+        d.log()
+    );
+    // Bye, as it stops.
+    let (status, _) = d
+        .terminate(Duration::from_secs(5))
+        .expect("the daemon stops");
+    assert!(status.success());
+    let bye = next("bye ");
+    assert_eq!(bye, format!("bye {endpoint}"));
+    drop(input);
+    let _ = client.wait();
+}

@@ -21,7 +21,7 @@ fn camera(users: &str) -> Daemon {
         Source::TestPattern,
         &format!(
             "\n[video]\nwidth = 320\nheight = 240\nframerate = 10\n\
-             [substream]\nwidth = 160\nheight = 120\n[onvif]\nname = \"Test cam\"\n{users}"
+             [substream]\nwidth = 160\nheight = 120\n[onvif]\nname = \"Test cam\"\ndiscovery = false\n{users}"
         ),
     )
 }

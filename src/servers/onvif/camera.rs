@@ -52,6 +52,8 @@ pub struct Onvif {
     pub rtsp_port: u16,
     /// The camera's full size and rate, its one video source.
     pub source: (u32, u32, u32),
+    /// Whether it answers WS-Discovery (`onvif.discovery`).
+    pub discoverable: bool,
 }
 
 /// What changes while the daemon runs, as a request is answered.
@@ -105,6 +107,7 @@ impl Onvif {
             profiles,
             rtsp_port,
             source: (video.width, video.height, video.framerate),
+            discoverable: onvif.discovery,
         }
     }
 

@@ -55,9 +55,9 @@ pub(super) fn answer(
         }
         // Accepted and ignored: the camera's clock is set by NTP.
         "SetSystemDateAndTime" => String::new(),
-        "GetCapabilities" => capabilities(request, caller)?,
-        "GetServices" => services(request, caller),
-        "GetServiceCapabilities" => service_capabilities().to_owned(),
+        "GetCapabilities" => capabilities(camera, request, caller)?,
+        "GetServices" => services(camera, request, caller),
+        "GetServiceCapabilities" => service_capabilities(camera),
         "GetDeviceInformation" => format!(
             "<tds:Manufacturer>streamcam</tds:Manufacturer><tds:Model>{}</tds:Model>\
              <tds:FirmwareVersion>{}</tds:FirmwareVersion><tds:SerialNumber>{}</tds:SerialNumber>\
@@ -102,7 +102,14 @@ pub(super) fn answer(
             )
         }
         // No WS-Discovery responder yet.
-        "GetDiscoveryMode" => "<tds:DiscoveryMode>NonDiscoverable</tds:DiscoveryMode>".into(),
+        "GetDiscoveryMode" => format!(
+            "<tds:DiscoveryMode>{}</tds:DiscoveryMode>",
+            if camera.discoverable {
+                "Discoverable"
+            } else {
+                "NonDiscoverable"
+            }
+        ),
         "GetEndpointReference" => format!("<tds:GUID>{}</tds:GUID>", esc(&endpoint(camera))),
         // The camera serves no WSDL of its own: ONVIF publishes them.
         "GetWsdlUrl" => {
@@ -162,15 +169,16 @@ pub(super) fn endpoint(camera: &Onvif) -> String {
 
 /// `GetCapabilities`: the device and media services (events, imaging and
 /// PTZ are not offered, so not advertised).
-fn capabilities(request: &Request, caller: Caller) -> Result<String, Fault> {
+fn capabilities(camera: &Onvif, request: &Request, caller: Caller) -> Result<String, Fault> {
     let category = request.arg("Category").unwrap_or("All");
     let device = format!(
         "<tt:Device><tt:XAddr>{}</tt:XAddr><tt:System><tt:DiscoveryResolve>false</tt:DiscoveryResolve>\
-         <tt:DiscoveryBye>false</tt:DiscoveryBye><tt:RemoteDiscovery>false</tt:RemoteDiscovery>\
+         <tt:DiscoveryBye>{}</tt:DiscoveryBye><tt:RemoteDiscovery>false</tt:RemoteDiscovery>\
          <tt:SystemBackup>false</tt:SystemBackup><tt:SystemLogging>false</tt:SystemLogging>\
          <tt:FirmwareUpgrade>false</tt:FirmwareUpgrade><tt:SupportedVersions><tt:Major>{}</tt:Major>\
          <tt:Minor>{}</tt:Minor></tt:SupportedVersions></tt:System></tt:Device>",
         http_url(caller, DEVICE_PATH),
+        camera.discoverable,
         VERSION.0,
         VERSION.1
     );
@@ -196,14 +204,14 @@ fn capabilities(request: &Request, caller: Caller) -> Result<String, Fault> {
 
 /// `GetServices`: the device and media services, with their capabilities
 /// when asked.
-fn services(request: &Request, caller: Caller) -> String {
+fn services(camera: &Onvif, request: &Request, caller: Caller) -> String {
     let include = request.arg("IncludeCapability") == Some("true");
     [(TDS, DEVICE_PATH), (TRT, MEDIA_PATH)]
         .iter()
         .map(|&(ns, path)| {
             let capabilities = match (include, ns == TDS) {
                 (false, _) => String::new(),
-                (true, true) => format!("<tds:Capabilities>{}</tds:Capabilities>", service_capabilities()),
+                (true, true) => format!("<tds:Capabilities>{}</tds:Capabilities>", service_capabilities(camera)),
                 (true, false) => format!("<tds:Capabilities>{}</tds:Capabilities>", super::media::service_capabilities()),
             };
             format!(
@@ -218,13 +226,17 @@ fn services(request: &Request, caller: Caller) -> String {
         .collect()
 }
 
-/// The device service's `tds:Capabilities`.
-fn service_capabilities() -> &'static str {
-    "<tds:Capabilities><tds:Network IPFilter=\"false\" ZeroConfiguration=\"false\" \
-     IPVersion6=\"true\" DynDNS=\"false\"/><tds:Security UsernameToken=\"true\" \
-     HttpDigest=\"false\"/><tds:System DiscoveryResolve=\"false\" DiscoveryBye=\"false\" \
-     RemoteDiscovery=\"false\" SystemBackup=\"false\" SystemLogging=\"false\" \
-     FirmwareUpgrade=\"false\"/><tds:Misc/></tds:Capabilities>"
+/// The device service's `tds:Capabilities` (a Bye is said when the
+/// camera is discoverable).
+fn service_capabilities(camera: &Onvif) -> String {
+    format!(
+        "<tds:Capabilities><tds:Network IPFilter=\"false\" ZeroConfiguration=\"false\" \
+         IPVersion6=\"true\" DynDNS=\"false\"/><tds:Security UsernameToken=\"true\" \
+         HttpDigest=\"false\"/><tds:System DiscoveryResolve=\"false\" DiscoveryBye=\"{}\" \
+         RemoteDiscovery=\"false\" SystemBackup=\"false\" SystemLogging=\"false\" \
+         FirmwareUpgrade=\"false\"/><tds:Misc/></tds:Capabilities>",
+        camera.discoverable
+    )
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@
 
 pub mod camera;
 mod device;
+pub mod discovery;
 pub mod identity;
 mod media;
 pub mod soap;

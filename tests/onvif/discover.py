@@ -43,7 +43,7 @@ def main():
             if line.strip() == "probe":
                 wsd.clearRemoteServices()
                 for s in wsd.searchServices(scopes=[Scope(STREAMING)], timeout=3):
-                    scopes = " ".join(str(sc.getValue()) for sc in s.getScopes())
+                    scopes = " ".join(sc.getQuotedValue() for sc in s.getScopes())
                     say("found", s.getEPR(), " ".join(s.getXAddrs()), scopes)
                 say("probed")
         time.sleep(1)

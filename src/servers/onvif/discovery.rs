@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::camera::{DEVICE_PATH, Onvif};
 use super::device::{endpoint, scopes};
-use super::soap::{ENV, ENV11, TDS, esc};
+use super::soap::{ENV, ENV11, TDS, child, esc, is};
 
 /// WS-Addressing, the 2004/08 version WS-Discovery uses.
 const WSA: &str = "http://schemas.xmlsoap.org/ws/2004/08/addressing";
@@ -266,20 +266,6 @@ fn message_id() -> String {
         &h[16..20],
         &h[20..]
     )
-}
-
-/// True if `node` is the element `ns`:`name`.
-fn is(node: roxmltree::Node, ns: &str, name: &str) -> bool {
-    node.is_element() && node.tag_name().name() == name && node.tag_name().namespace() == Some(ns)
-}
-
-/// The first child element `ns`:`name` of `node`.
-fn child<'a, 'i>(
-    node: roxmltree::Node<'a, 'i>,
-    ns: &str,
-    name: &str,
-) -> Option<roxmltree::Node<'a, 'i>> {
-    node.children().find(|n| is(*n, ns, name))
 }
 
 #[cfg(test)]

@@ -234,12 +234,12 @@ impl<'a> Request<'a> {
 }
 
 /// True if `node` is the element `ns`:`name`.
-fn is(node: roxmltree::Node, ns: &str, name: &str) -> bool {
+pub(super) fn is(node: roxmltree::Node, ns: &str, name: &str) -> bool {
     node.is_element() && node.tag_name().name() == name && node.tag_name().namespace() == Some(ns)
 }
 
 /// The first child element `ns`:`name` of `node`.
-fn child<'a, 'i>(
+pub(super) fn child<'a, 'i>(
     node: roxmltree::Node<'a, 'i>,
     ns: &str,
     name: &str,

@@ -74,6 +74,11 @@ CLIENT_PACKAGES=(
 # shellcheck disable=SC2034 # used by the scripts that source this file
 HOST_FEATURES=v4l2,audio,gstreamer
 
+# Every build of a test run is made once from a clean tree: Cargo's
+# incremental cache would only take disk (as much again as the build).
+# Passed into cross's containers (Cross.toml) and the chroot (ci/libcamera).
+export CARGO_INCREMENTAL=0
+
 SUDO=()
 [ "$(id -u)" -ne 0 ] && SUDO=(sudo)
 

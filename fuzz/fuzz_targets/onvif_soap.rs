@@ -1,6 +1,7 @@
 //! A SOAP request to the ONVIF services, as any client on the network may
 //! send it: parsed (no DTDs, a node cap), its token checked against one
-//! user, answered by the device and media services. Every answer must be
+//! user, answered by the device and media services; and, with no users,
+//! by the event service and a subscription. Every answer must be
 //! well-formed XML.
 #![no_main]
 
@@ -49,8 +50,13 @@ fuzz_target!(|data: &[u8]| {
         secure: false,
         host: "192.0.2.2:8080",
     };
-    for service in [Service::Device, Service::Media] {
-        let answer = CAMERA.answer(service, &text, caller, Some(&AUTH), &moment);
+    for (service, auth) in [
+        (Service::Device, Some(&*AUTH)),
+        (Service::Media, Some(&*AUTH)),
+        (Service::Events, None),
+        (Service::Subscription(1), None),
+    ] {
+        let answer = CAMERA.answer(service, &text, caller, auth, &moment);
         assert!(
             roxmltree::Document::parse(&answer.xml).is_ok(),
             "not XML: {}",

@@ -278,6 +278,11 @@ impl Broadcast {
         self.info.borrow().clone()
     }
 
+    /// What the stream is, as it changes.
+    pub fn watch_info(&self) -> watch::Receiver<StreamInfo> {
+        self.info.subscribe()
+    }
+
     /// Counts a client in (for status); the guard counts it out when dropped.
     pub fn client_guard(self: &Arc<Self>) -> ClientGuard {
         self.clients.fetch_add(1, Ordering::Relaxed);

@@ -2,7 +2,8 @@
 //! PyPI; `tests/onvif/ha_setup.py` runs the integration's set-up calls):
 //! the camera is added, its two streams are found and play in ffprobe with
 //! the credentials put into the URL as Home Assistant does, the snapshot
-//! answers Digest, and a wrong password is what Home Assistant calls an
+//! answers Digest, its event subscription (PullPoint) is told the picture
+//! is there, and a wrong password is what Home Assistant calls an
 //! authentication error. The onvif tier (`ci/onvif`) installs the library
 //! and names its Python in ONVIF_PYTHON.
 
@@ -74,8 +75,7 @@ fn home_assistant_adds_the_camera_and_plays_both_streams() {
         one(&facts, "media_xaddr"),
         d.http_url("/onvif/media_service")
     );
-    // No events are offered, so none are advertised.
-    assert_eq!(one(&facts, "events"), "False");
+    assert_eq!(one(&facts, "events"), "True");
     assert_eq!(one(&facts, "manufacturer"), "streamcam");
     assert_eq!(one(&facts, "firmware"), env!("CARGO_PKG_VERSION"));
     assert!(!one(&facts, "serial").is_empty());
@@ -125,6 +125,23 @@ fn home_assistant_adds_the_camera_and_plays_both_streams() {
             .contains("content-type: image/jpeg"),
         "{headers}"
     );
+    // Events: the picture is there, said once at the subscription and
+    // once at the synchronization point.
+    assert_eq!(
+        facts["event"], ["tns1:VideoSource/SignalLoss false Initialized camera"; 2],
+        "{facts:?}"
+    );
+    // Nothing more happens: the next pull is held for its whole timeout
+    // (2 s), then answered with nothing.
+    let quiet: Vec<&str> = one(&facts, "quiet_pull").split(' ').collect();
+    let held: f64 = quiet[1].parse().unwrap();
+    assert!(quiet[0] == "0" && (1.8..30.0).contains(&held), "{quiet:?}");
+    assert_eq!(one(&facts, "renewed"), "600.0");
+    assert!(
+        one(&facts, "after_unsubscribe").starts_with("fault"),
+        "{facts:?}"
+    );
+    assert!(!facts.contains_key("subscription_lost"), "{facts:?}");
 }
 
 #[test]

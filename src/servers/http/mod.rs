@@ -65,6 +65,19 @@ struct Conn {
 /// port when `tls` is given (told apart by the client's first byte).
 pub async fn serve(listener: TcpListener, ctx: Arc<HttpContext>, tls: Option<TlsAcceptor>) {
     let mut shutdown = ctx.rtsp.shutdown.clone();
+    if ctx.onvif.is_some() {
+        // ONVIF's events follow the main stream's state.
+        let ctx = Arc::clone(&ctx);
+        let mut shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            if let (Some(onvif), Some(stream)) = (&ctx.onvif, ctx.rtsp.streams.first()) {
+                tokio::select! {
+                    () = onvif.events.follow(stream.watch_info()) => {}
+                    _ = crate::service::shutdown::stopped(&mut shutdown) => {}
+                }
+            }
+        });
+    }
     loop {
         let accepted = tokio::select! {
             _ = crate::service::shutdown::stopped(&mut shutdown) => return,
@@ -340,7 +353,7 @@ async fn onvif_request(
         let params = stream.parameter_sets(Duration::ZERO).await;
         profile_idc.push(params.and_then(|p| p.sps.get(1).copied()));
     }
-    let moment = onvif::Moment {
+    let moment = |profile_idc| onvif::Moment {
         now: Instant::now(),
         unix: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -354,7 +367,15 @@ async fn onvif_request(
     };
     let text = String::from_utf8_lossy(&request);
     let auth = ctx.rtsp.info.auth.as_deref();
-    let answer = onvif.answer(service, &text, caller, auth, &moment);
+    let answer = match onvif.respond(service, &text, caller, auth, &moment(profile_idc)) {
+        onvif::Reply::Now(answer) => answer,
+        // A PullMessages with nothing yet: held (past the header timeout,
+        // at most a minute, one per subscription) until something comes.
+        onvif::Reply::Wait(wait) => {
+            onvif.events.wait(&wait).await;
+            onvif.pulled(&wait, &moment(Vec::new()))
+        }
+    };
     body(
         StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         answer.content_type,

@@ -1,13 +1,14 @@
 //! What the ONVIF side answers with: the camera's streams as profiles,
 //! the machine, the RTSP port, and what each request brings (who called,
 //! at which address, at what time). The services below (`device`,
-//! `media`) read it; the dispatch above them (`onvif`) answers with it.
+//! `media`, `events`) read it; the dispatch above them (`onvif`) answers with it.
 
 use std::net::IpAddr;
 use std::time::Instant;
 
 use super::identity::Identity;
 use super::soap::{self, Fault};
+use super::subscriptions::Subscriptions;
 use crate::config::{Config, H264Profile};
 
 /// Where the device service is: clients such as Home Assistant's always
@@ -54,6 +55,8 @@ pub struct Onvif {
     pub source: (u32, u32, u32),
     /// Whether it answers WS-Discovery (`onvif.discovery`).
     pub discoverable: bool,
+    /// The event service's subscriptions, and the state they report.
+    pub events: Subscriptions,
 }
 
 /// What changes while the daemon runs, as a request is answered.
@@ -108,6 +111,7 @@ impl Onvif {
             rtsp_port,
             source: (video.width, video.height, video.framerate),
             discoverable: onvif.discovery,
+            events: Subscriptions::default(),
         }
     }
 

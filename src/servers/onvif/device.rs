@@ -3,7 +3,8 @@
 //! it: the configuration file is the one place they live.
 
 use super::camera::{Caller, DEVICE_PATH, MEDIA_PATH, Moment, Onvif, http_url};
-use super::soap::{Fault, Request, TDS, TRT, esc};
+use super::events::EVENTS_PATH;
+use super::soap::{Fault, Request, TDS, TEV, TRT, esc};
 use crate::format::civil::Civil;
 
 /// The operations answered (for the tests, which call each).
@@ -167,7 +168,7 @@ pub(super) fn endpoint(camera: &Onvif) -> String {
     format!("urn:uuid:5c0de5a1-7ea3-4c5a-8d1e-{mac:0>12}")
 }
 
-/// `GetCapabilities`: the device and media services (events, imaging and
+/// `GetCapabilities`: the device, media and event services (imaging and
 /// PTZ are not offered, so not advertised).
 fn capabilities(camera: &Onvif, request: &Request, caller: Caller) -> Result<String, Fault> {
     let category = request.arg("Category").unwrap_or("All");
@@ -188,9 +189,18 @@ fn capabilities(camera: &Onvif, request: &Request, caller: Caller) -> Result<Str
          <tt:RTP_RTSP_TCP>true</tt:RTP_RTSP_TCP></tt:StreamingCapabilities></tt:Media>",
         http_url(caller, MEDIA_PATH)
     );
+    let events = format!(
+        "<tt:Events><tt:XAddr>{}</tt:XAddr><tt:WSSubscriptionPolicySupport>false\
+         </tt:WSSubscriptionPolicySupport><tt:WSPullPointSupport>true</tt:WSPullPointSupport>\
+         <tt:WSPausableSubscriptionManagerInterfaceSupport>false\
+         </tt:WSPausableSubscriptionManagerInterfaceSupport></tt:Events>",
+        http_url(caller, EVENTS_PATH)
+    );
+    // The schema's order: Analytics, Device, Events, Imaging, Media, PTZ.
     let inner = match category {
-        "All" => format!("{device}{media}"),
+        "All" => format!("{device}{events}{media}"),
         "Device" => device,
+        "Events" => events,
         "Media" => media,
         other => {
             return Err(Fault::InvalidArgVal(
@@ -202,17 +212,23 @@ fn capabilities(camera: &Onvif, request: &Request, caller: Caller) -> Result<Str
     Ok(format!("<tds:Capabilities>{inner}</tds:Capabilities>"))
 }
 
-/// `GetServices`: the device and media services, with their capabilities
-/// when asked.
+/// `GetServices`: the device, media and event services, with their
+/// capabilities when asked.
 fn services(camera: &Onvif, request: &Request, caller: Caller) -> String {
     let include = request.arg("IncludeCapability") == Some("true");
-    [(TDS, DEVICE_PATH), (TRT, MEDIA_PATH)]
+    [(TDS, DEVICE_PATH), (TRT, MEDIA_PATH), (TEV, EVENTS_PATH)]
         .iter()
         .map(|&(ns, path)| {
-            let capabilities = match (include, ns == TDS) {
+            let capabilities = match (include, ns) {
                 (false, _) => String::new(),
-                (true, true) => format!("<tds:Capabilities>{}</tds:Capabilities>", service_capabilities(camera)),
-                (true, false) => format!("<tds:Capabilities>{}</tds:Capabilities>", super::media::service_capabilities()),
+                (true, TDS) => service_capabilities(camera),
+                (true, TRT) => super::media::service_capabilities(),
+                (true, _) => super::events::service_capabilities(),
+            };
+            let capabilities = if include {
+                format!("<tds:Capabilities>{capabilities}</tds:Capabilities>")
+            } else {
+                capabilities
             };
             format!(
                 "<tds:Service><tds:Namespace>{ns}</tds:Namespace><tds:XAddr>{}</tds:XAddr>\
@@ -286,7 +302,13 @@ mod tests {
             xml.contains("<tt:XAddr>http://192.0.2.1:8080/onvif/media_service</tt:XAddr>"),
             "{xml}"
         );
-        assert!(!xml.contains("Events") && !xml.contains("PTZ") && !xml.contains("Imaging"));
+        assert!(
+            xml.contains(
+                "<tt:Events><tt:XAddr>http://192.0.2.1:8080/onvif/events_service</tt:XAddr>"
+            ),
+            "{xml}"
+        );
+        assert!(!xml.contains("PTZ") && !xml.contains("Imaging"));
         let xml = ask(
             &c,
             Service::Device,

@@ -1,9 +1,11 @@
 //! ONVIF Profile S on the HTTP port, without I/O: the device service
-//! (`/onvif/device_service`, [`device`]) and the media service
+//! (`/onvif/device_service`, [`device`]), the media service
 //! (`/onvif/media_service`, [`media`]) that NVRs and Home Assistant use to
-//! add the camera and find its streams. A request's SOAP body and the time
-//! come in, the answer goes out ([`Onvif::answer`]); the HTTP side does the
-//! I/O.
+//! add the camera and find its streams, and the event service
+//! (`/onvif/events_service` and its subscriptions, [`events`]) that tells
+//! them when the camera's picture is lost. A request's SOAP body and the
+//! time come in, the answer goes out ([`Onvif::respond`]); the HTTP side
+//! does the I/O, and the waiting of a PullMessages.
 //!
 //! Logins are WS-Security UsernameTokens checked against `[auth]`'s users
 //! (with the same throttling as RTSP and HTTP); the operations ONVIF lets
@@ -13,14 +15,18 @@
 pub mod camera;
 mod device;
 pub mod discovery;
+pub mod events;
 pub mod identity;
 mod media;
 pub mod soap;
+pub mod subscriptions;
 
 use crate::servers::auth::{Auth, Verdict};
 pub use camera::{Caller, DEVICE_PATH, MEDIA_PATH, Moment, Onvif};
+pub use events::EVENTS_PATH;
 pub use identity::Identity;
-use soap::{Fault, Request};
+use soap::{Fault, Request, Version};
+pub use subscriptions::Wait;
 
 /// Operations anyone may call before logging in (ONVIF Core, "access
 /// classes": PRE_AUTH).
@@ -39,6 +45,9 @@ const PRE_AUTH: [&str; 7] = [
 pub enum Service {
     Device,
     Media,
+    Events,
+    /// An event subscription, by its id.
+    Subscription(u64),
 }
 
 impl Service {
@@ -47,7 +56,18 @@ impl Service {
         match path {
             DEVICE_PATH => Some(Self::Device),
             MEDIA_PATH => Some(Self::Media),
-            _ => None,
+            EVENTS_PATH => Some(Self::Events),
+            _ => events::pullpoint_at(path).map(Self::Subscription),
+        }
+    }
+
+    /// The namespaces of its operations, and its name for faults.
+    fn namespaces(self) -> (&'static [&'static str], &'static str) {
+        match self {
+            Self::Device => (&[soap::TDS], "device"),
+            Self::Media => (&[soap::TRT], "media"),
+            Self::Events => (&[soap::TEV, soap::WSNT], "event"),
+            Self::Subscription(_) => (&[soap::TEV, soap::WSNT], "subscription"),
         }
     }
 }
@@ -61,8 +81,52 @@ pub struct Answer {
     pub xml: String,
 }
 
+/// What a request gets: an answer now, or (a PullMessages with nothing
+/// to pull yet) a wait, after which [`Onvif::pulled`] answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    Now(Answer),
+    Wait(Wait),
+}
+
+/// The body of an answer, or a PullMessages' wait.
+enum Body {
+    Xml(String),
+    Wait(Wait),
+}
+
+impl From<String> for Body {
+    fn from(xml: String) -> Self {
+        Self::Xml(xml)
+    }
+}
+
 impl Onvif {
-    /// The answer to a SOAP request `body` sent to `service`.
+    /// The reply to a SOAP request `body` sent to `service`.
+    pub fn respond(
+        &self,
+        service: Service,
+        body: &str,
+        caller: Caller,
+        auth: Option<&Auth>,
+        moment: &Moment,
+    ) -> Reply {
+        let (version, result) = match Request::parse(body) {
+            Ok(request) => (
+                request.version(),
+                self.dispatch(service, &request, caller, auth, moment),
+            ),
+            Err((version, fault)) => (version, Err(fault)),
+        };
+        match result {
+            Ok(Body::Wait(wait)) => Reply::Wait(wait),
+            Ok(Body::Xml(xml)) => Reply::Now(answer(version, Ok(xml))),
+            Err(fault) => Reply::Now(answer(version, Err(fault))),
+        }
+    }
+
+    /// The answer to a SOAP request `body` sent to `service`, without
+    /// waiting: a PullMessages with nothing to pull is answered at once.
     pub fn answer(
         &self,
         service: Service,
@@ -71,22 +135,16 @@ impl Onvif {
         auth: Option<&Auth>,
         moment: &Moment,
     ) -> Answer {
-        let (version, result) = match Request::parse(body) {
-            Ok(request) => (
-                request.version(),
-                self.dispatch(service, &request, caller, auth, moment),
-            ),
-            Err((version, fault)) => (version, Err(fault)),
-        };
-        let (status, xml) = match result {
-            Ok(body) => (200, soap::envelope(version, &body)),
-            Err(fault) => fault.render(version),
-        };
-        Answer {
-            status,
-            content_type: version.content_type(),
-            xml,
+        match self.respond(service, body, caller, auth, moment) {
+            Reply::Now(answer) => answer,
+            Reply::Wait(wait) => self.pulled(&wait, moment),
         }
+    }
+
+    /// The answer to a PullMessages once its wait is over: what came, or
+    /// nothing.
+    pub fn pulled(&self, wait: &Wait, moment: &Moment) -> Answer {
+        answer(wait.version, events::after_wait(self, wait, moment))
     }
 
     /// The body of the answer to `request`, once its service and login
@@ -98,13 +156,10 @@ impl Onvif {
         caller: Caller,
         auth: Option<&Auth>,
         moment: &Moment,
-    ) -> Result<String, Fault> {
+    ) -> Result<Body, Fault> {
         let (ns, operation) = request.operation();
-        let (wanted, name) = match service {
-            Service::Device => (soap::TDS, "device"),
-            Service::Media => (soap::TRT, "media"),
-        };
-        if ns != wanted {
+        let (wanted, name) = service.namespaces();
+        if !wanted.contains(&ns) {
             return Err(Fault::ActionNotSupported(format!(
                 "{operation} ({ns}) at the {name} service"
             )));
@@ -112,10 +167,17 @@ impl Onvif {
         if !PRE_AUTH.contains(&operation) {
             self.check_login(request, caller, auth, moment)?;
         }
-        match service {
-            Service::Device => device::answer(self, request, caller, moment),
-            Service::Media => media::answer(self, request, caller, moment),
-        }
+        Ok(match service {
+            Service::Device => device::answer(self, request, caller, moment)?.into(),
+            Service::Media => media::answer(self, request, caller, moment)?.into(),
+            Service::Events => events::answer(self, request, caller, moment)?.into(),
+            Service::Subscription(id) => {
+                match events::answer_subscription(self, id, request, moment)? {
+                    Ok(xml) => Body::Xml(xml),
+                    Err(wait) => Body::Wait(wait),
+                }
+            }
+        })
     }
 
     fn check_login(
@@ -140,6 +202,19 @@ impl Onvif {
             Verdict::Challenge { .. } => Err(Fault::NotAuthorized),
             Verdict::Throttled { .. } => Err(Fault::Throttled),
         }
+    }
+}
+
+/// The HTTP status, content type and envelope of a body or a fault.
+fn answer(version: Version, result: Result<String, Fault>) -> Answer {
+    let (status, xml) = match result {
+        Ok(body) => (200, soap::envelope(version, &body)),
+        Err(fault) => fault.render(version),
+    };
+    Answer {
+        status,
+        content_type: version.content_type(),
+        xml,
     }
 }
 
@@ -366,6 +441,7 @@ mod tests {
         for (service, ns, ops) in [
             (Service::Device, TDS, device::OPERATIONS.as_slice()),
             (Service::Media, TRT, media::OPERATIONS.as_slice()),
+            (Service::Events, soap::TEV, events::OPERATIONS.as_slice()),
         ] {
             for op in ops {
                 let config = if op.contains("VideoSourceConfiguration") {

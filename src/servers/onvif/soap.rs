@@ -15,6 +15,18 @@ pub const ENV11: &str = "http://schemas.xmlsoap.org/soap/envelope/";
 pub const TDS: &str = "http://www.onvif.org/ver10/device/wsdl";
 /// ONVIF's media service (ver10).
 pub const TRT: &str = "http://www.onvif.org/ver10/media/wsdl";
+/// ONVIF's event service.
+pub const TEV: &str = "http://www.onvif.org/ver10/events/wsdl";
+/// WS-BaseNotification (subscriptions' Renew and Unsubscribe, messages).
+pub const WSNT: &str = "http://docs.oasis-open.org/wsn/b-2";
+/// WS-Addressing (a subscription's address).
+const WSA: &str = "http://www.w3.org/2005/08/addressing";
+/// WS-Topics (the event service's topic set).
+const WSTOP: &str = "http://docs.oasis-open.org/wsn/t-1";
+/// ONVIF's topics (`tns1:VideoSource/SignalLoss`).
+const TNS1: &str = "http://www.onvif.org/ver10/topics";
+/// XML Schema's types (`xs:boolean` in message descriptions).
+const XS: &str = "http://www.w3.org/2001/XMLSchema";
 /// ONVIF's schema types.
 pub const TT: &str = "http://www.onvif.org/ver10/schema";
 /// ONVIF's fault subcodes.
@@ -83,6 +95,9 @@ pub enum Fault {
     /// A profile to create: the camera's profiles are fixed
     /// (`ter:MaxNVTProfiles`).
     MaxProfiles,
+    /// A subscription to create: the camera has all it can hold
+    /// (`ter:MaxPullPoints`).
+    MaxPullPoints,
 }
 
 impl Fault {
@@ -115,6 +130,13 @@ impl Fault {
                 false,
                 vec!["ter:Action", "ter:MaxNVTProfiles"],
                 "the camera's profiles are fixed: its stream and its substream".into(),
+            ),
+            Self::MaxPullPoints => (
+                false,
+                vec!["ter:Action", "ter:MaxPullPoints"],
+                "the camera has as many event subscriptions as it keeps: end one, or wait for \
+                 one to expire"
+                    .into(),
             ),
         };
         let qualified = |sub: &str| {
@@ -247,14 +269,16 @@ pub(super) fn child<'a, 'i>(
     node.children().find(|n| is(*n, ns, name))
 }
 
-/// `body` in a SOAP envelope of `version` that declares the prefixes
-/// answers use (`tt`, `tds`, `trt`, `ter`).
+/// `body` in a SOAP envelope of `version` that declares every prefix
+/// answers use (`tt`, `tds`, `trt`, `ter`; `tev`, `wsnt`, `wsa`, `wstop`,
+/// `tns1` and `xs` for events).
 pub fn envelope(version: Version, body: &str) -> String {
     let env = version.namespace();
     format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<env:Envelope xmlns:env=\"{env}\" \
-         xmlns:tt=\"{TT}\" xmlns:tds=\"{TDS}\" xmlns:trt=\"{TRT}\" xmlns:ter=\"{TER}\">\
-         <env:Body>{body}</env:Body></env:Envelope>\n"
+         xmlns:tt=\"{TT}\" xmlns:tds=\"{TDS}\" xmlns:trt=\"{TRT}\" xmlns:ter=\"{TER}\" \
+         xmlns:tev=\"{TEV}\" xmlns:wsnt=\"{WSNT}\" xmlns:wsa=\"{WSA}\" xmlns:wstop=\"{WSTOP}\" \
+         xmlns:tns1=\"{TNS1}\" xmlns:xs=\"{XS}\"><env:Body>{body}</env:Body></env:Envelope>\n"
     )
 }
 

@@ -1,0 +1,306 @@
+//! The event service's subscriptions, in memory: few ([`MAX_SUBSCRIPTIONS`]),
+//! each with its queue of notices and its end, and the state they report
+//! (the signal is lost, or not). What the service answers with them is
+//! `events`'; the waiting of a PullMessages is the HTTP side's, on
+//! [`Subscriptions::wait`].
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+use super::soap::{Fault, Version};
+use crate::broadcast::StreamInfo;
+
+/// Most subscriptions at once: recorders and Home Assistant take one each.
+pub const MAX_SUBSCRIPTIONS: usize = 16;
+/// The longest a PullMessages waits for a message.
+pub const MAX_WAIT: Duration = Duration::from_secs(60);
+/// Most messages kept for a subscription that is not pulled: the oldest
+/// go first.
+const MAX_QUEUED: usize = 64;
+
+/// One notification: the signal-loss state, as it was at `utc`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Notice {
+    /// `State`: the signal is lost.
+    pub lost: bool,
+    /// Unix time of the state.
+    pub utc: u64,
+    /// `Initialized` (the state as it is) rather than `Changed`.
+    pub initial: bool,
+}
+
+#[derive(Debug)]
+struct Subscription {
+    expires: Instant,
+    /// What a PullMessages extends the life to (a relative life, or the
+    /// default when none was named); `None` for an absolute one.
+    keep_alive: Option<Duration>,
+    /// Whether its filter lets the signal-loss topic through.
+    wants: bool,
+    queue: VecDeque<Notice>,
+    /// Counts PullMessages: a newer one ends the wait of an older one, so
+    /// a subscription holds at most one waiting connection.
+    pulls: u64,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    subscriptions: HashMap<u64, Subscription>,
+    /// The signal is lost now.
+    lost: bool,
+}
+
+/// The subscriptions and the state they report.
+#[derive(Debug)]
+pub struct Subscriptions {
+    state: Mutex<State>,
+    /// Bumped at every change a waiting PullMessages may want.
+    changed: watch::Sender<u64>,
+}
+
+/// A PullMessages that found nothing to return: the HTTP side waits on
+/// it ([`Subscriptions::wait`]) and then asks again (`Onvif::pulled`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wait {
+    pub(super) id: u64,
+    pull: u64,
+    pub(super) limit: usize,
+    /// When to answer, with nothing if nothing came.
+    pub until: Instant,
+    /// The request's SOAP version, which the answer keeps.
+    pub version: Version,
+}
+
+/// What a PullMessages gets: notices and the subscription's end, or a
+/// wait.
+pub(super) enum Pulled {
+    Now(Vec<Notice>, Instant),
+    Wait(Wait),
+}
+
+impl Default for Subscriptions {
+    fn default() -> Self {
+        Self {
+            state: Mutex::default(),
+            changed: watch::Sender::new(0),
+        }
+    }
+}
+
+fn gone() -> Fault {
+    Fault::InvalidArgVal(
+        "NoSubscription",
+        "no such subscription (it expired or was ended): create another".into(),
+    )
+}
+
+impl Subscriptions {
+    /// The signal is lost (`true`) or back (`false`) at Unix time `utc`:
+    /// a `Changed` notice to every subscription that wants it.
+    pub fn signal(&self, lost: bool, utc: u64) {
+        let mut state = self.state.lock().unwrap();
+        if state.lost == lost {
+            return;
+        }
+        state.lost = lost;
+        let notice = Notice {
+            lost,
+            utc,
+            initial: false,
+        };
+        for s in state.subscriptions.values_mut().filter(|s| s.wants) {
+            if s.queue.len() == MAX_QUEUED {
+                s.queue.pop_front();
+            }
+            s.queue.push_back(notice);
+        }
+        drop(state);
+        self.bump();
+    }
+
+    /// Follows the main stream's state (`info`: the pipeline's error while
+    /// it has failed) until the stream ends.
+    pub async fn follow(&self, mut info: watch::Receiver<StreamInfo>) {
+        loop {
+            let lost = info.borrow_and_update().error.is_some();
+            let utc = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            self.signal(lost, utc);
+            if info.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Subscriptions now (expired ones included until swept).
+    pub fn count(&self) -> usize {
+        self.state.lock().unwrap().subscriptions.len()
+    }
+
+    /// Returns when `wait`'s subscription has something to pull, a newer
+    /// PullMessages came, it is gone, or `wait.until` has passed.
+    pub async fn wait(&self, wait: &Wait) {
+        let mut changed = self.changed.subscribe();
+        let ready = || {
+            let state = self.state.lock().unwrap();
+            state
+                .subscriptions
+                .get(&wait.id)
+                .is_none_or(|s| !s.queue.is_empty() || s.pulls != wait.pull)
+        };
+        let until = tokio::time::Instant::from_std(wait.until);
+        while !ready() {
+            tokio::select! {
+                c = changed.changed() => if c.is_err() { return },
+                () = tokio::time::sleep_until(until) => return,
+            }
+        }
+    }
+
+    fn bump(&self) {
+        self.changed.send_modify(|n| *n += 1);
+    }
+
+    /// A new subscription living `life` (extended by `keep_alive` at each
+    /// pull), given the current state first if it `wants` it: its id and
+    /// end.
+    pub(super) fn create(
+        &self,
+        now: Instant,
+        unix: u64,
+        life: Duration,
+        keep_alive: Option<Duration>,
+        wants: bool,
+    ) -> Result<(u64, Instant), Fault> {
+        let mut state = self.state.lock().unwrap();
+        sweep(&mut state, now);
+        if state.subscriptions.len() >= MAX_SUBSCRIPTIONS {
+            return Err(Fault::MaxPullPoints);
+        }
+        let mut queue = VecDeque::new();
+        if wants {
+            queue.push_back(Notice {
+                lost: state.lost,
+                utc: unix,
+                initial: true,
+            });
+        }
+        let id = loop {
+            let id = rand::random::<u64>();
+            if !state.subscriptions.contains_key(&id) {
+                break id;
+            }
+        };
+        let expires = now + life;
+        state.subscriptions.insert(
+            id,
+            Subscription {
+                expires,
+                keep_alive,
+                wants,
+                queue,
+                pulls: 0,
+            },
+        );
+        Ok((id, expires))
+    }
+
+    /// PullMessages on subscription `id`: up to `limit` notices now, or,
+    /// with none queued, a wait of `timeout` (at most [`MAX_WAIT`]).
+    pub(super) fn pull(
+        &self,
+        id: u64,
+        now: Instant,
+        limit: usize,
+        timeout: Duration,
+        version: Version,
+    ) -> Result<Pulled, Fault> {
+        let mut state = self.state.lock().unwrap();
+        sweep(&mut state, now);
+        let s = state.subscriptions.get_mut(&id).ok_or_else(gone)?;
+        if let Some(life) = s.keep_alive {
+            s.expires = s.expires.max(now + life);
+        }
+        s.pulls += 1;
+        if s.queue.is_empty() && !timeout.is_zero() {
+            let wait = Wait {
+                id,
+                pull: s.pulls,
+                limit,
+                until: now + timeout.min(MAX_WAIT),
+                version,
+            };
+            drop(state);
+            // An older pull of this subscription stops waiting.
+            self.bump();
+            return Ok(Pulled::Wait(wait));
+        }
+        let n = s.queue.len().min(limit);
+        Ok(Pulled::Now(s.queue.drain(..n).collect(), s.expires))
+    }
+
+    /// What `wait`'s subscription has once the wait is over.
+    pub(super) fn after_wait(&self, wait: &Wait) -> Result<(Vec<Notice>, Instant), Fault> {
+        let mut state = self.state.lock().unwrap();
+        let s = state.subscriptions.get_mut(&wait.id).ok_or_else(gone)?;
+        let n = s.queue.len().min(wait.limit);
+        Ok((s.queue.drain(..n).collect(), s.expires))
+    }
+
+    /// SetSynchronizationPoint: the current state, `Initialized`, to
+    /// subscription `id`.
+    pub(super) fn synchronize(&self, id: u64, now: Instant, unix: u64) -> Result<(), Fault> {
+        let mut state = self.state.lock().unwrap();
+        sweep(&mut state, now);
+        let lost = state.lost;
+        let s = state.subscriptions.get_mut(&id).ok_or_else(gone)?;
+        if s.wants {
+            if s.queue.len() == MAX_QUEUED {
+                s.queue.pop_front();
+            }
+            s.queue.push_back(Notice {
+                lost,
+                utc: unix,
+                initial: true,
+            });
+        }
+        drop(state);
+        self.bump();
+        Ok(())
+    }
+
+    /// Renew: subscription `id` lives `life` from `now`; its new end.
+    pub(super) fn renew(
+        &self,
+        id: u64,
+        now: Instant,
+        life: Duration,
+        keep_alive: Option<Duration>,
+    ) -> Result<Instant, Fault> {
+        let mut state = self.state.lock().unwrap();
+        sweep(&mut state, now);
+        let s = state.subscriptions.get_mut(&id).ok_or_else(gone)?;
+        s.expires = now + life;
+        s.keep_alive = keep_alive;
+        Ok(s.expires)
+    }
+
+    /// Unsubscribe: subscription `id` ends now.
+    pub(super) fn unsubscribe(&self, id: u64, now: Instant) -> Result<(), Fault> {
+        let mut state = self.state.lock().unwrap();
+        sweep(&mut state, now);
+        state.subscriptions.remove(&id).ok_or_else(gone)?;
+        drop(state);
+        self.bump();
+        Ok(())
+    }
+}
+
+/// Drops the subscriptions whose time is up.
+fn sweep(state: &mut State, now: Instant) {
+    state.subscriptions.retain(|_, s| s.expires > now);
+}

@@ -169,3 +169,33 @@ fn a_wrong_password_is_an_authentication_error_to_home_assistant() {
     assert!(!facts.contains_key("fault"), "{facts:?}");
     assert_eq!(facts["profile"].len(), 2, "{facts:?}");
 }
+
+#[test]
+fn every_answer_validates_against_onvifs_own_schemas() {
+    // tests/onvif/schema_check.py: each operation the camera answers, with
+    // the schemas the ONVIF library ships (read from its WSDLs).
+    let d = camera("");
+    let python = std::env::var("ONVIF_PYTHON")
+        .expect("ONVIF_PYTHON must name the Python with onvif-zeep-async: run `ci/test onvif`");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/onvif/schema_check.py");
+    let out = Command::new("timeout")
+        .arg("120")
+        .arg(python)
+        .arg(script)
+        .arg(d.http_url(""))
+        .output()
+        .expect("running the schema check");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the schema check failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let invalid: Vec<&str> = stdout
+        .lines()
+        .filter(|l| !l.starts_with("valid "))
+        .collect();
+    assert!(invalid.is_empty(), "{}", invalid.join("\n"));
+    // 15 device, 14 media and 3 event operations, then 4 on a subscription.
+    assert_eq!(stdout.lines().count(), 36, "{stdout}");
+}

@@ -49,6 +49,8 @@ fuzz_target!(|data: &[u8]| {
         client: "192.0.2.1".parse().unwrap(),
         secure: false,
         host: "192.0.2.2:8080",
+        path: "/onvif/device_service",
+        authorization: None,
     };
     for (service, auth) in [
         (Service::Device, Some(&*AUTH)),

@@ -199,3 +199,42 @@ fn every_answer_validates_against_onvifs_own_schemas() {
     // 15 device, 14 media and 3 event operations, then 4 on a subscription.
     assert_eq!(stdout.lines().count(), 36, "{stdout}");
 }
+
+#[test]
+fn a_request_without_a_token_logs_in_with_http_digest() {
+    // What recorders that use HTTP authentication do: send, get a 401
+    // with a challenge, send again with Digest (curl does the same).
+    let d = camera(&format!("[auth]\n{ADMIN}"));
+    let url = d.http_url("/onvif/device_service");
+    let request = "<s:Envelope xmlns:s=\"http://www.w3.org/2003/05/soap-envelope\"><s:Body>\
+                   <GetDeviceInformation xmlns=\"http://www.onvif.org/ver10/device/wsdl\"/>\
+                   </s:Body></s:Envelope>";
+    let post = [
+        "-H",
+        "Content-Type: application/soap+xml",
+        "--data-binary",
+        request,
+    ];
+    let (code, headers, body) = curl(&url, &post);
+    assert_eq!(code, 401, "{headers}{body}");
+    assert!(
+        headers
+            .to_ascii_lowercase()
+            .contains("www-authenticate: digest realm=\"streamcam\""),
+        "{headers}"
+    );
+    assert!(body.contains("ter:NotAuthorized"), "{body}");
+    let with = |login: &str| {
+        let mut args = post.to_vec();
+        args.extend(["--digest", "-u", login]);
+        curl(&url, &args)
+    };
+    let (code, _, body) = with("admin:wrong");
+    assert_eq!(code, 401, "{body}");
+    let (code, _, body) = with("admin:secret");
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body.contains("<tds:Manufacturer>streamcam</tds:Manufacturer>"),
+        "{body}"
+    );
+}

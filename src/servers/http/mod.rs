@@ -302,7 +302,7 @@ async fn webrtc(
 }
 
 /// An ONVIF service: a SOAP request POSTed, its login in the SOAP header
-/// (so no HTTP authentication here).
+/// or, without one, by HTTP Digest (both checked by `onvif`).
 async fn onvif_request(
     ctx: &HttpContext,
     onvif: &onvif::Onvif,
@@ -320,12 +320,15 @@ async fn onvif_request(
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return r;
     }
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
+    let header_text = |name| {
+        req.headers()
+            .get(name)
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_owned)
+    };
+    let host = header_text(header::HOST).unwrap_or_default();
+    let authorization = header_text(header::AUTHORIZATION);
+    let path = req.uri().path().to_owned();
     // The whole body within the header timeout: a client that trickles
     // it holds no connection for long.
     let collected = tokio::time::timeout(
@@ -364,6 +367,8 @@ async fn onvif_request(
         client: conn.client,
         secure: conn.secure,
         host: &host,
+        path: &path,
+        authorization: authorization.as_deref(),
     };
     let text = String::from_utf8_lossy(&request);
     let auth = ctx.rtsp.info.auth.as_deref();
@@ -376,11 +381,17 @@ async fn onvif_request(
             onvif.pulled(&wait, &moment(Vec::new()))
         }
     };
-    body(
+    let mut r = body(
         StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         answer.content_type,
         answer.xml,
-    )
+    );
+    for challenge in answer.challenges {
+        if let Ok(v) = HeaderValue::from_str(&challenge) {
+            r.headers_mut().append(header::WWW_AUTHENTICATE, v);
+        }
+    }
+    r
 }
 
 /// `/snapshot.jpg[?width=N]`: the newest picture as JPEG.

@@ -81,6 +81,10 @@ pub struct Caller<'a> {
     /// The request's `Host` header: the address the client reached us at,
     /// which the URLs in answers use.
     pub host: &'a str,
+    /// The request's path, which an HTTP Digest login signs.
+    pub path: &'a str,
+    /// The request's `Authorization` header (HTTP Digest), if any.
+    pub authorization: Option<&'a str>,
 }
 
 impl Onvif {

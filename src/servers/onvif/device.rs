@@ -248,7 +248,7 @@ fn service_capabilities(camera: &Onvif) -> String {
     format!(
         "<tds:Capabilities><tds:Network IPFilter=\"false\" ZeroConfiguration=\"false\" \
          IPVersion6=\"true\" DynDNS=\"false\"/><tds:Security UsernameToken=\"true\" \
-         HttpDigest=\"false\"/><tds:System DiscoveryResolve=\"false\" DiscoveryBye=\"{}\" \
+         HttpDigest=\"true\"/><tds:System DiscoveryResolve=\"false\" DiscoveryBye=\"{}\" \
          RemoteDiscovery=\"false\" SystemBackup=\"false\" SystemLogging=\"false\" \
          FirmwareUpgrade=\"false\"/><tds:Misc/></tds:Capabilities>",
         camera.discoverable

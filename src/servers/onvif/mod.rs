@@ -8,7 +8,8 @@
 //! does the I/O, and the waiting of a PullMessages.
 //!
 //! Logins are WS-Security UsernameTokens checked against `[auth]`'s users
-//! (with the same throttling as RTSP and HTTP); the operations ONVIF lets
+//! (with the same throttling as RTSP and HTTP), or, in a request without
+//! one, HTTP Digest as the other pages take it; the operations ONVIF lets
 //! anyone call before logging in (the time, the services and
 //! capabilities, the host name) need none.
 
@@ -21,7 +22,7 @@ mod media;
 pub mod soap;
 pub mod subscriptions;
 
-use crate::servers::auth::{Auth, Verdict};
+use crate::servers::auth::{Attempt, Auth, Verdict};
 pub use camera::{Caller, DEVICE_PATH, MEDIA_PATH, Moment, Onvif};
 pub use events::EVENTS_PATH;
 pub use identity::Identity;
@@ -79,6 +80,8 @@ pub struct Answer {
     pub status: u16,
     pub content_type: &'static str,
     pub xml: String,
+    /// `WWW-Authenticate` challenges, with a 401.
+    pub challenges: Vec<String>,
 }
 
 /// What a request gets: an answer now, or (a PullMessages with nothing
@@ -116,6 +119,15 @@ impl Onvif {
                 request.version(),
                 self.dispatch(service, &request, caller, auth, moment),
             ),
+            // An empty body is how HTTP Digest clients (curl, for one)
+            // ask for the challenge before sending the request.
+            Err((version, _)) if body.trim().is_empty() && auth.is_some() => {
+                let fault = match http_login(caller, auth, moment) {
+                    Ok(()) => Fault::Malformed("an empty request".into()),
+                    Err(fault) => fault,
+                };
+                (version, Err(fault))
+            }
             Err((version, fault)) => (version, Err(fault)),
         };
         match result {
@@ -180,6 +192,7 @@ impl Onvif {
         })
     }
 
+    /// A login by the request's UsernameToken, or else by HTTP Digest.
     fn check_login(
         &self,
         request: &Request,
@@ -190,9 +203,11 @@ impl Onvif {
         let Some(auth) = auth else {
             return Ok(());
         };
-        let token = request.token();
+        let Some(token) = request.token() else {
+            return http_login(caller, Some(auth), moment);
+        };
         match auth.check_token(
-            token.as_ref(),
+            Some(&token),
             caller.client,
             caller.secure,
             moment.now,
@@ -205,16 +220,54 @@ impl Onvif {
     }
 }
 
+/// A login by HTTP Digest (the request's `Authorization` header), as the
+/// other pages take it; without one, or with a wrong one, a 401 with a
+/// challenge.
+fn http_login(caller: Caller, auth: Option<&Auth>, moment: &Moment) -> Result<(), Fault> {
+    let Some(auth) = auth else {
+        return Ok(());
+    };
+    // The Digest `uri` names the path; the scheme and host are not signed.
+    let url = url::Url::parse("http://streamcam")
+        .and_then(|base| base.join(caller.path))
+        .map_err(|_| Fault::NotAuthorized)?;
+    let attempt = Attempt {
+        method: "POST",
+        url: &url,
+        authorization: caller.authorization,
+        client: caller.client,
+        secure: caller.secure,
+        now: moment.now,
+    };
+    match auth.check(&attempt) {
+        Verdict::Allowed { .. } => Ok(()),
+        Verdict::Challenge { stale } => Err(Fault::HttpLogin(auth.challenges(
+            stale,
+            caller.secure,
+            moment.now,
+        ))),
+        Verdict::Throttled { .. } => Err(Fault::Throttled),
+    }
+}
+
 /// The HTTP status, content type and envelope of a body or a fault.
 fn answer(version: Version, result: Result<String, Fault>) -> Answer {
-    let (status, xml) = match result {
-        Ok(body) => (200, soap::envelope(version, &body)),
-        Err(fault) => fault.render(version),
+    let (status, xml, challenges) = match result {
+        Ok(body) => (200, soap::envelope(version, &body), Vec::new()),
+        Err(Fault::HttpLogin(challenges)) => {
+            let (_, xml) = Fault::HttpLogin(Vec::new()).render(version);
+            (401, xml, challenges)
+        }
+        Err(fault) => {
+            let (status, xml) = fault.render(version);
+            (status, xml, Vec::new())
+        }
     };
     Answer {
         status,
         content_type: version.content_type(),
         xml,
+        challenges,
     }
 }
 
@@ -253,6 +306,8 @@ mod tests {
             client: "192.0.2.7".parse().unwrap(),
             secure: false,
             host: "192.0.2.1:8080",
+            path: DEVICE_PATH,
+            authorization: None,
         }
     }
 
@@ -381,6 +436,67 @@ mod tests {
             answer.xml.contains("too many failed logins"),
             "{}",
             answer.xml
+        );
+    }
+
+    #[test]
+    fn without_a_token_http_digest_logs_in() {
+        use md5::{Digest as _, Md5};
+        let camera = camera(false);
+        let auth = users();
+        let op = zeep_request(
+            &format!("<tds:GetDeviceInformation xmlns:tds=\"{TDS}\"/>"),
+            None,
+        );
+        let send = |authorization: Option<&str>| {
+            let caller = Caller {
+                authorization,
+                client: "192.0.2.20".parse().unwrap(),
+                ..caller()
+            };
+            camera.answer(Service::Device, &op, caller, Some(&auth), &moment())
+        };
+        // Nothing: a 401 with a Digest challenge, and the fault Home
+        // Assistant reads.
+        let refused = send(None);
+        assert_eq!(refused.status, 401);
+        assert!(refused.xml.contains("ter:NotAuthorized"), "{}", refused.xml);
+        let challenge = refused
+            .challenges
+            .iter()
+            .find(|c| c.starts_with("Digest "))
+            .unwrap_or_else(|| panic!("{:?}", refused.challenges));
+        let nonce = challenge
+            .split("nonce=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        let hex = |parts: &[&str]| {
+            let mut md5 = Md5::new();
+            for p in parts {
+                md5.update(p.as_bytes());
+            }
+            crate::servers::auth::to_hex(&md5.finalize())
+        };
+        let header = |password: &str| {
+            let ha1 = hex(&["admin:streamcam:", password]);
+            let ha2 = hex(&["POST:", DEVICE_PATH]);
+            let response = hex(&[&ha1, ":", nonce, ":", &ha2]);
+            format!(
+                "Digest username=\"admin\", realm=\"streamcam\", nonce=\"{nonce}\", \
+                 uri=\"{DEVICE_PATH}\", response=\"{response}\""
+            )
+        };
+        let wrong = send(Some(&header("wrong")));
+        assert_eq!(wrong.status, 401, "{}", wrong.xml);
+        let answer = send(Some(&header("secret")));
+        assert_eq!(answer.status, 200, "{}", answer.xml);
+        assert!(
+            answer
+                .xml
+                .contains("<tds:Manufacturer>streamcam</tds:Manufacturer>")
         );
     }
 
@@ -523,7 +639,8 @@ mod tests {
         let doc = roxmltree::Document::parse(&answer.xml).unwrap();
         assert_eq!(doc.root_element().tag_name().namespace(), Some(soap::ENV11));
         assert!(answer.xml.contains("<tds:GetSystemDateAndTimeResponse>"));
-        // A login is still needed, and its fault is a 1.1 one.
+        // A login is still needed (none was sent: HTTP Digest is asked
+        // for), and its fault is a 1.1 one.
         let answer = camera.answer(
             Service::Device,
             &request("GetDeviceInformation"),
@@ -531,7 +648,7 @@ mod tests {
             Some(&users()),
             &moment(),
         );
-        assert_eq!(answer.status, 500);
+        assert_eq!(answer.status, 401);
         assert!(
             answer
                 .xml

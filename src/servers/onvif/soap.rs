@@ -85,6 +85,10 @@ pub enum Fault {
     Malformed(String),
     /// Wrong or missing credentials (`ter:NotAuthorized`).
     NotAuthorized,
+    /// Neither a UsernameToken nor HTTP credentials, or wrong HTTP ones:
+    /// `ter:NotAuthorized` with HTTP 401 and these `WWW-Authenticate`
+    /// challenges (HTTP Digest, which ONVIF allows instead of the token).
+    HttpLogin(Vec<String>),
     /// Too many failed logins from this address.
     Throttled,
     /// An operation this camera does not offer (`ter:ActionNotSupported`).
@@ -113,6 +117,13 @@ impl Fault {
                 vec!["ter:NotAuthorized"],
                 "Sender not authorized: a user name and password are needed (WS-Security \
                  UsernameToken)"
+                    .into(),
+            ),
+            Self::HttpLogin(_) => (
+                true,
+                vec!["ter:NotAuthorized"],
+                "Sender not authorized: a user name and password are needed (WS-Security \
+                 UsernameToken, or HTTP Digest)"
                     .into(),
             ),
             Self::Throttled => (

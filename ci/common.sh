@@ -188,16 +188,17 @@ make_browser_netns() {
 }
 
 # A LAN of two network namespaces for multicast: the camera's ($1, lan0
-# at LAN_CAMERA) and the viewers' ($2, lan1 at 10.204.0.2), joined by a
-# veth pair, each with its multicast route over it. Exports LAN_CAMERA.
+# at LAN_CAMERA, and LAN_CAMERA6 for IPv6) and the viewers' ($2, lan1 at
+# 10.204.0.2 and fd00:204::2), joined by a veth pair, each with its
+# multicast route over it. Exports LAN_CAMERA, LAN_CAMERA6, LAN_OUTSIDER.
 make_lan_netns() {
     local camera=$1 viewers=$2
-    export LAN_CAMERA=10.204.0.1 LAN_OUTSIDER=198.51.100.7
+    export LAN_CAMERA=10.204.0.1 LAN_CAMERA6=fd00:204::1 LAN_OUTSIDER=198.51.100.7
     ip netns add "$camera" && ip netns add "$viewers" &&
         ip -n "$camera" link set lo up && ip -n "$viewers" link set lo up &&
         ip -n "$camera" link add lan0 type veth peer name lan1 netns "$viewers" &&
-        ip netns exec "$camera" sysctl -qw net.ipv6.conf.lan0.disable_ipv6=1 &&
-        ip netns exec "$viewers" sysctl -qw net.ipv6.conf.lan1.disable_ipv6=1 &&
+        ip -n "$camera" addr add "$LAN_CAMERA6/64" dev lan0 nodad &&
+        ip -n "$viewers" addr add fd00:204::2/64 dev lan1 nodad &&
         ip -n "$camera" addr add "$LAN_CAMERA/24" dev lan0 &&
         ip -n "$viewers" addr add 10.204.0.2/24 dev lan1 &&
         ip -n "$camera" link set lan0 up && ip -n "$viewers" link set lan1 up &&

@@ -281,3 +281,104 @@ fn ws_discovery_finds_the_camera_as_home_assistant_does_and_hears_hello_and_bye(
     drop(input);
     let _ = client.wait();
 }
+
+/// The viewers' end of the LAN's link.
+const VIEWERS_LINK: &str = "lan1";
+
+/// A socket on WS-Discovery's port in the group ff02::c on the viewers'
+/// link, hearing Hello and Bye (and the answers to its own Probes).
+fn ipv6_discovery_listener() -> (UdpSocket, u32) {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let name = std::ffi::CString::new(VIEWERS_LINK).unwrap();
+    // SAFETY: a C string naming an interface.
+    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    assert_ne!(index, 0, "no {VIEWERS_LINK} here: run `ci/test lan`");
+    let socket = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP)).unwrap();
+    socket.set_only_v6(true).unwrap();
+    socket.set_reuse_address(true).unwrap();
+    socket
+        .bind(&SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 3702)).into())
+        .unwrap();
+    let group: std::net::Ipv6Addr = "ff02::c".parse().unwrap();
+    socket.join_multicast_v6(&group, index).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    (socket.into(), index)
+}
+
+/// The next datagram on `socket` that contains `what`, within `wait`.
+fn hear(socket: &UdpSocket, what: &str, wait: Duration) -> Option<String> {
+    let deadline = Instant::now() + wait;
+    let mut buf = [0u8; 8192];
+    while Instant::now() < deadline {
+        if let Ok(n) = socket.recv(&mut buf) {
+            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if text.contains(what) {
+                return Some(text);
+            }
+        }
+    }
+    None
+}
+
+#[test]
+fn ws_discovery_over_ipv6_answers_with_both_addresses_of_the_link() {
+    let (listener, index) = ipv6_discovery_listener();
+    let camera6 = std::env::var("LAN_CAMERA6")
+        .expect("LAN_CAMERA6 must name the camera's IPv6 address: run `ci/test lan`");
+    // HTTP on every address, so the device service is on both.
+    let mut d = Daemon::start_with("::", Source::File, "\n[onvif]\nname = \"Porch\"\n");
+    let v4 = format!("http://{}:{}/onvif/device_service", camera(), d.http_port);
+    let v6 = format!("http://[{camera6}]:{}/onvif/device_service", d.http_port);
+    let both = format!("<d:XAddrs>{v4} {v6}</d:XAddrs>");
+    // Hello on the link, with both.
+    let hello = hear(&listener, "/Hello</", Duration::from_secs(10));
+    assert!(
+        hello.as_deref().is_some_and(|h| h.contains(&both)),
+        "{hello:?}\n{}",
+        d.log()
+    );
+    // A Probe to ff02::c from the link-local address (what most clients
+    // send from) is answered, to it, with both.
+    let prober = UdpSocket::bind("[::]:0").unwrap();
+    prober
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let group = std::net::SocketAddrV6::new("ff02::c".parse().unwrap(), 3702, 0, index);
+    prober
+        .send_to(
+            probe("urn:uuid:0a0a0a0a-0000-4000-8000-000000000006").as_bytes(),
+            group,
+        )
+        .unwrap();
+    let mut buf = [0u8; 8192];
+    let (n, from) = prober.recv_from(&mut buf).expect("an answer to the Probe");
+    let answer = String::from_utf8_lossy(&buf[..n]);
+    assert!(
+        answer.contains("ProbeMatches") && answer.contains(&both),
+        "{answer}"
+    );
+    assert!(from.is_ipv6(), "{from}");
+    // The device service answers at the IPv6 address.
+    let (status, _, body) = curl(
+        &v6,
+        &[
+            "-H",
+            "Content-Type: application/soap+xml",
+            "--data",
+            "<s:Envelope xmlns:s=\"http://www.w3.org/2003/05/soap-envelope\"><s:Body>\
+             <GetDiscoveryMode xmlns=\"http://www.onvif.org/ver10/device/wsdl\"/></s:Body></s:Envelope>",
+        ],
+    );
+    assert_eq!(status, 200, "{body}");
+    // Bye on the link, as it stops.
+    let (status, _) = d
+        .terminate(Duration::from_secs(5))
+        .expect("the daemon stops");
+    assert!(status.success());
+    assert!(
+        hear(&listener, "/Bye</", Duration::from_secs(5)).is_some(),
+        "no Bye over IPv6"
+    );
+}

@@ -176,6 +176,12 @@ impl Onvif {
                 "{operation} ({ns}) at the {name} service"
             )));
         }
+        // Synology's recorders try to create a profile of their own
+        // without logging in, and take a refusal for a login as wrong
+        // credentials: this one is refused for what it is, to anyone.
+        if (ns, operation) == (soap::TRT, "CreateProfile") {
+            return Err(Fault::MaxProfiles);
+        }
         if !PRE_AUTH.contains(&operation) {
             self.check_login(request, caller, auth, moment)?;
         }
@@ -548,6 +554,58 @@ mod tests {
                     again.xml
                 );
             }
+        }
+    }
+
+    #[test]
+    fn recorders_requests_are_answered_as_they_need() {
+        // Requests in the forms recorders send them (tests/data/onvif-nvr/,
+        // written after captures their users published): each logs in as
+        // admin/secret at 2026-12-07T13:25:09Z, where it logs in at all.
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/onvif-nvr");
+        let camera = camera(true);
+        let auth = users();
+        let moment = Moment {
+            unix: 1_796_649_910,
+            ..moment()
+        };
+        for (file, service, status, wanted) in [
+            // Synology: no login, a profile of its own; refused as the
+            // camera's profiles are fixed, not as a wrong login.
+            (
+                "synology-create-profile.xml",
+                Service::Media,
+                500,
+                "<env:Value>ter:MaxNVTProfiles</env:Value>",
+            ),
+            // Hikvision: OSD is not offered, said once logged in.
+            (
+                "hikvision-get-osd-options.xml",
+                Service::Media,
+                500,
+                "<env:Value>ter:ActionNotSupported</env:Value>",
+            ),
+            // UniFi Protect: the token in WS-Security's default namespace,
+            // its time with milliseconds.
+            (
+                "unifi-get-profiles.xml",
+                Service::Media,
+                200,
+                "<trt:Profiles token=\"sub\"",
+            ),
+            // SOAP 1.1, answered in 1.1.
+            (
+                "soap11-get-device-information.xml",
+                Service::Device,
+                200,
+                "<tds:Manufacturer>streamcam</tds:Manufacturer>",
+            ),
+        ] {
+            let text = std::fs::read_to_string(format!("{dir}/{file}")).unwrap();
+            let answer = camera.answer(service, &text, caller(), Some(&auth), &moment);
+            assert_eq!(answer.status, status, "{file}: {}", answer.xml);
+            assert!(answer.xml.contains(wanted), "{file}: {}", answer.xml);
+            assert!(roxmltree::Document::parse(&answer.xml).is_ok(), "{file}");
         }
     }
 

@@ -16,7 +16,7 @@ use crate::overlay::{HEIGHT, WIDTH, luma_frames, read_time, unix_now};
 use crate::raw::{Frame, RawClient};
 
 /// Where Debian's libfaketime (package `libfaketime`) is.
-fn libfaketime() -> String {
+pub fn libfaketime() -> String {
     let path = format!(
         "/usr/lib/{}-linux-gnu/faketime/libfaketime.so.1",
         std::env::consts::ARCH

@@ -33,6 +33,16 @@ const ADMIN: &str = "[[auth.users]]\nname = \"admin\"\npassword = \"secret\"\n";
 /// as `user`: each line's first word and the rest (repeated keys keep
 /// every line).
 fn home_assistant(d: &Daemon, user: &str, password: &str) -> HashMap<String, Vec<String>> {
+    home_assistant_with(d, user, password, &[])
+}
+
+/// The same, with `env` in the client's environment.
+fn home_assistant_with(
+    d: &Daemon,
+    user: &str,
+    password: &str,
+    env: &[(&str, &str)],
+) -> HashMap<String, Vec<String>> {
     let python = std::env::var("ONVIF_PYTHON")
         .expect("ONVIF_PYTHON must name the Python with onvif-zeep-async: run `ci/test onvif`");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/onvif/ha_setup.py");
@@ -41,6 +51,7 @@ fn home_assistant(d: &Daemon, user: &str, password: &str) -> HashMap<String, Vec
         .arg(python)
         .arg(script)
         .args([&d.host, &d.http_port.to_string(), user, password])
+        .envs(env.iter().copied())
         .output()
         .expect("running the ONVIF client");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -168,6 +179,32 @@ fn a_wrong_password_is_an_authentication_error_to_home_assistant() {
     let facts = home_assistant(&open, "", "");
     assert!(!facts.contains_key("fault"), "{facts:?}");
     assert_eq!(facts["profile"].len(), 2, "{facts:?}");
+}
+
+#[test]
+fn a_client_whose_clock_is_ten_minutes_off_is_refused_and_told_why() {
+    let d = camera(&format!("[auth]\n{ADMIN}"));
+    // The client's wall clock 10 minutes ahead (libfaketime), as its
+    // tokens' Created time then is.
+    let lib = crate::clock::libfaketime();
+    let facts = home_assistant_with(
+        &d,
+        "admin",
+        "secret",
+        &[
+            ("LD_PRELOAD", &lib),
+            ("FAKETIME", "+10m"),
+            ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
+        ],
+    );
+    let fault = one(&facts, "fault");
+    assert!(fault.starts_with("auth "), "{fault}");
+    assert!(
+        d.log()
+            .contains("more than 5 minutes from this camera's clock (is the camera's or the client's clock wrong?)"),
+        "{}",
+        d.log()
+    );
 }
 
 #[test]

@@ -229,7 +229,8 @@ impl Auth {
         }
         let Some(password) = self.passwords.get(t.username) else {
             return invalid(
-                "ONVIF's password digest needs the user's password in the configuration                  (auth.users[].password), not only its ha1",
+                "ONVIF's password digest needs the user's password in the configuration \
+                 (auth.users[].password), not only its ha1",
             );
         };
         let (Some(nonce), Some(created)) = (t.nonce, t.created) else {
@@ -246,7 +247,8 @@ impl Auth {
         };
         if at.abs_diff(wall) > TOKEN_WINDOW_S {
             return invalid(
-                "the token's Created time is more than 5 minutes from this camera's clock                  (is the camera's or the client's clock wrong?)",
+                "the token's Created time is more than 5 minutes from this camera's clock \
+                 (is the camera's or the client's clock wrong?)",
             );
         }
         if !seen.first_use(nonce, at, wall) {

@@ -540,6 +540,38 @@ mod tests {
     }
 
     #[test]
+    fn when_full_the_longest_idle_subscription_makes_room() {
+        let camera = camera(false);
+        let m = moment();
+        let later = |secs| Moment {
+            now: m.now + Duration::from_secs(secs),
+            unix: m.unix + secs,
+            ..moment()
+        };
+        let first = subscribe(&camera, "", &m);
+        for _ in 1..MAX_SUBSCRIPTIONS {
+            subscribe(&camera, "", &later(60));
+        }
+        let create = |at| {
+            now(send(
+                &camera,
+                Service::Events,
+                TEV,
+                "CreatePullPointSubscription",
+                "",
+                &later(at),
+            ))
+        };
+        // Not pulled for 100 s: not idle yet.
+        assert!(create(100).contains("ter:MaxPullPoints"));
+        // 125 s: the first is idle and goes; the others (65 s) stay.
+        assert!(!create(125).contains("Fault"));
+        assert_eq!(camera.events.count(), MAX_SUBSCRIPTIONS);
+        let xml = now(pull(&camera, first, "", &later(125)));
+        assert!(xml.contains("ter:NoSubscription"), "{xml}");
+    }
+
+    #[test]
     fn a_filter_without_the_topic_gets_nothing() {
         let camera = camera(false);
         let m = moment();

@@ -20,6 +20,10 @@ pub const MAX_WAIT: Duration = Duration::from_secs(60);
 /// Most messages kept for a subscription that is not pulled: the oldest
 /// go first.
 const MAX_QUEUED: usize = 64;
+/// A subscription not pulled or renewed for this long is idle: when the
+/// camera has all it keeps, the longest idle one makes room for a new
+/// one (clients pull at least every [`MAX_WAIT`]).
+const IDLE: Duration = Duration::from_secs(120);
 
 /// One notification: the signal-loss state, as it was at `utc`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +48,8 @@ struct Subscription {
     /// Counts PullMessages: a newer one ends the wait of an older one, so
     /// a subscription holds at most one waiting connection.
     pulls: u64,
+    /// When it was last created, pulled or renewed.
+    used: Instant,
 }
 
 #[derive(Debug, Default)]
@@ -179,7 +185,21 @@ impl Subscriptions {
         let mut state = self.state.lock().unwrap();
         sweep(&mut state, now);
         if state.subscriptions.len() >= MAX_SUBSCRIPTIONS {
-            return Err(Fault::MaxPullPoints);
+            let idle = state
+                .subscriptions
+                .iter()
+                .min_by_key(|(_, s)| s.used)
+                .filter(|(_, s)| now.saturating_duration_since(s.used) >= IDLE)
+                .map(|(id, _)| *id);
+            let Some(idle) = idle else {
+                return Err(Fault::MaxPullPoints);
+            };
+            tracing::info!(
+                "ONVIF: event subscription {idle:016x} ended for a new one: the camera keeps \
+                 {MAX_SUBSCRIPTIONS}, and it was not pulled for {} s",
+                IDLE.as_secs()
+            );
+            state.subscriptions.remove(&idle);
         }
         let mut queue = VecDeque::new();
         if wants {
@@ -204,6 +224,7 @@ impl Subscriptions {
                 wants,
                 queue,
                 pulls: 0,
+                used: now,
             },
         );
         Ok((id, expires))
@@ -226,6 +247,7 @@ impl Subscriptions {
             s.expires = s.expires.max(now + life);
         }
         s.pulls += 1;
+        s.used = now;
         if s.queue.is_empty() && !timeout.is_zero() {
             let wait = Wait {
                 id,
@@ -286,6 +308,7 @@ impl Subscriptions {
         let s = state.subscriptions.get_mut(&id).ok_or_else(gone)?;
         s.expires = now + life;
         s.keep_alive = keep_alive;
+        s.used = now;
         Ok(s.expires)
     }
 

@@ -327,3 +327,59 @@ impl Subscriptions {
 fn sweep(state: &mut State, now: Instant) {
     state.subscriptions.retain(|_, s| s.expires > now);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broadcast::Broadcast;
+
+    #[tokio::test]
+    async fn the_state_follows_the_pipeline_failing_and_running_again() {
+        let stream = Broadcast::new();
+        let subscriptions = std::sync::Arc::new(Subscriptions::default());
+        let following = {
+            let subscriptions = std::sync::Arc::clone(&subscriptions);
+            let info = stream.watch_info();
+            tokio::spawn(async move { subscriptions.follow(info).await })
+        };
+        let now = Instant::now();
+        let (id, _) = subscriptions
+            .create(now, 0, Duration::from_secs(60), None, true)
+            .unwrap();
+        // What a pull gets, once something is there (within 20 s).
+        let next = |subscriptions: std::sync::Arc<Subscriptions>| async move {
+            let pulled = subscriptions
+                .pull(
+                    id,
+                    Instant::now(),
+                    10,
+                    Duration::from_secs(20),
+                    Version::Soap12,
+                )
+                .unwrap();
+            match pulled {
+                Pulled::Now(notices, _) => notices,
+                Pulled::Wait(wait) => {
+                    subscriptions.wait(&wait).await;
+                    subscriptions.after_wait(&wait).unwrap().0
+                }
+            }
+        };
+        let first = next(std::sync::Arc::clone(&subscriptions)).await;
+        assert_eq!(first.iter().map(|n| n.lost).collect::<Vec<_>>(), [false]);
+        stream.set_info(StreamInfo {
+            description: "pipeline failed (camera gone); retrying".into(),
+            error: Some("camera gone".into()),
+        });
+        let lost = next(std::sync::Arc::clone(&subscriptions)).await;
+        assert_eq!(lost.len(), 1);
+        assert!(lost[0].lost && !lost[0].initial);
+        stream.set_info(StreamInfo {
+            description: "1280x720@30 h264 from camera".into(),
+            error: None,
+        });
+        let back = next(std::sync::Arc::clone(&subscriptions)).await;
+        assert_eq!(back.iter().map(|n| n.lost).collect::<Vec<_>>(), [false]);
+        following.abort();
+    }
+}

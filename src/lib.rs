@@ -11,6 +11,7 @@ pub mod config;
 pub mod daemon;
 pub mod encode;
 pub mod format;
+pub mod motion;
 pub mod notify;
 pub mod overlay;
 pub mod pipeline;

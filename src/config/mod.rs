@@ -12,6 +12,7 @@ pub mod camera;
 pub mod check;
 pub mod http;
 pub mod log;
+pub mod motion;
 pub mod multicast;
 pub mod onvif;
 pub mod overlay;
@@ -34,6 +35,7 @@ pub use check::header_safe;
 use check::{is_stream_path, span};
 pub use http::HttpConfig;
 pub use log::{LogConfig, LogLevel};
+pub use motion::MotionConfig;
 pub use multicast::MulticastConfig;
 pub use onvif::OnvifConfig;
 pub use overlay::{Corner, OVERLAY_SIZE, OVERLAY_TEXT_CHARS, OverlayConfig};
@@ -76,6 +78,9 @@ pub struct Config {
     pub publish: Vec<PublishConfig>,
     /// `[overlay]`: text burnt into the picture; off without the table.
     pub overlay: Option<OverlayConfig>,
+    /// `[motion]`: motion detection on the raw frames; off without the
+    /// table.
+    pub motion: Option<MotionConfig>,
     /// `[substream]`: a second, smaller stream of the same pictures; off
     /// without the table.
     pub substream: Option<SubstreamConfig>,
@@ -161,6 +166,9 @@ impl Config {
         }
         if let Some(overlay) = &self.overlay {
             overlay.validate()?;
+        }
+        if let Some(motion) = &self.motion {
+            motion.validate()?;
         }
         if let Some(substream) = &self.substream {
             substream.validate(&self.server, &self.video)?;

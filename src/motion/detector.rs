@@ -62,6 +62,27 @@ pub struct Settings {
     pub mask: Vec<Area>,
 }
 
+impl From<&crate::config::MotionConfig> for Settings {
+    fn from(c: &crate::config::MotionConfig) -> Self {
+        Self {
+            sensitivity: c.sensitivity / 100.0,
+            threshold: u8::try_from(c.threshold).unwrap_or(u8::MAX),
+            min_frames: c.min_frames,
+            hold: Duration::from_secs_f32(c.hold),
+            mask: c
+                .mask
+                .iter()
+                .map(|&[x, y, width, height]| Area {
+                    x,
+                    y,
+                    width,
+                    height,
+                })
+                .collect(),
+        }
+    }
+}
+
 /// A motion event.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Event {

@@ -59,6 +59,23 @@ impl Scaler {
     }
 }
 
+impl Scaler {
+    /// The luma of `frame` scaled to `width` x `height` (at most the
+    /// frame's size), tightly packed: what motion detection looks at. A
+    /// frame with a luma plane of its own (I420, NV12) is read in place.
+    pub fn luma(&mut self, frame: &RawFrame<'_>, width: u32, height: u32) -> &[u8] {
+        let (sw, sh) = (frame.width as usize, frame.height as usize);
+        let (w, h) = (width as usize, height as usize);
+        self.scaled.resize(w * h, 0);
+        let y = match frame.pixels {
+            Pixels::I420 { y, .. } | Pixels::Nv12 { y, .. } => y,
+            _ => i420::planes(frame, &mut self.converted).0,
+        };
+        area(y, sw, sh, &mut self.scaled[..w * h], w, h, &mut self.sums);
+        &self.scaled[..w * h]
+    }
+}
+
 /// Scales one `sw` x `sh` plane to `dw` x `dh` (no larger) into `dst`
 /// (tightly packed), each output pixel the rounded mean of the source
 /// pixels it covers. Rows missing from `src` count as black.
@@ -149,6 +166,34 @@ mod tests {
             height: h,
             timestamp: Instant::now(),
         }
+    }
+
+    #[test]
+    fn the_luma_alone_is_the_scaled_pictures_luma() {
+        let (w, h) = (64u32, 48u32);
+        let y: Vec<u8> = (0..w * h).map(|i| (i * 7 % 251) as u8).collect();
+        let (u, v) = (vec![90u8; 32 * 24], vec![160u8; 32 * 24]);
+        let frame = i420_frame(&y, &u, &v, w, h);
+        let mut scaler = Scaler::default();
+        let Pixels::I420 { y: scaled, .. } = scaler.scale(&frame, 8, 6).pixels else {
+            panic!("I420 out")
+        };
+        let expected = scaled.data[..48].to_vec();
+        assert_eq!(Scaler::default().luma(&frame, 8, 6), expected.as_slice());
+        // From YUYV: its Y samples, the same picture.
+        let yuyv: Vec<u8> = y
+            .chunks(2)
+            .enumerate()
+            .flat_map(|(i, p)| [p[0], u[i % u.len()], p[1], v[i % v.len()]])
+            .collect();
+        let packed = RawFrame {
+            pixels: Pixels::Yuyv(Plane {
+                data: &yuyv,
+                stride: 2 * w as usize,
+            }),
+            ..frame
+        };
+        assert_eq!(Scaler::default().luma(&packed, 8, 6), expected.as_slice());
     }
 
     #[test]

@@ -168,6 +168,11 @@ impl Detector {
         }
     }
 
+    /// The size of the pictures it takes.
+    pub fn size(&self) -> (usize, usize) {
+        (self.width, self.height)
+    }
+
     /// Whether motion is going on.
     pub fn active(&self) -> bool {
         self.active.is_some()

@@ -12,7 +12,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use crate::config::{Config, EX_CONFIG};
 use crate::pushers::publish;
 use crate::servers::{auth, discovery, http, onvif, rtsp};
-use crate::{broadcast, notify, pipeline, snapshot};
+use crate::{broadcast, motion, notify, pipeline, snapshot};
 
 /// Longest the daemon spends saying goodbye to clients on SIGTERM.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(700);
@@ -79,10 +79,27 @@ async fn serve(config: Config) -> ExitCode {
     let stream = broadcast::Broadcast::new();
     let substream = config.substream.as_ref().map(|_| stream.sibling());
     let stills = Arc::new(snapshot::Stills::default());
+    let mut taps = vec![Arc::clone(&stills) as Arc<dyn pipeline::tap::Tap>];
+    let motion = config.motion.as_ref().map(|m| {
+        // The overlay's clock changes every second: not motion.
+        let overlay = crate::overlay::Overlay::configured(config.overlay.as_ref()).map(|o| {
+            let [x, y, width, height] =
+                o.area(config.video.width as usize, config.video.height as usize);
+            motion::Area {
+                x,
+                y,
+                width,
+                height,
+            }
+        });
+        let motion = motion::Motion::start(m, overlay);
+        taps.push(Arc::clone(&motion) as Arc<dyn pipeline::tap::Tap>);
+        motion
+    });
     let outputs = pipeline::Outputs {
         main: Arc::clone(&stream),
         substream: substream.clone(),
-        taps: vec![Arc::clone(&stills) as Arc<dyn pipeline::tap::Tap>],
+        taps,
     };
     let stop = Arc::new(AtomicBool::new(false));
     let pipeline = match pipeline::start(&config, outputs, Arc::clone(&stop)) {
@@ -237,6 +254,7 @@ async fn serve(config: Config) -> ExitCode {
             viewers: http::context::Viewers::default(),
             tokens: http::tokens::Tokens::new(),
             onvif,
+            motion: motion.clone(),
             #[cfg(feature = "webrtc")]
             whep: http::context::WebrtcViewers::default(),
         });

@@ -179,6 +179,29 @@ impl Overlay {
         label.origin(self.corner, width, height, self.size)
     }
 
+    /// The box the label takes in a `width` x `height` picture as
+    /// `[x, y, width, height]` fractions of it, with a character to spare
+    /// on each side (the text's length changes with the time): what
+    /// motion detection leaves out.
+    pub fn area(&self, width: usize, height: usize) -> [f32; 4] {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let label = self.label_at(now);
+        let (x, y) = self.origin(&label, width, height);
+        let spare = self.size;
+        let (x0, y0) = (x.saturating_sub(spare), y.saturating_sub(spare));
+        let x1 = (x + label.width + spare).min(width);
+        let y1 = (y + label.height + spare).min(height);
+        let (w, h) = (width.max(1) as f32, height.max(1) as f32);
+        [
+            x0 as f32 / w,
+            y0 as f32 / h,
+            (x1 - x0) as f32 / w,
+            (y1 - y0) as f32 / h,
+        ]
+    }
+
     /// Draws the text for capture time `at` into `canvas`, a `width` x
     /// `height` picture. `dmabufs` are the DMABUFs the picture's memory
     /// belongs to: CPU access to them is bracketed with `DMA_BUF_IOCTL_SYNC`.

@@ -210,12 +210,21 @@ fn open(config: &Config, outputs: &Outputs) -> Result<Pipeline, PipelineError> {
     }
     if !source.is_encoded() {
         encoder = Some(encode::open(&config.video)?);
-    } else if config.overlay.is_some() {
-        tracing::warn!(
-            "overlay: {} delivers H.264, which cannot be drawn on: streaming without the overlay \
-             (it needs a camera with raw frames, or the test pattern)",
-            source.name()
-        );
+    } else {
+        if config.overlay.is_some() {
+            tracing::warn!(
+                "overlay: {} delivers H.264, which cannot be drawn on: streaming without the \
+                 overlay (it needs a camera with raw frames, or the test pattern)",
+                source.name()
+            );
+        }
+        if config.motion.is_some() {
+            tracing::warn!(
+                "motion: {} delivers H.264, which streamcam does not decode: no motion \
+                 detection (it needs a camera with raw frames, or the test pattern)",
+                source.name()
+            );
+        }
     }
     let description = format!(
         "{w}x{h}@{} h264 from {}{}",

@@ -12,6 +12,7 @@ use std::{collections::HashMap, sync::Mutex};
 use tokio::sync::oneshot;
 
 use super::tokens::Tokens;
+use crate::motion::Motion;
 use crate::pushers::publish::Publishers;
 use crate::servers::onvif::Onvif;
 use crate::servers::rtsp::ServerContext;
@@ -38,6 +39,8 @@ pub struct HttpContext {
     pub tokens: Tokens,
     /// The ONVIF services (`[onvif]`), when they are on.
     pub onvif: Option<Onvif>,
+    /// Motion detection (`[motion]`), when it is on.
+    pub motion: Option<Arc<Motion>>,
     /// Browsers watching by WebRTC.
     #[cfg(feature = "webrtc")]
     pub whep: WebrtcViewers,

@@ -53,6 +53,29 @@ pub fn render(ctx: &HttpContext) -> String {
         "H.264 bytes sent out to the stream (its bit rate is the rate of this).",
         &[("", stats.encoded_bytes())],
     );
+    if let Some(motion) = &ctx.motion {
+        metric(
+            &mut out,
+            "streamcam_motion_events_total",
+            "counter",
+            "Motion events (starts) since the start.",
+            &[("", motion.starts())],
+        );
+        metric(
+            &mut out,
+            "streamcam_motion_active",
+            "gauge",
+            "1 while motion is going on.",
+            &[("", u64::from(motion.active()))],
+        );
+        metric(
+            &mut out,
+            "streamcam_motion_skipped_total",
+            "counter",
+            "Pictures not analysed for motion because the analysis was still busy with the one before.",
+            &[("", motion.skipped())],
+        );
+    }
     if let Some(sub) = ctx.rtsp.streams.get(1) {
         metric(
             &mut out,

@@ -1,5 +1,5 @@
 //! Taps: consumers of the pipeline's frames beside the encoder (the
-//! snapshot; motion and recording are to come). The pipeline hands each tap
+//! snapshot and motion; recording is to come). The pipeline hands each tap
 //! every raw frame before it is encoded and every access unit the main
 //! stream published; the broadcast itself carries encoded units to clients
 //! only. A tap must return at once: one that needs more time copies what it

@@ -446,11 +446,18 @@ fn the_onvif_services_answer_bad_requests_clearly_and_only_when_on() {
     let big = format!("<x>{}</x>", "a".repeat(100_000));
     let (code, _, body) = curl(&url, &[&soap[..], &["--data-binary", &big]].concat());
     assert_eq!(code, 413, "{body}");
-    // An operation past the login, without one: not authorized.
+    // An operation past the login, without one: not authorized, and
+    // asked for HTTP Digest (which a request without a token may use).
     let request = "<env:Envelope xmlns:env=\"http://www.w3.org/2003/05/soap-envelope\"><env:Body>\
         <GetDeviceInformation xmlns=\"http://www.onvif.org/ver10/device/wsdl\"/></env:Body></env:Envelope>";
-    let (code, _, body) = curl(&url, &[&soap[..], &["--data-binary", request]].concat());
-    assert_eq!(code, 400, "{body}");
+    let (code, headers, body) = curl(&url, &[&soap[..], &["--data-binary", request]].concat());
+    assert_eq!(code, 401, "{body}");
+    assert!(
+        headers
+            .to_ascii_lowercase()
+            .contains("www-authenticate: digest"),
+        "{headers}"
+    );
     assert!(body.contains("ter:NotAuthorized"), "{body}");
     // The clock is anyone's.
     let clock = request.replace("GetDeviceInformation", "GetSystemDateAndTime");

@@ -66,13 +66,20 @@ struct Conn {
 pub async fn serve(listener: TcpListener, ctx: Arc<HttpContext>, tls: Option<TlsAcceptor>) {
     let mut shutdown = ctx.rtsp.shutdown.clone();
     if ctx.onvif.is_some() {
-        // ONVIF's events follow the main stream's state.
+        // ONVIF's events follow the main stream's state, and motion.
         let ctx = Arc::clone(&ctx);
         let mut shutdown = shutdown.clone();
         tokio::spawn(async move {
             if let (Some(onvif), Some(stream)) = (&ctx.onvif, ctx.rtsp.streams.first()) {
+                let motion = async {
+                    match &ctx.motion {
+                        Some(motion) => onvif.events.follow_motion(motion.events()).await,
+                        None => std::future::pending().await,
+                    }
+                };
                 tokio::select! {
                     () = onvif.events.follow(stream.watch_info()) => {}
+                    () = motion => {}
                     _ = crate::service::shutdown::stopped(&mut shutdown) => {}
                 }
             }

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use super::identity::Identity;
 use super::soap::{self, Fault};
-use super::subscriptions::Subscriptions;
+use super::subscriptions::{Subscriptions, Topic};
 use crate::config::{Config, H264Profile};
 
 /// Where the device service is: clients such as Home Assistant's always
@@ -103,6 +103,10 @@ impl Onvif {
             h264: v.profile,
             interval: (video.framerate / v.framerate.max(1)).max(1),
         };
+        let mut topics = vec![Topic::SignalLoss];
+        if config.motion.is_some() {
+            topics.extend([Topic::MotionAlarm, Topic::CellMotion]);
+        }
         let mut profiles = vec![profile("main", &config.server.path, video)];
         if let Some(sub) = &config.substream {
             profiles.push(profile("sub", &sub.path, &sub.video(video)));
@@ -115,7 +119,7 @@ impl Onvif {
             rtsp_port,
             source: (video.width, video.height, video.framerate),
             discoverable: onvif.discovery,
-            events: Subscriptions::default(),
+            events: Subscriptions::new(topics),
         }
     }
 

@@ -4,17 +4,20 @@
 //! reference parameters), where it pulls what happened, renews and
 //! unsubscribes ([`super::subscriptions`] keeps them).
 //!
-//! The one topic is `tns1:VideoSource/SignalLoss`: `State` is true while
-//! the video pipeline has failed, and false once it runs again. A new
+//! The topics: `tns1:VideoSource/SignalLoss` (`State` is true while the
+//! video pipeline has failed, and false once it runs again) and, with
+//! `[motion]`, `tns1:VideoSource/MotionAlarm` (`State`) and
+//! `tns1:RuleEngine/CellMotionDetector/Motion` (`IsMotion`), true while
+//! motion goes on. A new
 //! subscription (and a synchronization point) is first given the current
 //! state as `Initialized`; each change after is sent as `Changed`.
 
 use std::time::{Duration, Instant};
 
 use super::camera::{Caller, Moment, Onvif, http_url};
-use super::media::SOURCE;
+use super::media::{SOURCE, SOURCE_CONFIG};
 use super::soap::{Fault, Request, TEV, WSNT, esc};
-use super::subscriptions::{MAX_SUBSCRIPTIONS, Notice, Pulled, Wait};
+use super::subscriptions::{MAX_SUBSCRIPTIONS, Notice, Pulled, Topic, Wait};
 use crate::format::civil::Civil;
 
 /// Where the event service is.
@@ -39,8 +42,6 @@ const MAX_LIFE: Duration = Duration::from_secs(3600);
 /// Most messages one PullMessages returns.
 const MAX_MESSAGES: usize = 100;
 
-/// The signal-loss topic, as clients match it.
-const SIGNAL_LOSS: &str = "tns1:VideoSource/SignalLoss";
 /// The topic expression dialect of notifications (and filters read).
 const CONCRETE_SET: &str = "http://www.onvif.org/ver10/tev/topicExpression/ConcreteSet";
 
@@ -62,7 +63,7 @@ pub(super) fn answer(
     let (ns, op) = request.operation();
     let body = match (ns, op) {
         (TEV, "GetServiceCapabilities") => service_capabilities(),
-        (TEV, "GetEventProperties") => event_properties(),
+        (TEV, "GetEventProperties") => event_properties(camera.events.offered()),
         (TEV, "CreatePullPointSubscription") => create(camera, request, caller, moment)?,
         _ => return Err(Fault::ActionNotSupported(op.to_owned())),
     };
@@ -152,10 +153,12 @@ fn create(
     moment: &Moment,
 ) -> Result<String, Fault> {
     let (life, keep_alive) = life(request.arg("InitialTerminationTime"), moment)?;
-    let wants = request.arg("TopicExpression").is_none_or(wants_signal_loss);
+    let filter = request.arg("TopicExpression");
     let (id, expires) = camera
         .events
-        .create(moment.now, moment.unix, life, keep_alive, wants)?;
+        .create(moment.now, moment.unix, life, keep_alive, |t| {
+            filter.is_none_or(|e| wants(t, e))
+        })?;
     tracing::debug!(client = %caller.client, "ONVIF: event subscription {id:016x} created");
     Ok(format!(
         "<tev:SubscriptionReference><wsa:Address>{}</wsa:Address></tev:SubscriptionReference>\
@@ -252,26 +255,42 @@ fn duration(text: &str) -> Option<Duration> {
     (secs.is_finite() && secs < 1e9).then(|| Duration::from_secs_f64(secs))
 }
 
-/// Whether a filter's topic expression lets the signal-loss topic
-/// through: one of its `|` alternatives names it, or a topic above it
-/// with `//.` (all below), or everything.
-fn wants_signal_loss(expression: &str) -> bool {
+/// The topic's name (a path under `tns1:`), its source's item and
+/// token, and its data item.
+fn describe(topic: Topic) -> (&'static str, &'static str, &'static str, &'static str) {
+    match topic {
+        Topic::SignalLoss => ("VideoSource/SignalLoss", "Source", SOURCE, "State"),
+        Topic::MotionAlarm => ("VideoSource/MotionAlarm", "Source", SOURCE, "State"),
+        Topic::CellMotion => (
+            "RuleEngine/CellMotionDetector/Motion",
+            "VideoSourceConfigurationToken",
+            SOURCE_CONFIG,
+            "IsMotion",
+        ),
+    }
+}
+
+/// Whether a filter's topic expression lets `topic` through: one of its
+/// `|` alternatives names it, or a topic above it with `//.` (all below
+/// it), or everything.
+fn wants(topic: Topic, expression: &str) -> bool {
+    let name = format!("tns1:{}", describe(topic).0);
     expression.split('|').map(str::trim).any(|t| {
-        t == SIGNAL_LOSS
-            || t == "tns1:VideoSource/SignalLoss//."
-            || t == "tns1:VideoSource//."
-            || t == "tns1://."
+        t == name
             || t == "//."
+            || t.strip_suffix("//.")
+                .is_some_and(|above| name == above || name.starts_with(&format!("{above}/")))
     })
 }
 
 /// One `wsnt:NotificationMessage`.
 fn notification(notice: &Notice) -> String {
+    let (topic, source_name, source, data) = describe(notice.topic);
     format!(
-        "<wsnt:NotificationMessage><wsnt:Topic Dialect=\"{CONCRETE_SET}\">{SIGNAL_LOSS}</wsnt:Topic>\
+        "<wsnt:NotificationMessage><wsnt:Topic Dialect=\"{CONCRETE_SET}\">tns1:{topic}</wsnt:Topic>\
          <wsnt:Message><tt:Message UtcTime=\"{}\" PropertyOperation=\"{}\"><tt:Source>\
-         <tt:SimpleItem Name=\"Source\" Value=\"{}\"/></tt:Source><tt:Data>\
-         <tt:SimpleItem Name=\"State\" Value=\"{}\"/></tt:Data></tt:Message></wsnt:Message>\
+         <tt:SimpleItem Name=\"{source_name}\" Value=\"{}\"/></tt:Source><tt:Data>\
+         <tt:SimpleItem Name=\"{data}\" Value=\"{}\"/></tt:Data></tt:Message></wsnt:Message>\
          </wsnt:NotificationMessage>",
         Civil::from_unix(notice.utc).xml(),
         if notice.initial {
@@ -279,8 +298,8 @@ fn notification(notice: &Notice) -> String {
         } else {
             "Changed"
         },
-        esc(SOURCE),
-        notice.lost
+        esc(source),
+        notice.state
     )
 }
 
@@ -293,16 +312,35 @@ pub(super) fn service_capabilities() -> String {
     )
 }
 
-/// GetEventProperties: the one topic and how its messages look.
-fn event_properties() -> String {
+/// GetEventProperties: the topics offered and how their messages look.
+fn event_properties(topics: &[Topic]) -> String {
+    let mut video_source = String::new();
+    let mut rule_engine = String::new();
+    for &topic in topics {
+        let (name, source_name, _, data) = describe(topic);
+        let leaf = name.rsplit('/').next().unwrap_or_default();
+        let element = format!(
+            "<tns1:{leaf} wstop:topic=\"true\"><tt:MessageDescription IsProperty=\"true\">\
+             <tt:Source><tt:SimpleItemDescription Name=\"{source_name}\" \
+             Type=\"tt:ReferenceToken\"/></tt:Source><tt:Data>\
+             <tt:SimpleItemDescription Name=\"{data}\" Type=\"xs:boolean\"/></tt:Data>\
+             </tt:MessageDescription></tns1:{leaf}>"
+        );
+        match topic {
+            Topic::SignalLoss | Topic::MotionAlarm => video_source.push_str(&element),
+            Topic::CellMotion => rule_engine.push_str(&format!(
+                "<tns1:CellMotionDetector>{element}</tns1:CellMotionDetector>"
+            )),
+        }
+    }
+    let mut set = format!("<tns1:VideoSource>{video_source}</tns1:VideoSource>");
+    if !rule_engine.is_empty() {
+        set.push_str(&format!("<tns1:RuleEngine>{rule_engine}</tns1:RuleEngine>"));
+    }
     format!(
         "<tev:TopicNamespaceLocation>http://www.onvif.org/onvif/ver10/topics/topicns.xml\
          </tev:TopicNamespaceLocation><wsnt:FixedTopicSet>true</wsnt:FixedTopicSet>\
-         <wstop:TopicSet><tns1:VideoSource><tns1:SignalLoss wstop:topic=\"true\">\
-         <tt:MessageDescription IsProperty=\"true\"><tt:Source>\
-         <tt:SimpleItemDescription Name=\"Source\" Type=\"tt:ReferenceToken\"/></tt:Source>\
-         <tt:Data><tt:SimpleItemDescription Name=\"State\" Type=\"xs:boolean\"/></tt:Data>\
-         </tt:MessageDescription></tns1:SignalLoss></tns1:VideoSource></wstop:TopicSet>\
+         <wstop:TopicSet>{set}</wstop:TopicSet>\
          <wsnt:TopicExpressionDialect>{CONCRETE_SET}</wsnt:TopicExpressionDialect>\
          <wsnt:TopicExpressionDialect>http://docs.oasis-open.org/wsn/t-1/TopicExpression/Concrete\
          </wsnt:TopicExpressionDialect>\
@@ -319,6 +357,9 @@ mod tests {
     use super::super::tests::{caller, camera, moment};
     use super::super::{Reply, Service};
     use super::*;
+
+    /// The signal-loss topic, as clients match it.
+    const SIGNAL_LOSS: &str = "tns1:VideoSource/SignalLoss";
 
     /// `op` of namespace `ns` with inner XML `args`, as Home Assistant's
     /// client sends it, to `service` at `moment`.
@@ -417,9 +458,9 @@ mod tests {
             xml.contains("<tev:TerminationTime>2026-12-07T13:35:09Z</tev:TerminationTime>"),
             "{xml}"
         );
-        camera.events.signal(true, m.unix + 5);
-        camera.events.signal(true, m.unix + 6);
-        camera.events.signal(false, m.unix + 9);
+        camera.events.set(Topic::SignalLoss, true, m.unix + 5);
+        camera.events.set(Topic::SignalLoss, true, m.unix + 6);
+        camera.events.set(Topic::SignalLoss, false, m.unix + 9);
         let xml = now(pull(
             &camera,
             id,
@@ -587,7 +628,7 @@ mod tests {
             &filter("tns1:RuleEngine//.|tns1:VideoSource//."),
             &m,
         );
-        camera.events.signal(true, m.unix);
+        camera.events.set(Topic::SignalLoss, true, m.unix);
         let xml = now(pull(&camera, motion, "", &m));
         assert!(messages(&xml).is_empty(), "{xml}");
         let xml = now(pull(&camera, all, "", &m));
@@ -615,7 +656,7 @@ mod tests {
             })
         };
         tokio::time::sleep(Duration::from_millis(50)).await;
-        camera.events.signal(true, m.unix);
+        camera.events.set(Topic::SignalLoss, true, m.unix);
         let answer = tokio::time::timeout(Duration::from_secs(20), waiting)
             .await
             .expect("the change ends the wait")
@@ -640,6 +681,130 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(20), camera.events.wait(&short))
             .await
             .expect("the wait ends at its time");
+    }
+
+    /// (topic, value of its data item, operation) of each message.
+    fn all_messages(xml: &str) -> Vec<(String, String, String)> {
+        let doc = roxmltree::Document::parse(xml).unwrap_or_else(|e| panic!("{e}: {xml}"));
+        doc.descendants()
+            .filter(|n| n.has_tag_name("NotificationMessage"))
+            .map(|n| {
+                let text = |name: &str| {
+                    n.descendants()
+                        .find(|t| t.has_tag_name(name))
+                        .and_then(|t| t.text())
+                        .unwrap_or_default()
+                        .to_owned()
+                };
+                let data = n.descendants().find(|t| t.has_tag_name("Data")).unwrap();
+                let item = data.first_element_child().unwrap();
+                let message = n
+                    .descendants()
+                    .find(|t| t.has_tag_name((super::super::soap::TT, "Message")))
+                    .unwrap();
+                (
+                    text("Topic"),
+                    format!(
+                        "{}={}",
+                        item.attribute("Name").unwrap(),
+                        item.attribute("Value").unwrap()
+                    ),
+                    message.attribute("PropertyOperation").unwrap().to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn with_motion_on_both_motion_topics_say_it() {
+        let m = moment();
+        let triple = |t: &str, v: &str, o: &str| (t.to_owned(), v.to_owned(), o.to_owned());
+        // Without [motion], no motion topic is offered.
+        let plain = camera(false);
+        let xml = now(send(
+            &plain,
+            Service::Events,
+            TEV,
+            "GetEventProperties",
+            "",
+            &m,
+        ));
+        assert!(
+            xml.contains("<tns1:SignalLoss") && !xml.contains("Motion"),
+            "{xml}"
+        );
+        let camera = super::super::tests::camera_of("[onvif]\n[motion]\n");
+        let xml = now(send(
+            &camera,
+            Service::Events,
+            TEV,
+            "GetEventProperties",
+            "",
+            &m,
+        ));
+        assert!(
+            xml.contains("<tns1:MotionAlarm wstop:topic=\"true\">")
+                && xml.contains(
+                    "<tns1:RuleEngine><tns1:CellMotionDetector><tns1:Motion wstop:topic=\"true\">"
+                ),
+            "{xml}"
+        );
+        let all = subscribe(&camera, "", &m);
+        let rules = subscribe(
+            &camera,
+            &format!(
+                "<o:Filter><wsnt:TopicExpression xmlns:wsnt=\"{WSNT}\" \
+                 Dialect=\"{CONCRETE_SET}\">tns1:RuleEngine//.</wsnt:TopicExpression></o:Filter>"
+            ),
+            &m,
+        );
+        let xml = now(pull(&camera, all, "", &m));
+        assert_eq!(
+            all_messages(&xml),
+            [
+                triple("tns1:VideoSource/SignalLoss", "State=false", "Initialized"),
+                triple("tns1:VideoSource/MotionAlarm", "State=false", "Initialized"),
+                triple(
+                    "tns1:RuleEngine/CellMotionDetector/Motion",
+                    "IsMotion=false",
+                    "Initialized"
+                ),
+            ]
+        );
+        camera.events.set(Topic::MotionAlarm, true, m.unix);
+        camera.events.set(Topic::CellMotion, true, m.unix);
+        let xml = now(pull(&camera, all, "", &m));
+        assert_eq!(
+            all_messages(&xml),
+            [
+                triple("tns1:VideoSource/MotionAlarm", "State=true", "Changed"),
+                triple(
+                    "tns1:RuleEngine/CellMotionDetector/Motion",
+                    "IsMotion=true",
+                    "Changed"
+                ),
+            ]
+        );
+        assert!(
+            xml.contains("Name=\"VideoSourceConfigurationToken\" Value=\"source\""),
+            "{xml}"
+        );
+        let xml = now(pull(&camera, rules, "", &m));
+        assert_eq!(
+            all_messages(&xml),
+            [
+                triple(
+                    "tns1:RuleEngine/CellMotionDetector/Motion",
+                    "IsMotion=false",
+                    "Initialized"
+                ),
+                triple(
+                    "tns1:RuleEngine/CellMotionDetector/Motion",
+                    "IsMotion=true",
+                    "Changed"
+                ),
+            ]
+        );
     }
 
     #[test]

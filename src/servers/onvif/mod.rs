@@ -291,11 +291,15 @@ mod tests {
     use soap::{TDS, TRT};
 
     pub(super) fn camera(substream: bool) -> Onvif {
-        let text = if substream {
+        camera_of(if substream {
             "[onvif]\nname = \"Front & back\"\n[substream]\n"
         } else {
             "[onvif]\n"
-        };
+        })
+    }
+
+    /// The ONVIF side of configuration `text`, on a Pi.
+    pub(super) fn camera_of(text: &str) -> Onvif {
         let config = Config::parse(text, "test", None).unwrap();
         let identity = Identity {
             model: "Raspberry Pi 3 Model B Plus Rev 1.3".into(),

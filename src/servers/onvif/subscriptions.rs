@@ -1,6 +1,6 @@
 //! The event service's subscriptions, in memory: few ([`MAX_SUBSCRIPTIONS`]),
-//! each with its queue of notices and its end, and the state they report
-//! (the signal is lost, or not). What the service answers with them is
+//! each with its queue of notices and its end, and the states they report
+//! (the signal is lost, or not; motion, with `[motion]`). What the service answers with them is
 //! `events`'; the waiting of a PullMessages is the HTTP side's, on
 //! [`Subscriptions::wait`].
 
@@ -12,6 +12,7 @@ use tokio::sync::watch;
 
 use super::soap::{Fault, Version};
 use crate::broadcast::StreamInfo;
+use crate::motion;
 
 /// Most subscriptions at once: recorders and Home Assistant take one each.
 pub const MAX_SUBSCRIPTIONS: usize = 16;
@@ -25,11 +26,33 @@ const MAX_QUEUED: usize = 64;
 /// one (clients pull at least every [`MAX_WAIT`]).
 const IDLE: Duration = Duration::from_secs(120);
 
-/// One notification: the signal-loss state, as it was at `utc`.
+/// A property the event service reports, as one topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Topic {
+    /// `tns1:VideoSource/SignalLoss`: the pipeline has failed.
+    SignalLoss,
+    /// `tns1:VideoSource/MotionAlarm`: motion (`[motion]`).
+    MotionAlarm,
+    /// `tns1:RuleEngine/CellMotionDetector/Motion`: the same motion, as
+    /// the cell motion detector's rule says it.
+    CellMotion,
+}
+
+impl Topic {
+    /// Every topic, in the order of their states.
+    pub const ALL: [Self; 3] = [Self::SignalLoss, Self::MotionAlarm, Self::CellMotion];
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// One notification: a topic's state, as it was at `utc`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Notice {
-    /// `State`: the signal is lost.
-    pub lost: bool,
+    pub topic: Topic,
+    /// `State` (or `IsMotion`).
+    pub state: bool,
     /// Unix time of the state.
     pub utc: u64,
     /// `Initialized` (the state as it is) rather than `Changed`.
@@ -42,8 +65,8 @@ struct Subscription {
     /// What a PullMessages extends the life to (a relative life, or the
     /// default when none was named); `None` for an absolute one.
     keep_alive: Option<Duration>,
-    /// Whether its filter lets the signal-loss topic through.
-    wants: bool,
+    /// The topics its filter lets through (of those offered).
+    wants: Vec<Topic>,
     queue: VecDeque<Notice>,
     /// Counts PullMessages: a newer one ends the wait of an older one, so
     /// a subscription holds at most one waiting connection.
@@ -55,13 +78,15 @@ struct Subscription {
 #[derive(Debug, Default)]
 struct State {
     subscriptions: HashMap<u64, Subscription>,
-    /// The signal is lost now.
-    lost: bool,
+    /// Each topic's state now, by `Topic::index`.
+    states: [bool; 3],
 }
 
-/// The subscriptions and the state they report.
+/// The subscriptions and the states they report.
 #[derive(Debug)]
 pub struct Subscriptions {
+    /// The topics offered: motion's only with `[motion]`.
+    offered: Vec<Topic>,
     state: Mutex<State>,
     /// Bumped at every change a waiting PullMessages may want.
     changed: watch::Sender<u64>,
@@ -87,12 +112,19 @@ pub(super) enum Pulled {
     Wait(Wait),
 }
 
-impl Default for Subscriptions {
-    fn default() -> Self {
+impl Subscriptions {
+    /// Subscriptions to the topics `offered`.
+    pub fn new(offered: Vec<Topic>) -> Self {
         Self {
+            offered,
             state: Mutex::default(),
             changed: watch::Sender::new(0),
         }
+    }
+
+    /// The topics offered.
+    pub fn offered(&self) -> &[Topic] {
+        &self.offered
     }
 }
 
@@ -104,27 +136,46 @@ fn gone() -> Fault {
 }
 
 impl Subscriptions {
-    /// The signal is lost (`true`) or back (`false`) at Unix time `utc`:
-    /// a `Changed` notice to every subscription that wants it.
-    pub fn signal(&self, lost: bool, utc: u64) {
+    /// `topic`'s state is `on` from Unix time `utc`: a `Changed` notice
+    /// to every subscription that wants it.
+    pub fn set(&self, topic: Topic, on: bool, utc: u64) {
         let mut state = self.state.lock().unwrap();
-        if state.lost == lost {
+        if state.states[topic.index()] == on {
             return;
         }
-        state.lost = lost;
+        state.states[topic.index()] = on;
         let notice = Notice {
-            lost,
+            topic,
+            state: on,
             utc,
             initial: false,
         };
-        for s in state.subscriptions.values_mut().filter(|s| s.wants) {
-            if s.queue.len() == MAX_QUEUED {
-                s.queue.pop_front();
+        for s in state.subscriptions.values_mut() {
+            if s.wants.contains(&topic) {
+                queue(s, notice);
             }
-            s.queue.push_back(notice);
         }
         drop(state);
         self.bump();
+    }
+
+    /// Follows motion's events (`[motion]`) until they end: both motion
+    /// topics at once.
+    pub async fn follow_motion(&self, mut events: tokio::sync::broadcast::Receiver<motion::Event>) {
+        use tokio::sync::broadcast::error::RecvError;
+        loop {
+            let (on, at) = match events.recv().await {
+                Ok(motion::Event::Start { at, .. }) => (true, at),
+                Ok(motion::Event::End { at, .. }) => (false, at),
+                Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Closed) => return,
+            };
+            // The capture time on the wall clock.
+            let ago = Instant::now().saturating_duration_since(at).as_secs();
+            let utc = unix_now().saturating_sub(ago);
+            self.set(Topic::MotionAlarm, on, utc);
+            self.set(Topic::CellMotion, on, utc);
+        }
     }
 
     /// Follows the main stream's state (`info`: the pipeline's error while
@@ -132,10 +183,7 @@ impl Subscriptions {
     pub async fn follow(&self, mut info: watch::Receiver<StreamInfo>) {
         loop {
             let lost = info.borrow_and_update().error.is_some();
-            let utc = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
-            self.signal(lost, utc);
+            self.set(Topic::SignalLoss, lost, unix_now());
             if info.changed().await.is_err() {
                 return;
             }
@@ -172,15 +220,15 @@ impl Subscriptions {
     }
 
     /// A new subscription living `life` (extended by `keep_alive` at each
-    /// pull), given the current state first if it `wants` it: its id and
-    /// end.
+    /// pull), given the current state of each topic it `wants` (of those
+    /// offered) first: its id and end.
     pub(super) fn create(
         &self,
         now: Instant,
         unix: u64,
         life: Duration,
         keep_alive: Option<Duration>,
-        wants: bool,
+        wants: impl Fn(Topic) -> bool,
     ) -> Result<(u64, Instant), Fault> {
         let mut state = self.state.lock().unwrap();
         sweep(&mut state, now);
@@ -201,14 +249,16 @@ impl Subscriptions {
             );
             state.subscriptions.remove(&idle);
         }
-        let mut queue = VecDeque::new();
-        if wants {
-            queue.push_back(Notice {
-                lost: state.lost,
+        let wants: Vec<Topic> = self.offered.iter().copied().filter(|&t| wants(t)).collect();
+        let queue = wants
+            .iter()
+            .map(|&topic| Notice {
+                topic,
+                state: state.states[topic.index()],
                 utc: unix,
                 initial: true,
-            });
-        }
+            })
+            .collect();
         let id = loop {
             let id = rand::random::<u64>();
             if !state.subscriptions.contains_key(&id) {
@@ -278,17 +328,18 @@ impl Subscriptions {
     pub(super) fn synchronize(&self, id: u64, now: Instant, unix: u64) -> Result<(), Fault> {
         let mut state = self.state.lock().unwrap();
         sweep(&mut state, now);
-        let lost = state.lost;
+        let states = state.states;
         let s = state.subscriptions.get_mut(&id).ok_or_else(gone)?;
-        if s.wants {
-            if s.queue.len() == MAX_QUEUED {
-                s.queue.pop_front();
-            }
-            s.queue.push_back(Notice {
-                lost,
-                utc: unix,
-                initial: true,
-            });
+        for topic in s.wants.clone() {
+            queue(
+                s,
+                Notice {
+                    topic,
+                    state: states[topic.index()],
+                    utc: unix,
+                    initial: true,
+                },
+            );
         }
         drop(state);
         self.bump();
@@ -323,6 +374,20 @@ impl Subscriptions {
     }
 }
 
+/// Adds `notice` to `s`'s queue, the oldest going when it is full.
+fn queue(s: &mut Subscription, notice: Notice) {
+    if s.queue.len() == MAX_QUEUED {
+        s.queue.pop_front();
+    }
+    s.queue.push_back(notice);
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// Drops the subscriptions whose time is up.
 fn sweep(state: &mut State, now: Instant) {
     state.subscriptions.retain(|_, s| s.expires > now);
@@ -336,7 +401,7 @@ mod tests {
     #[tokio::test]
     async fn the_state_follows_the_pipeline_failing_and_running_again() {
         let stream = Broadcast::new();
-        let subscriptions = std::sync::Arc::new(Subscriptions::default());
+        let subscriptions = std::sync::Arc::new(Subscriptions::new(vec![Topic::SignalLoss]));
         let following = {
             let subscriptions = std::sync::Arc::clone(&subscriptions);
             let info = stream.watch_info();
@@ -344,7 +409,7 @@ mod tests {
         };
         let now = Instant::now();
         let (id, _) = subscriptions
-            .create(now, 0, Duration::from_secs(60), None, true)
+            .create(now, 0, Duration::from_secs(60), None, |_| true)
             .unwrap();
         // What a pull gets, once something is there (within 20 s).
         let next = |subscriptions: std::sync::Arc<Subscriptions>| async move {
@@ -366,20 +431,87 @@ mod tests {
             }
         };
         let first = next(std::sync::Arc::clone(&subscriptions)).await;
-        assert_eq!(first.iter().map(|n| n.lost).collect::<Vec<_>>(), [false]);
+        assert_eq!(first.iter().map(|n| n.state).collect::<Vec<_>>(), [false]);
         stream.set_info(StreamInfo {
             description: "pipeline failed (camera gone); retrying".into(),
             error: Some("camera gone".into()),
         });
         let lost = next(std::sync::Arc::clone(&subscriptions)).await;
         assert_eq!(lost.len(), 1);
-        assert!(lost[0].lost && !lost[0].initial);
+        assert!(lost[0].state && !lost[0].initial);
         stream.set_info(StreamInfo {
             description: "1280x720@30 h264 from camera".into(),
             error: None,
         });
         let back = next(std::sync::Arc::clone(&subscriptions)).await;
-        assert_eq!(back.iter().map(|n| n.lost).collect::<Vec<_>>(), [false]);
+        assert_eq!(back.iter().map(|n| n.state).collect::<Vec<_>>(), [false]);
         following.abort();
+    }
+
+    #[tokio::test]
+    async fn motion_events_set_both_motion_topics() {
+        let all = vec![Topic::SignalLoss, Topic::MotionAlarm, Topic::CellMotion];
+        let subscriptions = std::sync::Arc::new(Subscriptions::new(all));
+        let (tx, rx) = tokio::sync::broadcast::channel(4);
+        let following = {
+            let subscriptions = std::sync::Arc::clone(&subscriptions);
+            tokio::spawn(async move { subscriptions.follow_motion(rx).await })
+        };
+        let now = Instant::now();
+        let (id, _) = subscriptions
+            .create(now, 0, Duration::from_secs(60), None, |t| {
+                t != Topic::SignalLoss
+            })
+            .unwrap();
+        let pull = || match subscriptions
+            .pull(id, Instant::now(), 10, Duration::ZERO, Version::Soap12)
+            .unwrap()
+        {
+            Pulled::Now(notices, _) => notices,
+            Pulled::Wait(_) => panic!("no timeout was asked"),
+        };
+        let states = |notices: Vec<Notice>| -> Vec<(Topic, bool, bool)> {
+            notices
+                .iter()
+                .map(|n| (n.topic, n.state, n.initial))
+                .collect()
+        };
+        assert_eq!(
+            states(pull()),
+            [
+                (Topic::MotionAlarm, false, true),
+                (Topic::CellMotion, false, true)
+            ]
+        );
+        let at = Instant::now();
+        tx.send(motion::Event::Start { at, area: 0.05 }).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut seen = Vec::new();
+        while seen.len() < 2 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            seen.extend(states(pull()));
+        }
+        assert_eq!(
+            seen,
+            [
+                (Topic::MotionAlarm, true, false),
+                (Topic::CellMotion, true, false)
+            ]
+        );
+        tx.send(motion::Event::End {
+            at,
+            duration: Duration::from_secs(3),
+            area: 0.05,
+        })
+        .unwrap();
+        drop(tx);
+        following.await.unwrap();
+        assert_eq!(
+            states(pull()),
+            [
+                (Topic::MotionAlarm, false, false),
+                (Topic::CellMotion, false, false)
+            ]
+        );
     }
 }

@@ -5,7 +5,7 @@
 //! and to whoever follows [`Motion::events`].
 //!
 //! It never delays a frame: the copy is made on the pipeline thread (one
-//! pass over the luma, into a picture an eighth of the size), only when
+//! pass over the luma, into a picture about 160 pixels wide), only when
 //! the analysis thread is free for it; a picture that comes while it is
 //! busy is skipped.
 
@@ -26,8 +26,10 @@ use crate::source::scale::Scaler;
 use detector::Detector;
 pub use detector::{Area, Event, Settings};
 
-/// The small picture is this many times smaller each way.
-const SHRINK: u32 = 8;
+/// The small picture is about this wide (160x90 from 720p or 1080p,
+/// 160x120 from 320x240): fine enough that a 2 % object covers whole
+/// cells, small enough to cost little.
+const SMALL_WIDTH: u32 = 160;
 /// Events kept for a follower that has not read them yet.
 const EVENTS_KEPT: usize = 16;
 
@@ -160,8 +162,9 @@ impl Tap for Motion {
         }
         taking.due = Some(frame.timestamp + self.interval);
         // Even sizes, as the scaler wants.
-        let width = (frame.width / SHRINK).max(2) & !1;
-        let height = (frame.height / SHRINK).max(2) & !1;
+        let shrink = (frame.width / SMALL_WIDTH).max(1);
+        let width = (frame.width / shrink).max(2) & !1;
+        let height = (frame.height / shrink).max(2) & !1;
         let luma = taking.scaler.luma(frame, width, height).to_vec();
         let picture = Picture {
             luma,

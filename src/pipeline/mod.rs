@@ -209,7 +209,11 @@ fn open(config: &Config, outputs: &Outputs) -> Result<Pipeline, PipelineError> {
         stream.set_parameter_sets(ps);
     }
     if !source.is_encoded() {
-        encoder = Some(encode::open(&config.video)?);
+        // The encoder codes the pictures the source gives (a raw file has
+        // its own size).
+        let mut video = config.video.clone();
+        (video.width, video.height) = (w, h);
+        encoder = Some(encode::open(&video)?);
     } else {
         if config.overlay.is_some() {
             tracing::warn!(

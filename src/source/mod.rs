@@ -1,5 +1,6 @@
 //! Picture sources: where frames come from. A source hands out either raw
-//! frames (for the encoder) or ready access units (H.264 already).
+//! frames (for the encoder) or ready access units (H.264 already). A file
+//! is either (`y4m`, `file`).
 
 pub mod file;
 pub mod frame;
@@ -15,6 +16,7 @@ pub mod scale;
 pub mod testpattern;
 #[cfg(feature = "v4l2")]
 pub mod v4l2;
+pub mod y4m;
 
 use crate::config::{Config, SourceKind};
 use crate::overlay::Overlay;
@@ -27,12 +29,28 @@ pub fn open(config: &Config) -> Result<Box<dyn Source>, SourceError> {
     match config.source.kind {
         SourceKind::Auto => Ok(auto(config)),
         SourceKind::Testpattern => Ok(Box::new(test_pattern(config))),
-        SourceKind::File => Ok(Box::new(file::FileSource::open(
-            &config.source.file,
-            config.video.framerate,
-        )?)),
+        SourceKind::File => file_source(config),
         SourceKind::V4l2 => v4l2_camera(config),
         SourceKind::Libcamera => libcamera_camera(config),
+    }
+}
+
+/// `source.kind = "file"`: raw pictures when the file is YUV4MPEG2 (by
+/// its first bytes), H.264 otherwise.
+fn file_source(config: &Config) -> Result<Box<dyn Source>, SourceError> {
+    let path = &config.source.file;
+    let mut start = [0u8; y4m::MAGIC.len()];
+    let raw = std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut start))
+        .is_ok_and(|()| start == y4m::MAGIC);
+    if raw {
+        let overlay = Overlay::configured(config.overlay.as_ref());
+        Ok(Box::new(y4m::Y4mSource::open(path, overlay)?))
+    } else {
+        Ok(Box::new(file::FileSource::open(
+            path,
+            config.video.framerate,
+        )?))
     }
 }
 

@@ -38,6 +38,8 @@ pub enum Source {
     File,
     /// The software-encoded test pattern (what a newcomer sees).
     TestPattern,
+    /// A raw-video (YUV4MPEG2) file, software-encoded.
+    Y4m(&'static str),
 }
 
 /// A running daemon.
@@ -88,6 +90,7 @@ impl Daemon {
         let source = match source {
             Source::File => format!("kind = \"file\"\nfile = {:?}\n", sample_file()),
             Source::TestPattern => "kind = \"testpattern\"\n".to_string(),
+            Source::Y4m(path) => format!("kind = \"file\"\nfile = {path:?}\n"),
         };
         let host = if ip.contains(':') {
             format!("[{ip}]")

@@ -275,3 +275,76 @@ fn a_request_without_a_token_logs_in_with_http_digest() {
         "{body}"
     );
 }
+
+#[test]
+fn home_assistant_pulls_motion_as_it_starts_and_ends() {
+    // A still grey picture with noise, and a 40x40 white square crossing
+    // it from 3 s to 6 s of each 12 s loop (2 % of 320x240).
+    const CLIP: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/onvif-motion.y4m");
+    let made = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg(
+            "color=c=gray:s=320x240:r=10:d=12,noise=alls=6:allf=t[bg];\
+             color=c=white:s=40x40:r=10[fg];\
+             [bg][fg]overlay=x='if(between(t,3,6),20+(t-3)*80,-100)':y=100:eval=frame:shortest=1",
+        )
+        .args(["-pix_fmt", "yuv420p", "-f", "yuv4mpegpipe", CLIP])
+        .status()
+        .expect("running ffmpeg");
+    assert!(made.success());
+    let d = Daemon::start_with(
+        "127.0.0.1",
+        Source::Y4m(CLIP),
+        "\n[onvif]\ndiscovery = false\n[motion]\nhold = 2\n",
+    );
+    let python = std::env::var("ONVIF_PYTHON")
+        .expect("ONVIF_PYTHON must name the Python with onvif-zeep-async: run `ci/test onvif`");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/onvif/ha_motion.py");
+    let out = Command::new("timeout")
+        .args([
+            "90",
+            &python,
+            script,
+            &d.host,
+            &d.http_port.to_string(),
+            "",
+            "",
+        ])
+        .output()
+        .expect("running the ONVIF client");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the ONVIF client failed: {stdout}{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        d.log()
+    );
+    let alarms: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("event tns1:VideoSource/MotionAlarm "))
+        .collect();
+    // Told the state, then motion starting and ending.
+    let changes: Vec<&str> = alarms
+        .iter()
+        .filter(|a| a.ends_with(" Changed"))
+        .copied()
+        .collect();
+    assert!(
+        alarms.first().is_some_and(|a| a.ends_with(" Initialized"))
+            && changes.starts_with(&["true Changed", "false Changed"]),
+        "{stdout}\n{}",
+        d.log()
+    );
+    let cells: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("event tns1:RuleEngine/CellMotionDetector/Motion "))
+        .filter(|a| a.ends_with(" Changed"))
+        .collect();
+    assert!(
+        cells.starts_with(&["true Changed", "false Changed"]),
+        "{stdout}"
+    );
+    // And the journal says it.
+    assert!(d.log().contains("motion: started"), "{}", d.log());
+    assert!(d.log().contains("motion: ended after"), "{}", d.log());
+}

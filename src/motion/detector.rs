@@ -174,7 +174,8 @@ impl Detector {
     }
 
     /// Whether motion is going on.
-    pub fn active(&self) -> bool {
+    #[cfg(test)]
+    fn active(&self) -> bool {
         self.active.is_some()
     }
 

@@ -39,9 +39,7 @@ pub enum Topic {
 }
 
 impl Topic {
-    /// Every topic, in the order of their states.
-    pub const ALL: [Self; 3] = [Self::SignalLoss, Self::MotionAlarm, Self::CellMotion];
-
+    /// Its place in `State::states`.
     fn index(self) -> usize {
         self as usize
     }
@@ -191,7 +189,8 @@ impl Subscriptions {
     }
 
     /// Subscriptions now (expired ones included until swept).
-    pub fn count(&self) -> usize {
+    #[cfg(test)]
+    pub(super) fn count(&self) -> usize {
         self.state.lock().unwrap().subscriptions.len()
     }
 

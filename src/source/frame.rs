@@ -5,7 +5,8 @@ use std::time::{Duration, Instant};
 
 use crate::config::SourceKind;
 use crate::format::h264::{AccessUnit, ParameterSets};
-use crate::format::raw::RawFrame;
+use crate::format::raw::{Canvas, PlaneMut, RawFrame};
+use crate::overlay::Overlay;
 
 /// A camera or encoder that delivers nothing for this long is stalled: the
 /// pipeline reopens it.
@@ -33,6 +34,44 @@ pub fn monotonic_instant(nanos: i128) -> Instant {
     }
     now.checked_sub(Duration::from_nanos(age as u64))
         .unwrap_or(now)
+}
+
+/// A tightly packed I420 picture of `width` x `height` in memory the
+/// source owns (`y`, `u`, `v`), with `overlay` drawn on it for capture
+/// time `timestamp`, as a raw frame: the test pattern's and the y4m
+/// file's.
+pub fn owned_i420<'a>(
+    (y, u, v): (&'a mut [u8], &'a mut [u8], &'a mut [u8]),
+    width: usize,
+    height: usize,
+    overlay: Option<&mut Overlay>,
+    timestamp: Instant,
+) -> Frame<'a> {
+    let cw = width / 2;
+    let mut canvas = Canvas::I420 {
+        y: PlaneMut {
+            data: y,
+            stride: width,
+        },
+        u: PlaneMut {
+            data: u,
+            stride: cw,
+        },
+        v: PlaneMut {
+            data: v,
+            stride: cw,
+        },
+    };
+    if let Some(overlay) = overlay {
+        overlay.draw(&mut canvas, width, height, timestamp, &[]);
+    }
+    Frame::Raw(RawFrame {
+        pixels: canvas.into_pixels(),
+        dmabuf: None,
+        width: width as u32,
+        height: height as u32,
+        timestamp,
+    })
 }
 
 /// What a source produces.

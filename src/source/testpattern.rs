@@ -5,12 +5,11 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::source::frame::{Frame, Source, SourceError};
+use crate::source::frame::{Frame, Source, SourceError, owned_i420};
 
 use super::pacer::{Pacer, WhenLate};
 use crate::config::VideoConfig;
 use crate::format::civil::format_utc;
-use crate::format::raw::{Canvas, PlaneMut, RawFrame};
 use crate::overlay::Overlay;
 
 /// 75% colour bars as (Y, Cb, Cr), BT.601 limited range.
@@ -212,38 +211,20 @@ impl Source for TestPattern {
         let n = self.frame;
         self.frame += 1;
         self.render(n, SystemTime::now());
-        let (w, h, cw) = (self.width, self.height, self.width / 2);
-        let mut canvas = Canvas::I420 {
-            y: PlaneMut {
-                data: &mut self.y,
-                stride: w,
-            },
-            u: PlaneMut {
-                data: &mut self.u,
-                stride: cw,
-            },
-            v: PlaneMut {
-                data: &mut self.v,
-                stride: cw,
-            },
-        };
-        if let Some(overlay) = &mut self.overlay {
-            overlay.draw(&mut canvas, w, h, timestamp, &[]);
-        }
-        Ok(Frame::Raw(RawFrame {
-            pixels: canvas.into_pixels(),
-            dmabuf: None,
-            width: self.width as u32,
-            height: self.height as u32,
+        Ok(owned_i420(
+            (&mut self.y, &mut self.u, &mut self.v),
+            self.width,
+            self.height,
+            self.overlay.as_mut(),
             timestamp,
-        }))
+        ))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::raw::Pixels;
+    use crate::format::raw::{Pixels, RawFrame};
 
     #[test]
     fn the_bottom_row_carries_the_time_in_milliseconds() {

@@ -11,9 +11,8 @@ use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use super::pacer::{Pacer, WhenLate};
-use crate::format::raw::{Canvas, PlaneMut, RawFrame};
 use crate::overlay::Overlay;
-use crate::source::frame::{Frame, Source, SourceError};
+use crate::source::frame::{Frame, Source, SourceError, owned_i420};
 
 /// What a YUV4MPEG2 file starts with.
 pub const MAGIC: &[u8] = b"YUV4MPEG2 ";
@@ -196,31 +195,13 @@ impl Source for Y4mSource {
         self.read_picture()
             .map_err(|e| SourceError::Invalid(format!("{}: {e}", self.name)))?;
         let timestamp = self.pacer.wait();
-        let (w, h, cw) = (self.width, self.height, self.width / 2);
-        let mut canvas = Canvas::I420 {
-            y: PlaneMut {
-                data: &mut self.y,
-                stride: w,
-            },
-            u: PlaneMut {
-                data: &mut self.u,
-                stride: cw,
-            },
-            v: PlaneMut {
-                data: &mut self.v,
-                stride: cw,
-            },
-        };
-        if let Some(overlay) = &mut self.overlay {
-            overlay.draw(&mut canvas, w, h, timestamp, &[]);
-        }
-        Ok(Frame::Raw(RawFrame {
-            pixels: canvas.into_pixels(),
-            dmabuf: None,
-            width: w as u32,
-            height: h as u32,
+        Ok(owned_i420(
+            (&mut self.y, &mut self.u, &mut self.v),
+            self.width,
+            self.height,
+            self.overlay.as_mut(),
             timestamp,
-        }))
+        ))
     }
 }
 
@@ -229,7 +210,7 @@ mod tests {
     use std::io::Write;
 
     use super::*;
-    use crate::format::raw::Pixels;
+    use crate::format::raw::{Pixels, RawFrame};
 
     /// A y4m file of `n` 32x16 pictures, picture `i` all luma `10 * i`.
     fn file(n: u8, header: &str) -> tempfile::NamedTempFile {

@@ -43,30 +43,39 @@ fn home_assistant_with(
     password: &str,
     env: &[(&str, &str)],
 ) -> HashMap<String, Vec<String>> {
-    let python = std::env::var("ONVIF_PYTHON")
-        .expect("ONVIF_PYTHON must name the Python with onvif-zeep-async: run `ci/test onvif`");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/onvif/ha_setup.py");
-    let out = Command::new("timeout")
-        .arg("60")
-        .arg(python)
-        .arg(script)
-        .args([&d.host, &d.http_port.to_string(), user, password])
-        .envs(env.iter().copied())
-        .output()
-        .expect("running the ONVIF client");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "the ONVIF client failed: {stdout}{}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        d.log()
-    );
+    let stdout = client(d, "ha_setup.py", &[user, password], env);
     let mut facts: HashMap<String, Vec<String>> = HashMap::new();
     for line in stdout.lines() {
         let (key, rest) = line.split_once(' ').unwrap_or((line, ""));
         facts.entry(key.into()).or_default().push(rest.into());
     }
     facts
+}
+
+/// What Home Assistant's client library printed running
+/// `tests/onvif/SCRIPT` against the camera at `d` (its host and HTTP port,
+/// then `args`), with `env`; a client that fails fails the test.
+fn client(d: &Daemon, script: &str, args: &[&str], env: &[(&str, &str)]) -> String {
+    let python = std::env::var("ONVIF_PYTHON")
+        .expect("ONVIF_PYTHON must name the Python with onvif-zeep-async: run `ci/test onvif`");
+    let script = format!("{}/tests/onvif/{script}", env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new("timeout")
+        .arg("90")
+        .arg(python)
+        .arg(script)
+        .args([&d.host, &d.http_port.to_string()])
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("running the ONVIF client");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "the ONVIF client failed: {stdout}{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        d.log()
+    );
+    stdout
 }
 
 /// The one value of `key`.
@@ -297,28 +306,7 @@ fn home_assistant_pulls_motion_as_it_starts_and_ends() {
         Source::Y4m(CLIP),
         "\n[onvif]\ndiscovery = false\n[motion]\nhold = 2\n",
     );
-    let python = std::env::var("ONVIF_PYTHON")
-        .expect("ONVIF_PYTHON must name the Python with onvif-zeep-async: run `ci/test onvif`");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/onvif/ha_motion.py");
-    let out = Command::new("timeout")
-        .args([
-            "90",
-            &python,
-            script,
-            &d.host,
-            &d.http_port.to_string(),
-            "",
-            "",
-        ])
-        .output()
-        .expect("running the ONVIF client");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "the ONVIF client failed: {stdout}{}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        d.log()
-    );
+    let stdout = client(&d, "ha_motion.py", &["", ""], &[]);
     let alarms: Vec<&str> = stdout
         .lines()
         .filter_map(|l| l.strip_prefix("event tns1:VideoSource/MotionAlarm "))
